@@ -1,0 +1,1 @@
+"""Application shell: CLI, settings, store, scheduler, state machine, helper, collector, alerts."""

@@ -1,0 +1,66 @@
+"""The `blockmon` command: a thin click group that imports each subcommand only when it runs."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from probes import __version__
+
+# name -> "module:attribute"; each module lives in monitor/commands/ and owns one command.
+SUBCOMMANDS: dict[str, str] = {
+    "measure": "monitor.commands.measure:measure",
+    "helper": "monitor.commands.helper:helper",
+    "lab": "monitor.commands.lab:lab",
+    "targets": "monitor.commands.targets:targets",
+    "init": "monitor.commands.init:init",
+    "run": "monitor.commands.run:run",
+    "status": "monitor.commands.status:status",
+    "history": "monitor.commands.history:history",
+    "export": "monitor.commands.export:export",
+    "demo": "monitor.commands.demo:demo",
+    "collector": "monitor.commands.collector:collector",
+    "report": "monitor.commands.report:report",
+    "serve": "monitor.commands.serve:serve",
+    "alerts": "monitor.commands.alerts:alerts",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = SUBCOMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name == module_name:
+                return None
+            raise
+        command: click.Command = getattr(module, attribute)
+        return command
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(__version__, prog_name="blockmon")
+@click.option(
+    "--config",
+    "-c",
+    type=click.Path(dir_okay=False),
+    envvar="BLOCKMON_CONFIG",
+    help="TOML settings file (default: ./blockmon.toml if present). Env: BLOCKMON_CONFIG.",
+)
+@click.pass_context
+def cli(ctx: click.Context, config: str | None) -> None:
+    """blockmon: measure, store, report and alert on internet blocking."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config
+
+
+def main() -> None:
+    cli(obj={})

@@ -1,0 +1,1 @@
+"""One module per `blockmon` subcommand; each is imported only when its command runs."""

@@ -1,0 +1,43 @@
+"""Options that steer one measurement: who the probe is, whom it asks, and its limits."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeIdentity:
+    """Where a measurement is taken from; from configuration or flags, never guessed."""
+
+    probe_cc: str = "ZZ"
+    probe_asn: str = "AS0"
+    probe_network_name: str = ""
+    vantage_id: str = "local"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeOptions:
+    """Everything the probe steps need; passed down, never read from globals."""
+
+    identity: ProbeIdentity = field(default_factory=ProbeIdentity)
+    # None = the system resolver (/etc/resolv.conf through dnspython); else "IP" or "IP:PORT".
+    resolvers: tuple[str, ...] = ()
+    helper_url: str | None = None
+    helper_token: str | None = None
+    # Local address to bind outgoing sockets to (multi-homed hosts; the lab's censored vantage).
+    source_address: str | None = None
+    dns_timeout: float = 5.0
+    connect_timeout: float = 10.0
+    tls_timeout: float = 10.0
+    http_timeout: float = 15.0
+    control_timeout: float = 30.0
+    body_limit: int = 1024 * 1024
+    max_redirects: int = 10
+    # Address ranges that count as public although they are bogons (a lab on 127.0.0.0/8).
+    lab_public_ranges: tuple[str, ...] = ()
+    # CA bundle for TLS verification; None = the system store (SSL_CERT_FILE honoured).
+    ca_file: str | None = None
+
+    def public_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(r, strict=False) for r in self.lab_public_ranges)

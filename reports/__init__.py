@@ -1,0 +1,1 @@
+"""Reports: build (pure, rows -> report model), render (HTML/Markdown/JSON), write."""
