@@ -142,7 +142,6 @@ class MonitorScheduler:
     ) -> None:
         """One job per list; max_instances=1 so a slow round is never overlapped by the next."""
         now = now or datetime.now(UTC)
-        first = now if schedule.run_immediately else None
         start = now if schedule.run_immediately else now + timedelta(
             seconds=schedule.interval_seconds or 0
         )
@@ -160,7 +159,8 @@ class MonitorScheduler:
             max_instances=1,
             misfire_grace_time=max(1, int(schedule.misfire_grace_seconds)),
             replace_existing=True,
-            next_run_time=first,
+            # next_run_time=None would mean "paused" to APScheduler, so pass it only when set.
+            **({"next_run_time": now} if schedule.run_immediately else {}),
         )
 
     def add_confirmation(self, key: str, retest: AsyncJob, *, at: datetime) -> None:
