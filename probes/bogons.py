@@ -1,0 +1,77 @@
+"""Whether an IP address is a bogon: never a real public server's address (RFC 6890 and kin)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from functools import lru_cache
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Special-purpose ranges a censor's resolver answers with (127.0.0.1, 10.x) and that a control
+# helper must never be steered into. Sources: RFC 6890 registries, RFC 6598 (CGNAT).
+_BOGON_RANGES: tuple[str, ...] = (
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.88.99.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
+    "::/128",
+    "::1/128",
+    "::ffff:0:0/96",
+    "64:ff9b:1::/48",
+    "100::/64",
+    "2001::/23",
+    "2001:db8::/32",
+    "2002::/16",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
+)
+
+BOGON_NETWORKS: tuple[IPNetwork, ...] = tuple(ipaddress.ip_network(r) for r in _BOGON_RANGES)
+
+
+def parse_networks(ranges: Iterable[str | IPNetwork]) -> tuple[IPNetwork, ...]:
+    """CIDR strings (or networks) -> networks; a bad one raises ValueError naming it."""
+    networks: list[IPNetwork] = []
+    for item in ranges:
+        if isinstance(item, ipaddress.IPv4Network | ipaddress.IPv6Network):
+            networks.append(item)
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as error:
+            raise ValueError(f"not a CIDR range: {item!r} ({error})") from None
+    return tuple(networks)
+
+
+@lru_cache(maxsize=4096)
+def _is_special(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return _is_special(address.ipv4_mapped)
+    return any(address in network for network in BOGON_NETWORKS)
+
+
+def is_bogon(ip: str, public_networks: Iterable[str | IPNetwork] = ()) -> bool:
+    """True for loopback, private, CGNAT, link-local, multicast, reserved and documentation
+    addresses, unless the address lies in one of `public_networks` (the lab's documented setting,
+    which makes part of 127.0.0.0/8 count as the public internet). Not an IP at all -> ValueError.
+    """
+    address = ipaddress.ip_address(ip.strip("[]").split("%")[0])
+    for network in parse_networks(public_networks):
+        if address.version == network.version and address in network:
+            return False
+    return _is_special(address)
