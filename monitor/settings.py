@@ -1,0 +1,570 @@
+"""blockmon's one immutable settings object: defaults, TOML file, environment, validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from probes.options import ProbeIdentity, ProbeOptions
+
+DEFAULT_CONFIG_NAME = "blockmon.toml"
+ENV_PREFIX = "BLOCKMON_"
+
+
+class SettingsError(ValueError):
+    """A bad settings file, key or value; the message is one line naming where."""
+
+
+# A check returns None when the value is fine, else the reason it is not.
+Check = Callable[[Any], str | None]
+
+
+def setting(default: Any, help: str, *, check: Check | None = None, secret: bool = False,
+            starter: bool = False, example: str | None = None) -> Any:
+    """Declares one key: its default and help text live here and nowhere else.
+
+    `starter` keys are written uncommented by `blockmon init` (the ones a new user must look at);
+    `example` is the TOML value shown, commented out, for keys unset by default.
+    """
+    metadata = {"help": help, "check": check, "secret": secret, "starter": starter,
+                "example": example}
+    if isinstance(default, (list, dict, tuple)):
+        return field(default_factory=lambda: default, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+# ---- value checks -------------------------------------------------------------------------
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _not_negative(value: Any) -> str | None:
+    return None if value >= 0 else "must be 0 or more"
+
+
+def _country_code(value: str) -> str | None:
+    return None if re.fullmatch(r"[A-Z]{2}", value) else "must be two upper-case letters (ISO 3166)"
+
+
+def _asn(value: str) -> str | None:
+    return None if re.fullmatch(r"AS\d+", value) else "must look like AS9198"
+
+
+def _identifier(value: str) -> str | None:
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value):
+        return None
+    return "must be 1-64 letters, digits, '.', '_' or '-'"
+
+
+def _http_url(value: str | None) -> str | None:
+    if value is None or re.match(r"https?://[^\s/]+", value):
+        return None
+    return "must be an http:// or https:// URL"
+
+
+def _host_port(value: str) -> str | None:
+    host, _, port = value.rpartition(":")
+    if host and port.isdigit() and 0 < int(port) < 65536:
+        return None
+    return "must be HOST:PORT"
+
+
+def _resolvers(values: tuple[str, ...]) -> str | None:
+    for resolver in values:
+        address, port = resolver, ""
+        if resolver.count(":") == 1:  # IPv4:PORT; a bare IPv6 address has several colons
+            address, port = resolver.split(":")
+        elif resolver.startswith("[") and "]:" in resolver:
+            address, port = resolver[1:].split("]:")
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            return f"{resolver!r} is not an IP address or IP:PORT"
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            return f"{resolver!r} has a bad port"
+    return None
+
+
+def _networks(values: tuple[str, ...]) -> str | None:
+    for network in values:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            return f"{network!r} is not an address range like 127.0.0.0/8"
+    return None
+
+
+def _database(value: str | None) -> str | None:
+    if value is None or value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        return None
+    return "must start with sqlite:/// or postgresql://"
+
+
+def _cron(value: str | None) -> str | None:
+    if value is None or len(value.split()) == 5:
+        return None
+    return "must be a 5-field crontab expression like '0 * * * *'"
+
+
+def _list_names(values: tuple[str, ...]) -> str | None:
+    for name in values:
+        if _identifier(name):
+            return f"list name {name!r} must be letters, digits, '.', '_' or '-'"
+    return None
+
+
+# ---- sections -----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ProbeSettings:
+    """[probe]: who this probe is and how it measures."""
+
+    vantage_id: str = setting("local", "Name of this vantage point, unique among your probes.",
+                              check=_identifier, starter=True)
+    cc: str = setting("ZZ", "Country code of the probe's network (ZZ = unknown).",
+                      check=_country_code, starter=True)
+    asn: str = setting("AS0", "Autonomous system of the probe's network, e.g. AS9198.",
+                       check=_asn, starter=True)
+    network_name: str = setting("", "Name of the probe's network, e.g. JSC Kazakhtelecom.",
+                                starter=True)
+    resolvers: tuple[str, ...] = setting(
+        (), "DNS resolvers to ask (IP or IP:PORT); empty = the system resolver.", check=_resolvers)
+    helper_url: str | None = setting(
+        None, "Control helper (oohelperd-compatible) URL; unset = no control, verdicts unknown.",
+        check=_http_url, example='"https://helper.example.org/"')
+    helper_token: str | None = setting(None, "Bearer token for the control helper.", secret=True, example='"secret-token"')
+    source_address: str | None = setting(
+        None, "Local address to bind outgoing sockets to (multi-homed hosts).", example='"192.0.2.5"')
+    ca_file: str | None = setting(
+        None, "CA bundle for TLS verification; unset = the system store.", example='"/etc/ssl/certs/ca-certificates.crt"')
+    lab_public_ranges: tuple[str, ...] = setting(
+        (), "Address ranges that count as public although they are bogons (lab only).",
+        check=_networks)
+    dns_timeout: float = setting(5.0, "Seconds to wait for one DNS answer.", check=_positive)
+    connect_timeout: float = setting(10.0, "Seconds to wait for a TCP connect.", check=_positive)
+    tls_timeout: float = setting(10.0, "Seconds to wait for a TLS handshake.", check=_positive)
+    http_timeout: float = setting(15.0, "Seconds to wait for an HTTP response.", check=_positive)
+    control_timeout: float = setting(30.0, "Seconds to wait for the control helper.",
+                                     check=_positive)
+    body_limit: int = setting(1024 * 1024, "Bytes of a response body to read and keep.",
+                              check=_positive)
+    concurrency: int = setting(20, "URLs measured at the same time.", check=_positive)
+    per_host_limit: int = setting(2, "URLs of one host measured at the same time.",
+                                  check=_positive)
+
+    def to_probe_options(self) -> ProbeOptions:
+        return ProbeOptions(
+            identity=ProbeIdentity(probe_cc=self.cc, probe_asn=self.asn,
+                                   probe_network_name=self.network_name,
+                                   vantage_id=self.vantage_id),
+            resolvers=self.resolvers,
+            helper_url=self.helper_url,
+            helper_token=self.helper_token,
+            source_address=self.source_address,
+            dns_timeout=self.dns_timeout,
+            connect_timeout=self.connect_timeout,
+            tls_timeout=self.tls_timeout,
+            http_timeout=self.http_timeout,
+            control_timeout=self.control_timeout,
+            body_limit=self.body_limit,
+            lab_public_ranges=self.lab_public_ranges,
+            ca_file=self.ca_file,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    """[storage]: where measurements and states are kept."""
+
+    data_dir: str = setting("./blockmon-data", "Directory for the database and other local data "
+                            "(relative to the working directory).", starter=True)
+    database: str | None = setting(
+        None, "Database URL: sqlite:///PATH or postgresql://...; "
+        "unset = sqlite:///<data_dir>/blockmon.db.", check=_database, example='"postgresql://blockmon@localhost/blockmon"')
+    retention_days: int = setting(
+        0, "Delete measurements older than this many days (0 = keep forever).",
+        check=_not_negative)
+
+    @property
+    def database_url(self) -> str:
+        if self.database is not None:
+            return self.database
+        return f"sqlite:///{Path(self.data_dir) / 'blockmon.db'}"
+
+
+@dataclass(frozen=True, slots=True)
+class TargetsSettings:
+    """[targets]: what to measure."""
+
+    registry: str | None = setting(
+        None, "Target registry TOML file; unset = the registry shipped in targets/registry.toml.", example='"./my-registry.toml"')
+    lists: tuple[str, ...] = setting(("briefing",), "Names of the target lists to measure.",
+                                     check=_list_names, starter=True)
+
+    @property
+    def registry_path(self) -> Path:
+        if self.registry is not None:
+            return Path(self.registry)
+        return Path(__file__).resolve().parent.parent / "targets" / "registry.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class WatchWindow:
+    """A period of closer watching (an election, a protest): other interval, maybe other lists."""
+
+    start: datetime
+    end: datetime
+    interval_minutes: int
+    lists: tuple[str, ...] = ()
+
+
+def _watch_windows(windows: tuple[WatchWindow, ...]) -> str | None:
+    for number, window in enumerate(windows, start=1):
+        if window.end <= window.start:
+            return f"window {number} ends before it starts"
+        if window.interval_minutes <= 0:
+            return f"window {number}: interval_minutes must be greater than 0"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSettings:
+    """[schedule]: when to measure and how to confirm anomalies."""
+
+    interval_minutes: int = setting(60, "Minutes between two rounds over the lists.",
+                                    check=_positive, starter=True)
+    cron: str | None = setting(None, "Crontab expression (UTC) for the rounds; overrides "
+                               "interval_minutes.", check=_cron, example='"0 * * * *"')
+    jitter_seconds: int = setting(60, "Random delay of up to this many seconds per round, so "
+                                  "probes do not measure in lockstep.", check=_not_negative)
+    confirm_retests: int = setting(2, "Re-tests of an anomalous URL before it counts as blocked.",
+                                   check=_not_negative)
+    confirm_delay_seconds: int = setting(30, "Seconds between an anomaly and its re-test.",
+                                         check=_not_negative)
+    watch_windows: tuple[WatchWindow, ...] = setting(
+        (), "Periods of closer watching: list of {start, end, interval_minutes, lists} with "
+        "start/end as ISO 8601 UTC times; lists empty = [targets] lists.", check=_watch_windows)
+
+    @property
+    def confirmations_needed(self) -> int:
+        """Consecutive anomalous results (the scheduled one plus re-tests) that confirm a block."""
+        return self.confirm_retests + 1
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorSettings:
+    """[collector]: uploading to a central collector, or being one."""
+
+    url: str | None = setting(None, "Collector to upload measurements to; unset = keep them "
+                              "local only.", check=_http_url,
+                              example='"https://collector.example.org/"')
+    token: str | None = setting(None, "This probe's upload token from the collector.",
+                                secret=True, example='"probe-token"')
+    enrolment_secret: str | None = setting(
+        None, "Collector side: secret a new probe shows to get its token.", secret=True, example='"enrolment-secret"')
+    listen: str = setting("127.0.0.1:8470", "Collector side: HOST:PORT to listen on.",
+                          check=_host_port)
+    upload_batch: int = setting(500, "Measurements per upload request.", check=_positive)
+    upload_interval_seconds: int = setting(60, "Seconds between two uploads of the spool.",
+                                           check=_positive)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportsSettings:
+    """[reports]: where and how often reports are written."""
+
+    out_dir: str = setting("./blockmon-reports", "Directory reports are written to.")
+    weekly: bool = setting(True, "Write a report every Monday for the week before.")
+    monthly: bool = setting(True, "Write a report on the 1st for the month before.")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsSettings:
+    """[alerts]: notifications of confirmed changes."""
+
+    enabled: bool = setting(False, "Send alerts on confirmed state changes.")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything blockmon is configured with; load once with load_settings() and pass down."""
+
+    probe: ProbeSettings = field(default_factory=ProbeSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    targets: TargetsSettings = field(default_factory=TargetsSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    collector: CollectorSettings = field(default_factory=CollectorSettings)
+    reports: ReportsSettings = field(default_factory=ReportsSettings)
+    alerts: AlertsSettings = field(default_factory=AlertsSettings)
+    # Where the settings came from (None = defaults and environment only); for messages.
+    source: str | None = None
+
+
+SECTIONS: dict[str, type] = {
+    name: hint for name, hint in typing.get_type_hints(Settings).items() if name != "source"
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SettingSpec:
+    """One documented key, derived from the dataclasses above."""
+
+    section: str
+    key: str
+    kind: Any
+    default: Any
+    help: str
+    secret: bool
+    starter: bool
+    check: Check | None
+    example: str | None
+
+    @property
+    def env_var(self) -> str:
+        return f"{ENV_PREFIX}{self.section.upper()}_{self.key.upper()}"
+
+
+def setting_specs() -> list[SettingSpec]:
+    """Every key of every section, in declaration order."""
+    specs = []
+    for section, section_type in SECTIONS.items():
+        hints = typing.get_type_hints(section_type)
+        defaults = section_type()
+        for f in dataclasses.fields(section_type):
+            specs.append(SettingSpec(
+                section=section, key=f.name, kind=hints[f.name],
+                default=getattr(defaults, f.name), help=f.metadata["help"],
+                secret=f.metadata["secret"], starter=f.metadata["starter"],
+                check=f.metadata["check"], example=f.metadata["example"]))
+    return specs
+
+
+# ---- conversion ---------------------------------------------------------------------------
+
+def _parse_time(text: Any) -> datetime:
+    if not isinstance(text, (str, datetime)):
+        raise ValueError("expected an ISO 8601 time like 2026-12-01T00:00:00Z")
+    moment = text if isinstance(text, datetime) else datetime.fromisoformat(
+        text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _convert_window(value: Any) -> WatchWindow:
+    if not isinstance(value, Mapping):
+        raise ValueError("each watch window must be a table {start, end, interval_minutes, lists}")
+    unknown = set(value) - {"start", "end", "interval_minutes", "lists"}
+    if unknown:
+        raise ValueError(f"unknown watch window key {sorted(unknown)[0]!r}")
+    missing = {"start", "end", "interval_minutes"} - set(value)
+    if missing:
+        raise ValueError(f"watch window lacks {sorted(missing)[0]!r}")
+    return WatchWindow(
+        start=_parse_time(value["start"]), end=_parse_time(value["end"]),
+        interval_minutes=_convert(int, value["interval_minutes"], from_env=False),
+        lists=_convert(tuple[str, ...], value.get("lists", []), from_env=False))
+
+
+def _convert(kind: Any, value: Any, *, from_env: bool) -> Any:
+    """Turns a TOML or environment value into `kind`; raises ValueError with the reason."""
+    origin = typing.get_origin(kind)
+    if origin in (types.UnionType, typing.Union):  # X | None
+        inner = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+        if value is None or (from_env and value == ""):
+            return None
+        return _convert(inner, value, from_env=from_env)
+    if origin is tuple:
+        item_kind = typing.get_args(kind)[0]
+        if from_env and isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                value = json.loads(text)
+            else:
+                value = [part.strip() for part in text.split(",") if part.strip()]
+        if not isinstance(value, list | tuple):
+            raise ValueError("expected a list")
+        if item_kind is WatchWindow:
+            return tuple(_convert_window(item) for item in value)
+        return tuple(_convert(item_kind, item, from_env=from_env) for item in value)
+    if kind is bool:
+        if from_env and isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+        if not isinstance(value, bool):
+            raise ValueError("expected true or false")
+        return value
+    if kind is int:
+        if from_env and isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected an integer, got {value!r}")
+        return value
+    if kind is float:
+        if from_env and isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"expected a number, got {value!r}")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {value!r}")
+        return value
+    raise TypeError(f"settings cannot convert to {kind!r}")  # a programming error
+
+
+def _read_secret_file(path: str, where: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise SettingsError(f"{where}: cannot read secret file {path}: {error.strerror}") from None
+
+
+# ---- loading ------------------------------------------------------------------------------
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: settings file not found") from None
+    except OSError as error:
+        raise SettingsError(f"{path}: cannot read settings file: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"{path}: not valid TOML: {error}") from None
+
+
+def load_settings(path: str | Path | None = None,
+                  environ: Mapping[str, str] = os.environ) -> Settings:
+    """Defaults, then the TOML file, then BLOCKMON_<SECTION>_<KEY> variables; validated.
+
+    path None reads ./blockmon.toml when it exists. Raises SettingsError naming the key.
+    """
+    if path is None and Path(DEFAULT_CONFIG_NAME).is_file():
+        path = DEFAULT_CONFIG_NAME
+    source = str(path) if path is not None else None
+    document = _read_toml(Path(path)) if path is not None else {}
+    where_file = source or "settings"
+
+    for section in document:
+        if section not in SECTIONS:
+            raise SettingsError(f"{where_file}: unknown section [{section}] "
+                                f"(known: {', '.join(SECTIONS)})")
+        if not isinstance(document[section], dict):
+            raise SettingsError(f"{where_file}: {section} must be a [section] table")
+
+    specs_by_section: dict[str, dict[str, SettingSpec]] = {}
+    for spec in setting_specs():
+        specs_by_section.setdefault(spec.section, {})[spec.key] = spec
+
+    built: dict[str, Any] = {}
+    for section, section_type in SECTIONS.items():
+        specs = specs_by_section[section]
+        table = dict(document.get(section, {}))
+        values: dict[str, Any] = {}
+        for key, raw in table.items():
+            secret_key = key.removesuffix("_file")
+            if key.endswith("_file") and secret_key in specs and specs[secret_key].secret:
+                where = f"{where_file}: [{section}] {key}"
+                values[secret_key] = _read_secret_file(_convert(str, raw, from_env=False), where)
+                continue
+            if key not in specs:
+                raise SettingsError(f"{where_file}: [{section}] unknown key {key!r} "
+                                    f"(known: {', '.join(specs)})")
+            values[key] = _checked(specs[key], raw, f"{where_file}: [{section}] {key}",
+                                   from_env=False)
+        for spec in specs.values():
+            if spec.env_var in environ:
+                values[spec.key] = _checked(spec, environ[spec.env_var],
+                                            f"environment {spec.env_var}", from_env=True)
+            elif spec.secret and f"{spec.env_var}_FILE" in environ:
+                where = f"environment {spec.env_var}_FILE"
+                values[spec.key] = _read_secret_file(environ[f"{spec.env_var}_FILE"], where)
+        built[section] = section_type(**values)
+    return Settings(**built, source=source)
+
+
+def _checked(spec: SettingSpec, raw: Any, where: str, *, from_env: bool) -> Any:
+    try:
+        value = _convert(spec.kind, raw, from_env=from_env)
+    except (ValueError, json.JSONDecodeError) as error:
+        raise SettingsError(f"{where}: {error}") from None
+    problem = spec.check(value) if spec.check and value is not None else None
+    if problem:
+        raise SettingsError(f"{where}: {problem} (got {raw!r})")
+    return value
+
+
+# ---- rendering: blockmon init's file and docs/settings.md ---------------------------------
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def render_default_config() -> str:
+    """The commented TOML file `blockmon init` writes; it loads to the defaults."""
+    lines = ["# blockmon settings. Every key is shown with its default; uncomment to change.",
+             "# Each key can also be set by the environment: BLOCKMON_<SECTION>_<KEY>.",
+             "# Secrets (tokens) may instead be read from a file: <key>_file = \"/run/secrets/x\".",
+             "# Reference: docs/settings.md"]
+    current = None
+    for spec in setting_specs():
+        if spec.section != current:
+            current = spec.section
+            lines += ["", f"[{spec.section}]"]
+        lines.append(f"# {spec.help}")
+        if spec.key == "watch_windows":
+            lines.append('# watch_windows = [{start = "2026-12-01T00:00:00Z", '
+                         'end = "2026-12-03T00:00:00Z", interval_minutes = 10, lists = []}]')
+        elif spec.default is None:
+            lines.append(f"# {spec.key} = {spec.example or _toml_value('')}")
+        elif spec.starter:
+            lines.append(f"{spec.key} = {_toml_value(spec.default)}")
+        else:
+            lines.append(f"# {spec.key} = {_toml_value(spec.default)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_settings_table() -> str:
+    """The Markdown reference table docs/settings.md must contain (a test compares them)."""
+    lines = []
+    current = None
+    for spec in setting_specs():
+        if spec.section != current:
+            current = spec.section
+            lines += ["", f"### [{spec.section}]", "",
+                      "| key | default | environment | meaning |", "|---|---|---|---|"]
+        default = "(unset)" if spec.default is None else f"`{_toml_value(spec.default)}`"
+        env = f"`{spec.env_var}`" + (f", `{spec.env_var}_FILE`" if spec.secret else "")
+        lines.append(f"| `{spec.key}` | {default} | {env} | {spec.help} |")
+    return "\n".join(lines).strip() + "\n"
+
+
+if __name__ == "__main__":  # python -m monitor.settings: print the docs table to paste
+    print(render_settings_table(), end="")

@@ -1,0 +1,132 @@
+"""The Store protocol: what every storage backend (SQLite, PostgreSQL) offers the monitor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any, Literal, Protocol, runtime_checkable
+
+# Times given to query methods: a datetime (naive = UTC) or text, ISO 8601 UTC
+# ("2026-11-25", "2026-11-25T18:01:02Z"); compared with measured_at ("YYYY-MM-DDTHH:MM:SSZ").
+TimeBound = datetime | str
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used (newer schema, not a blockmon database, bad URL)."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Synchronous storage of measurements, runs, target states and transitions.
+
+    Methods are blocking; async callers go through monitor.store.writer.StoreWriter (one thread
+    owns the connection) or asyncio.to_thread. Every write method is one transaction.
+    Rows are plain dicts whose keys are the column names of docs/measurement-format.md "Store".
+    """
+
+    def migrate(self) -> int:
+        """Creates or upgrades the schema; returns the schema version now in place."""
+        ...
+
+    def schema_version(self) -> int:
+        """The highest migration applied (0 for an empty database)."""
+        ...
+
+    # ---- targets and runs -------------------------------------------------------------------
+
+    def save_targets(self, targets: Iterable[Mapping[str, Any] | Any]) -> int:
+        """Upserts targets (dicts or dataclasses with id, name, list_name, category_code, urls,
+        briefing); returns how many were written."""
+        ...
+
+    def start_run(self, list_name: str, vantage_id: str) -> str:
+        """Records the start of one round over one list; returns the new run id."""
+        ...
+
+    def finish_run(self, run_id: str, status: str, counts: Mapping[str, int]) -> None:
+        """Records the end of a run: status ("ok", "failed", "interrupted") and counts."""
+        ...
+
+    def load_runs(self, *, limit: int = 20, vantage_id: str | None = None) -> list[dict[str, Any]]:
+        """The most recent runs, newest first."""
+        ...
+
+    # ---- measurements ---------------------------------------------------------------------
+
+    def save_measurement(self, measurement: Mapping[str, Any], *, target_id: str | None,
+                         run_id: str | None = None, confirmation: int = 0) -> bool:
+        """Stores one OONI measurement; False when its uid was already stored (idempotent)."""
+        ...
+
+    def save_measurements(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Stores rows made by monitor.store.rows.measurement_row in one transaction;
+        returns how many were new (uids already stored are skipped)."""
+        ...
+
+    def load_measurement(self, uid: str) -> dict[str, Any] | None:
+        """The whole OONI measurement (parsed JSON) of one uid, or None."""
+        ...
+
+    def iter_measurements(self, *, since: TimeBound | None = None, until: TimeBound | None = None,
+                          vantage_id: str | None = None, target_id: str | None = None,
+                          url: str | None = None, order: Literal["asc", "desc"] = "asc",
+                          limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Measurement rows (columns, `json` as text) with since <= measured_at < until,
+        ordered by measured_at; streamed, so a year of rows does not sit in memory."""
+        ...
+
+    def count_measurements(self, *, since: TimeBound | None = None,
+                           until: TimeBound | None = None) -> int:
+        """How many measurements lie in [since, until)."""
+        ...
+
+    # ---- state ----------------------------------------------------------------------------
+
+    def load_states(self, *, list_name: str | None = None, state: str | None = None,
+                    category: str | None = None,
+                    vantage_id: str | None = None) -> list[dict[str, Any]]:
+        """Current target_state rows, with the target's name, list_name and category_code
+        (None when the target is not in the targets table)."""
+        ...
+
+    def load_state(self, vantage_id: str, url: str) -> dict[str, Any] | None:
+        """The target_state row of one (vantage, url), or None before its first measurement."""
+        ...
+
+    def save_state(self, state_row: Mapping[str, Any],
+                   transition: Mapping[str, Any] | None) -> None:
+        """Upserts a target_state row and appends its transition, in one transaction."""
+        ...
+
+    def load_transitions(self, *, url: str | None = None, target_id: str | None = None,
+                         vantage_id: str | None = None, since: TimeBound | None = None,
+                         until: TimeBound | None = None,
+                         after_id: int | None = None) -> list[dict[str, Any]]:
+        """state_transitions rows in order of id (= time of recording); `after_id` lets a
+        consumer (alerts) read only what it has not seen."""
+        ...
+
+    # ---- spool (measurements waiting for upload to a collector) ---------------------------
+
+    def spool_pending(self, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` spooled measurements, oldest first: {"uid", "json"} (json as text)."""
+        ...
+
+    def mark_uploaded(self, uids: Iterable[str]) -> int:
+        """Removes uploaded uids from the spool; returns how many were removed."""
+        ...
+
+    def spool_backlog(self) -> int:
+        """How many measurements wait for upload."""
+        ...
+
+    # ---- upkeep ----------------------------------------------------------------------------
+
+    def prune(self, older_than: TimeBound) -> int:
+        """Deletes measurements measured before `older_than`, except those that are evidence of
+        a current state or of a transition; returns how many were deleted."""
+        ...
+
+    def close(self) -> None:
+        """Releases the connection; the store cannot be used afterwards."""
+        ...

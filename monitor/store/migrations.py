@@ -1,0 +1,129 @@
+"""The SQLite schema as ordered migrations; each runs once, in one transaction, and is recorded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+# Column types stay plain (TEXT, INTEGER, REAL) so Datasette and other tools read them as is.
+# Foreign keys are declared for browsing (Datasette links them) but not enforced: a collector
+# stores measurements of runs and targets it never saw.
+_SCHEMA_1 = (
+    """CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        list_name TEXT NOT NULL,
+        vantage_id TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL DEFAULT 'running',
+        measured INTEGER,
+        anomalies INTEGER,
+        counts TEXT
+    )""",
+    """CREATE TABLE targets (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        list_name TEXT,
+        category_code TEXT,
+        urls TEXT NOT NULL DEFAULT '[]',
+        briefing TEXT
+    )""",
+    """CREATE TABLE measurements (
+        uid TEXT PRIMARY KEY,
+        run_id TEXT REFERENCES runs(id),
+        target_id TEXT REFERENCES targets(id),
+        url TEXT NOT NULL,
+        vantage_id TEXT NOT NULL,
+        probe_cc TEXT,
+        probe_asn TEXT,
+        probe_network_name TEXT,
+        measured_at TEXT NOT NULL,
+        runtime REAL,
+        blocking TEXT,
+        accessible INTEGER,
+        blocking_method TEXT,
+        fingerprint_id TEXT,
+        anomaly INTEGER NOT NULL DEFAULT 0,
+        confirmation INTEGER NOT NULL DEFAULT 0,
+        control_failure TEXT,
+        json TEXT NOT NULL
+    )""",
+    "CREATE INDEX measurements_measured_at ON measurements (measured_at)",
+    "CREATE INDEX measurements_vantage_url_time ON measurements (vantage_id, url, measured_at)",
+    "CREATE INDEX measurements_url_time ON measurements (url, measured_at)",
+    "CREATE INDEX measurements_target_time ON measurements (target_id, measured_at)",
+    "CREATE INDEX measurements_blocking ON measurements (blocking)",
+    "CREATE INDEX measurements_blocking_method ON measurements (blocking_method)",
+    """CREATE TABLE target_state (
+        vantage_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        target_id TEXT REFERENCES targets(id),
+        state TEXT NOT NULL,
+        method TEXT,
+        since TEXT NOT NULL,
+        last_change TEXT NOT NULL,
+        last_measured_at TEXT NOT NULL,
+        last_uid TEXT REFERENCES measurements(uid),
+        probe_asn TEXT,
+        probe_cc TEXT,
+        streak INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (vantage_id, url)
+    )""",
+    "CREATE INDEX target_state_state ON target_state (state)",
+    """CREATE TABLE state_transitions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        vantage_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        target_id TEXT REFERENCES targets(id),
+        from_state TEXT,
+        to_state TEXT NOT NULL,
+        from_method TEXT,
+        method TEXT,
+        at TEXT NOT NULL,
+        measurement_uid TEXT REFERENCES measurements(uid)
+    )""",
+    "CREATE INDEX state_transitions_url_at ON state_transitions (url, at)",
+    "CREATE INDEX state_transitions_target_at ON state_transitions (target_id, at)",
+    "CREATE INDEX state_transitions_at ON state_transitions (at)",
+    """CREATE TABLE spool (
+        uid TEXT PRIMARY KEY REFERENCES measurements(uid),
+        queued_at TEXT NOT NULL
+    )""",
+)
+
+# Version 2: the list a measurement and a state belong to, so `status --list` and reports need
+# no join with targets (a collector may not have them); filled from the stored JSON.
+_SCHEMA_2 = (
+    "ALTER TABLE measurements ADD COLUMN list_name TEXT",
+    "UPDATE measurements SET list_name = json_extract(json, '$.annotations.list')",
+    "ALTER TABLE target_state ADD COLUMN list_name TEXT",
+    """UPDATE target_state SET list_name = (
+        SELECT list_name FROM measurements WHERE measurements.uid = target_state.last_uid)""",
+    "CREATE INDEX target_state_list ON target_state (list_name)",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "runs, targets, measurements, target_state, state_transitions, spool",
+              _SCHEMA_1),
+    Migration(2, "list_name on measurements and target_state", _SCHEMA_2),
+)
+
+LATEST_VERSION = MIGRATIONS[-1].version
+
+VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)"""
+
+
+def pending_migrations(current_version: int) -> list[Migration]:
+    """The migrations still to apply to a database at `current_version`, in order."""
+    return [migration for migration in MIGRATIONS if migration.version > current_version]
