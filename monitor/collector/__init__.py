@@ -1,0 +1,1 @@
+"""The central collector: probes register, check in and upload measurements over /api/v1/."""

@@ -1,0 +1,97 @@
+"""The collector service: builds the aiohttp application and serves it until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from monitor.collector.backend import DatabaseThreads
+from monitor.collector.database import DatabaseUrl
+from monitor.collector.routes import UploadAdvice, add_routes
+from monitor.collector.validation import BatchLimits
+
+log = logging.getLogger(__name__)
+
+# Without the client address (%a): the collector does not log where probes connect from.
+PRIVATE_ACCESS_LOG = '%t "%r" %s %b %Tfs'
+FULL_ACCESS_LOG = '%a %t "%r" %s %b %Tfs'
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorConfig:
+    """Everything the collector needs; built once from settings and flags, passed down."""
+
+    database: DatabaseUrl
+    host: str = "127.0.0.1"
+    port: int = 8470
+    limits: BatchLimits = field(default_factory=BatchLimits)
+    upload_advice: UploadAdvice = field(default_factory=UploadAdvice)
+    database_threads: int | None = None
+    log_client_addresses: bool = False
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    """Every error leaves as JSON `{"error", "field"}`, and a crash in one request stays in it."""
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        return web.json_response(
+            {"error": f"{error.reason}: {request.method} {request.path}", "field": None},
+            status=error.status,
+        )
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("collector: internal error on %s %s", request.method, request.path)
+        return web.json_response({"error": "internal error", "field": None}, status=500)
+
+
+def build_app(config: CollectorConfig, database: DatabaseThreads) -> web.Application:
+    # Bodies are capped by our own reader (with a JSON answer); aiohttp's cap sits just above it.
+    app = web.Application(
+        middlewares=[json_errors], client_max_size=config.limits.max_body_bytes + 1024
+    )
+    app["database"] = database
+    app["limits"] = config.limits
+    app["upload_advice"] = config.upload_advice
+    add_routes(app)
+    return app
+
+
+async def serve_collector(config: CollectorConfig, stop: asyncio.Event | None = None) -> None:
+    """Migrate the database, then serve until `stop` is set or SIGTERM/SIGINT arrives."""
+    database = DatabaseThreads(config.database, config.database_threads)
+    await asyncio.get_running_loop().run_in_executor(database.executor, database.migrate)
+    app = build_app(config, database)
+    runner = web.AppRunner(
+        app,
+        access_log_format=FULL_ACCESS_LOG if config.log_client_addresses else PRIVATE_ACCESS_LOG,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
+    await site.start()
+    log.info(
+        "collector listening on %s:%s, database %s",
+        config.host,
+        config.port,
+        config.database.describe(),
+    )
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        database.close()

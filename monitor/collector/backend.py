@@ -1,0 +1,82 @@
+"""Database work for the async collector: a few threads, each with its own store and registry."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from monitor.collector.database import DatabaseUrl, connect
+from monitor.collector.registry import Registry
+
+T = TypeVar("T")
+
+
+def open_store(url: DatabaseUrl) -> Any:
+    """The measurement store behind a collector URL (same Store protocol for both backends)."""
+    if url.dialect == "postgres":
+        from monitor.store.postgres import PostgresStore
+
+        return PostgresStore(url.target)
+    from monitor.store.sqlite import SqliteStore
+
+    return SqliteStore(url.target)
+
+
+class DatabaseThreads:
+    """Runs blocking store calls off the event loop; each thread keeps its own connections.
+
+    SQLite gets one thread (one writer, as sqlite-utils wants); PostgreSQL a few, because the
+    server does the concurrent work and a batch insert mostly waits on its commit.
+    """
+
+    def __init__(self, url: DatabaseUrl, threads: int | None = None) -> None:
+        self.url = url
+        count = threads if threads is not None else (4 if url.dialect == "postgres" else 1)
+        self.executor = ThreadPoolExecutor(max_workers=count, thread_name_prefix="collector-db")
+        self._local = threading.local()
+        self._opened: list[tuple[Any, Any]] = []
+        self._lock = threading.Lock()
+
+    def _resources(self) -> tuple[Any, Registry]:
+        resources = getattr(self._local, "resources", None)
+        if resources is None:
+            store = open_store(self.url)
+            connection = connect(self.url)
+            resources = (store, Registry(connection, self.url.dialect))
+            self._local.resources = resources
+            with self._lock:
+                self._opened.append((store, connection))
+        return resources
+
+    def migrate(self) -> None:
+        """Create or upgrade every table; called once at start-up, before serving."""
+        store = open_store(self.url)
+        store.migrate()
+        connection = connect(self.url)
+        try:
+            Registry(connection, self.url.dialect).migrate()
+        finally:
+            connection.close()
+            close = getattr(store, "close", None)
+            if close is not None:
+                close()
+
+    async def run(self, work: Callable[[Any, Registry], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, lambda: work(*self._resources()))
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        with self._lock:
+            for store, connection in self._opened:
+                connection.close()
+                close = getattr(store, "close", None)
+                if close is not None:
+                    try:
+                        close()
+                    except Exception:  # a store bound to its thread; the process ends anyway
+                        pass
+            self._opened.clear()

@@ -1,0 +1,195 @@
+"""The collector's HTTP endpoints under /api/v1/: register, check-in, measurements, health."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from monitor.collector.auth import bearer_token
+from monitor.collector.backend import DatabaseThreads
+from monitor.collector.registry import ProbeRecord, Registry, format_time
+from monitor.collector.validation import (
+    BatchLimits,
+    Rejection,
+    check_batch,
+    check_registration,
+    parse_json_object,
+)
+
+log = logging.getLogger(__name__)
+
+API = "/api/v1"
+REGISTER_BODY_LIMIT = 16 * 1024
+CHECK_IN_BODY_LIMIT = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class UploadAdvice:
+    """What the collector tells probes about uploading, at check-in."""
+
+    batch: int = 100
+    interval_seconds: int = 300
+
+
+def refuse(rejection: Rejection) -> web.Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="blockmon"'} if rejection.status == 401 else None
+    return web.json_response(rejection.as_json(), status=rejection.status, headers=headers)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes | Rejection:
+    """Read at most `limit` bytes; a larger body is refused before it is all in memory."""
+    too_large = Rejection(413, f"body is larger than {limit} bytes", "body")
+    if request.content_length is not None and request.content_length > limit:
+        return too_large
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        received += len(chunk)
+        if received > limit:
+            return too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: web.Request, limit: int) -> dict[str, Any] | Rejection:
+    body = await read_body(request, limit)
+    if isinstance(body, Rejection):
+        return body
+    return parse_json_object(body)
+
+
+async def authenticated_probe(request: web.Request) -> ProbeRecord | Rejection:
+    token = bearer_token(request.headers.get("Authorization"))
+    if token is None:
+        return Rejection(401, "missing or malformed 'Authorization: Bearer <token>' header", "Authorization")
+    database: DatabaseThreads = request.app["database"]
+    status, probe = await database.run(lambda _store, registry: registry.authenticate(token))
+    if status == "unknown" or probe is None:
+        return Rejection(401, "unknown token: register this probe first", "Authorization")
+    if status == "revoked":
+        return Rejection(403, f"probe {probe.probe_id!r} was revoked by the operator", "Authorization")
+    return probe
+
+
+async def register(request: web.Request) -> web.Response:
+    body = await read_json(request, REGISTER_BODY_LIMIT)
+    if isinstance(body, Rejection):
+        return refuse(body)
+    checked = check_registration(body)
+    if isinstance(checked, Rejection):
+        return refuse(checked)
+    database: DatabaseThreads = request.app["database"]
+    now = datetime.now(UTC)
+    outcome = await database.run(
+        lambda _store, registry: registry.register_probe(checked, now=now)
+    )
+    if outcome.outcome == "bad_secret":
+        return refuse(
+            Rejection(403, "enrolment secret is unknown, expired or used up", "enrolment_secret")
+        )
+    if outcome.outcome == "vantage_mismatch":
+        return refuse(
+            Rejection(403, "this enrolment secret was issued for another vantage_id", "vantage_id")
+        )
+    if outcome.outcome == "vantage_taken":
+        return refuse(
+            Rejection(
+                409, "vantage_id is enrolled already; the operator must revoke it first", "vantage_id"
+            )
+        )
+    log.info("probe %s registered", outcome.probe_id)
+    return web.json_response(
+        {"probe_id": outcome.probe_id, "vantage_id": outcome.probe_id, "token": outcome.token},
+        status=201,
+    )
+
+
+async def check_in(request: web.Request) -> web.Response:
+    probe = await authenticated_probe(request)
+    if isinstance(probe, Rejection):
+        return refuse(probe)
+    body = await read_json(request, CHECK_IN_BODY_LIMIT)
+    if isinstance(body, Rejection):
+        return refuse(body)
+    known_version = body.get("targets_version")
+    if known_version is not None and (isinstance(known_version, bool) or not isinstance(known_version, int)):
+        return refuse(Rejection(400, "must be an integer or null", "targets_version"))
+    software_version = body.get("software_version")
+    if software_version is not None and (
+        not isinstance(software_version, str) or len(software_version) > 64
+    ):
+        return refuse(Rejection(400, "must be a string of at most 64 characters", "software_version"))
+    now = datetime.now(UTC)
+
+    def work(_store: Any, registry: Registry) -> Any:
+        registry.record_check_in(probe.probe_id, software_version, now=now)
+        return registry.latest_target_list()
+
+    database: DatabaseThreads = request.app["database"]
+    latest = await database.run(work)
+    advice: UploadAdvice = request.app["upload_advice"]
+    targets = None
+    if latest is not None and latest.version != known_version:
+        targets = {
+            "version": latest.version,
+            "published_at": latest.published_at,
+            "format": latest.format,
+            "content": latest.content,
+            "schedule": latest.schedule,
+        }
+    return web.json_response(
+        {
+            "probe_id": probe.probe_id,
+            "server_time": format_time(now),
+            "targets_version": latest.version if latest else None,
+            "targets": targets,
+            "upload": {"batch": advice.batch, "interval_seconds": advice.interval_seconds},
+        }
+    )
+
+
+async def submit_measurements(request: web.Request) -> web.Response:
+    probe = await authenticated_probe(request)
+    if isinstance(probe, Rejection):
+        return refuse(probe)
+    limits: BatchLimits = request.app["limits"]
+    body = await read_json(request, limits.max_body_bytes)
+    if isinstance(body, Rejection):
+        return refuse(body)
+    checked = check_batch(body, vantage_id=probe.probe_id, now=datetime.now(UTC), limits=limits)
+    if isinstance(checked, Rejection):
+        return refuse(checked)
+    database: DatabaseThreads = request.app["database"]
+    # One transaction per batch: every measurement of it is stored, or none.
+    stored = await database.run(lambda store, _registry: store.save_measurements(checked))
+    stored_count = int(stored) if stored is not None else len(checked)
+    return web.json_response(
+        {
+            "received": len(body["measurements"]),
+            "stored": stored_count,
+            "duplicates": len(body["measurements"]) - stored_count,
+        }
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    database: DatabaseThreads = request.app["database"]
+    try:
+        await database.run(lambda _store, registry: registry.ping())
+    except Exception as error:  # any database failure means "not ready", reported as data
+        log.warning("health check: database unavailable: %s", type(error).__name__)
+        return web.json_response(
+            {"status": "unavailable", "database": database.url.dialect}, status=503
+        )
+    return web.json_response({"status": "ok", "database": database.url.dialect, "api": "v1"})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post(f"{API}/register", register)
+    app.router.add_post(f"{API}/check-in", check_in)
+    app.router.add_post(f"{API}/measurements", submit_measurements)
+    app.router.add_get(f"{API}/health", health)

@@ -1,0 +1,224 @@
+"""Pure checks of what a probe sends the collector: bodies, batches and single measurements."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+# The uid is built by the engine as "<YYYYmmddTHHMMSS.ffffffZ>_<CC>_webconnectivity_<hex>";
+# we accept any short token of safe characters so a future engine's uid is not refused.
+UID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+VANTAGE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+COUNTRY_PATTERN = re.compile(r"^[A-Z]{2}$")
+ASN_PATTERN = re.compile(r"^AS[0-9]{1,10}$")
+OONI_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+# Fields the collector can check, with the type a measurement must give them.
+REQUIRED_STRINGS = ("measurement_uid", "input", "measurement_start_time", "probe_cc", "probe_asn")
+OPTIONAL_STRINGS = (
+    "report_id",
+    "test_start_time",
+    "probe_network_name",
+    "resolver_ip",
+    "resolver_asn",
+    "resolver_network_name",
+    "software_name",
+    "software_version",
+    "test_version",
+    "data_format_version",
+)
+MAX_STRING_FIELD = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    """How much one request may carry and how far its timestamps may stray from now."""
+
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_batch_length: int = 500
+    max_measurement_bytes: int = 2 * 1024 * 1024
+    # Probes with a bad clock are common (Raspberry Pi without RTC); allow a little skew.
+    max_future_skew: timedelta = timedelta(minutes=10)
+    # A probe offline for weeks still uploads its spool; older data is more likely a replay.
+    max_age: timedelta = timedelta(days=60)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a request was refused: the HTTP status, a message and the field at fault."""
+
+    status: int
+    error: str
+    field: str | None = None
+    index: int | None = None
+    measurement_uid: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.error, "field": self.field}
+        if self.index is not None:
+            body["index"] = self.index
+            body["measurement_uid"] = self.measurement_uid
+        return body
+
+
+def parse_json_object(body: bytes, *, what: str = "body") -> dict[str, Any] | Rejection:
+    """Decode a request body that must be one JSON object."""
+    try:
+        decoded = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        return Rejection(400, f"{what} is not UTF-8", what)
+    except json.JSONDecodeError as error:
+        return Rejection(400, f"{what} is not valid JSON: {error.msg} at char {error.pos}", what)
+    except RecursionError:
+        return Rejection(400, f"{what} is nested too deeply", what)
+    if not isinstance(decoded, dict):
+        return Rejection(400, f"{what} must be a JSON object, got {type(decoded).__name__}", what)
+    return decoded
+
+
+def parse_ooni_time(value: str) -> datetime | None:
+    try:
+        return datetime.strptime(value, OONI_TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def check_measurement(
+    measurement: Any,
+    *,
+    index: int,
+    vantage_id: str,
+    now: datetime,
+    limits: BatchLimits,
+) -> dict[str, Any] | Rejection:
+    """Check one measurement and return the copy the collector stores (probe fields pinned)."""
+
+    def reject(error: str, field: str, status: int = 400) -> Rejection:
+        uid = measurement.get("measurement_uid") if isinstance(measurement, dict) else None
+        return Rejection(
+            status,
+            error,
+            f"measurements[{index}].{field}" if field else f"measurements[{index}]",
+            index,
+            uid if isinstance(uid, str) and len(uid) <= 128 else None,
+        )
+
+    if not isinstance(measurement, dict):
+        return reject(f"must be an object, got {type(measurement).__name__}", "")
+    for name in REQUIRED_STRINGS:
+        if name not in measurement:
+            return reject("is missing", name)
+    for name in REQUIRED_STRINGS + OPTIONAL_STRINGS:
+        value = measurement.get(name)
+        if value is None and name in OPTIONAL_STRINGS:
+            continue
+        if not isinstance(value, str):
+            return reject(f"must be a string, got {type(value).__name__}", name)
+        if len(value) > MAX_STRING_FIELD:
+            return reject(f"is longer than {MAX_STRING_FIELD} characters", name)
+    if not UID_PATTERN.match(measurement["measurement_uid"]):
+        return reject("must be 8-128 characters of A-Z a-z 0-9 . _ : -", "measurement_uid")
+    if measurement.get("test_name") != "web_connectivity":
+        return reject("must be 'web_connectivity'", "test_name")
+    if not COUNTRY_PATTERN.match(measurement["probe_cc"]):
+        return reject("must be a two-letter upper-case country code", "probe_cc")
+    if not ASN_PATTERN.match(measurement["probe_asn"]):
+        return reject("must look like AS1234", "probe_asn")
+    if not measurement["input"].startswith(("http://", "https://")):
+        return reject("must be an http:// or https:// URL", "input")
+
+    started = parse_ooni_time(measurement["measurement_start_time"])
+    if started is None:
+        return reject("must be 'YYYY-MM-DD HH:MM:SS' (UTC)", "measurement_start_time")
+    if started > now + limits.max_future_skew:
+        return reject("is in the future", "measurement_start_time")
+    if started < now - limits.max_age:
+        return reject(f"is older than {limits.max_age.days} days", "measurement_start_time")
+
+    runtime = measurement.get("test_runtime")
+    if runtime is not None and (
+        isinstance(runtime, bool) or not isinstance(runtime, int | float) or runtime < 0
+    ):
+        return reject("must be a non-negative number", "test_runtime")
+    annotations = measurement.get("annotations", {})
+    if not isinstance(annotations, dict):
+        return reject("must be an object", "annotations")
+    claimed_vantage = annotations.get("vantage_id")
+    if claimed_vantage is not None and claimed_vantage != vantage_id:
+        # A probe submits only as itself: its token names it, the body cannot.
+        return reject(
+            f"is {str(claimed_vantage)[:64]!r} but this token belongs to {vantage_id!r}",
+            "annotations.vantage_id",
+            403,
+        )
+    test_keys = measurement.get("test_keys")
+    if not isinstance(test_keys, dict):
+        return reject("must be an object", "test_keys")
+
+    stored = dict(measurement)
+    stored["annotations"] = {**annotations, "vantage_id": vantage_id}
+    # Privacy: the collector never keeps a probe's address (OONI scrubs it the same way).
+    stored["probe_ip"] = "127.0.0.1"
+    if len(json.dumps(stored, separators=(",", ":"))) > limits.max_measurement_bytes:
+        return reject(f"is larger than {limits.max_measurement_bytes} bytes", "")
+    return stored
+
+
+def check_batch(
+    body: dict[str, Any], *, vantage_id: str, now: datetime, limits: BatchLimits
+) -> list[dict[str, Any]] | Rejection:
+    """Check a whole upload; one bad measurement refuses the batch (all or nothing)."""
+    measurements = body.get("measurements")
+    if not isinstance(measurements, list):
+        return Rejection(400, "must be a list of measurements", "measurements")
+    if not measurements:
+        return Rejection(400, "must not be empty", "measurements")
+    if len(measurements) > limits.max_batch_length:
+        return Rejection(
+            413, f"holds {len(measurements)} items, at most {limits.max_batch_length}", "measurements"
+        )
+    checked: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for index, measurement in enumerate(measurements):
+        result = check_measurement(
+            measurement, index=index, vantage_id=vantage_id, now=now, limits=limits
+        )
+        if isinstance(result, Rejection):
+            return result
+        # The same uid twice in one batch is stored once, like a batch sent twice.
+        if result["measurement_uid"] in seen:
+            continue
+        seen.add(result["measurement_uid"])
+        checked.append(result)
+    return checked
+
+
+def check_registration(body: dict[str, Any]) -> dict[str, str] | Rejection:
+    """Check a probe's enrolment request: secret, the vantage id it asks for, where it is."""
+    secret = body.get("enrolment_secret")
+    if not isinstance(secret, str) or not secret or len(secret) > 256:
+        return Rejection(400, "must be the secret string the operator gave you", "enrolment_secret")
+    vantage = body.get("vantage_id")
+    if not isinstance(vantage, str) or not VANTAGE_PATTERN.match(vantage):
+        return Rejection(
+            400, "must be 1-64 characters of a-z 0-9 . _ - starting with a letter or digit", "vantage_id"
+        )
+    cc = body.get("probe_cc", "ZZ")
+    if not isinstance(cc, str) or not COUNTRY_PATTERN.match(cc):
+        return Rejection(400, "must be a two-letter upper-case country code", "probe_cc")
+    asn = body.get("probe_asn", "AS0")
+    if not isinstance(asn, str) or not ASN_PATTERN.match(asn):
+        return Rejection(400, "must look like AS1234", "probe_asn")
+    network = body.get("probe_network_name", "")
+    if not isinstance(network, str) or len(network) > 256:
+        return Rejection(400, "must be a string of at most 256 characters", "probe_network_name")
+    return {
+        "enrolment_secret": secret,
+        "vantage_id": vantage,
+        "probe_cc": cc,
+        "probe_asn": asn,
+        "probe_network_name": network,
+    }
