@@ -1,0 +1,276 @@
+"""`blockmon run`: the long-running measuring service, or one round with --once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TextIO
+
+import click
+
+from monitor.progress import ProgressReporter, render_round_summary, render_round_table
+from monitor.runner import RoundResult, Runner, RunnerConfig, StoreRecorder
+from monitor.scheduler import ListSchedule, MonitorScheduler, WatchWindow
+from monitor.shutdown import ShutdownRequest
+from targets.model import TargetList
+
+log = logging.getLogger("blockmon.run")
+
+
+class RoundCannotRun(click.ClickException):
+    """The round could not start at all (settings, database, targets): exit 1, one line."""
+
+
+# ---- what to measure, and when ------------------------------------------------------------
+
+def load_target_lists(settings: Any, names: Sequence[str]) -> list[TargetList]:
+    """The named lists: the registry's own list by its name, others from saved list files."""
+    from targets.model import TargetFileError
+    from targets.registry import load_registry
+
+    where = settings.targets.registry or "the shipped registry"
+    try:
+        registry = load_registry(settings.targets.registry_path)
+    except (TargetFileError, OSError) as error:
+        raise RoundCannotRun(f"targets registry {where}: {error}") from None
+    lists: list[TargetList] = []
+    for name in names:
+        if name == registry.name:
+            lists.append(registry)
+            continue
+        lists.append(_load_saved_list(settings, name))
+    return lists
+
+
+def _load_saved_list(settings: Any, name: str) -> TargetList:
+    from targets.model import TargetFileError
+
+    try:
+        from targets.registry import load_list  # type: ignore[attr-defined]
+    except ImportError:
+        raise RoundCannotRun(f"list {name!r}: only the registry's list can be measured") from None
+    from pathlib import Path
+
+    lists_dir = Path(settings.storage.data_dir) / "lists"
+    try:
+        loaded: TargetList = load_list(name, lists_dir)
+    except (TargetFileError, OSError, LookupError) as error:
+        raise RoundCannotRun(f"list {name!r}: {error}") from None
+    return loaded
+
+
+def schedule_for(settings: Any, list_name: str) -> ListSchedule:
+    """The [schedule] section as one list's schedule (windows with `lists` apply to those)."""
+    schedule = settings.schedule
+    windows = tuple(
+        WatchWindow(start=window.start, end=window.end,
+                    interval_seconds=window.interval_minutes * 60.0,
+                    name=f"window {number}")
+        for number, window in enumerate(schedule.watch_windows, start=1)
+        if not window.lists or list_name in window.lists
+    )
+    return ListSchedule(
+        interval_seconds=None if schedule.cron else schedule.interval_minutes * 60.0,
+        cron=schedule.cron,
+        jitter_seconds=float(schedule.jitter_seconds),
+        watch_windows=windows,
+    )
+
+
+# ---- the service --------------------------------------------------------------------------
+
+RoundHook = Callable[[RoundResult], Awaitable[None] | None]
+
+
+@dataclass
+class ServicePlan:
+    """Everything one service run needs; the demo builds its own with shorter schedules."""
+
+    settings: Any
+    target_lists: list[TargetList]
+    runner_config: RunnerConfig
+    schedules: dict[str, ListSchedule] = field(default_factory=dict)
+    measure: Callable[..., Awaitable[dict[str, Any]]] | None = None
+    on_round: list[RoundHook] = field(default_factory=list)
+    on_runner: list[Callable[[Runner], None]] = field(default_factory=list)
+
+
+def open_store_or_explain(database_url: str, *, spool: bool = False) -> Any:
+    from monitor.store import StoreError, open_store
+
+    try:
+        return open_store(database_url, spool=spool)
+    except (StoreError, OSError) as error:
+        raise RoundCannotRun(f"database {database_url}: {error}") from None
+    except Exception as error:  # sqlite3/psycopg errors have no common base we can name here
+        if type(error).__module__.split(".")[0] in ("sqlite3", "psycopg"):
+            raise RoundCannotRun(f"database {database_url}: {error}") from None
+        raise
+
+
+async def _with_store(plan: ServicePlan, body: Callable[[Runner], Awaitable[int]]) -> int:
+    from monitor.store.writer import StoreWriter
+
+    settings = plan.settings
+    store = open_store_or_explain(settings.storage.database_url,
+                                  spool=settings.collector.url is not None)
+    writer = StoreWriter(store)
+    try:
+        for target_list in plan.target_lists:
+            await writer.call(store.save_targets, target_list.targets)
+        recorder = StoreRecorder(store, writer.call,
+                                 vantage_id=settings.probe.vantage_id)
+        runner = Runner(settings, recorder, plan.target_lists, settings.probe.to_probe_options(),
+                        config=plan.runner_config, measure=plan.measure)
+        for prepare in plan.on_runner:
+            prepare(runner)
+        return await body(runner)
+    finally:
+        await writer.close()
+
+
+async def run_once(plan: ServicePlan, *, stderr: TextIO, stdout: TextIO,
+                   shutdown: ShutdownRequest | None = None) -> list[RoundResult]:
+    """One round over each list, then the confirmation re-tests it asked for."""
+    results: list[RoundResult] = []
+
+    async def body(runner: Runner) -> int:
+        stop = shutdown or ShutdownRequest()
+        stop.install()
+        watcher = asyncio.ensure_future(_stop_on_request(stop, runner))
+        total = sum(len(target.urls) for tl in plan.target_lists for target in tl.targets)
+        progress = ProgressReporter(stderr, total, min_interval_seconds=0.1)
+        try:
+            for target_list in plan.target_lists:
+                if runner.stopping:
+                    break
+                results.append(await runner.run_round(target_list.name, progress=progress))
+            retests = await runner.wait_for_confirmations()
+            if results and retests:
+                results[-1].outcomes.extend(retests)
+        finally:
+            progress.close()
+            watcher.cancel()
+            stop.remove()
+            await runner.drain(0 if stop.forced else None)
+        for result in results:
+            if result.outcomes:
+                stdout.write(render_round_table(result.outcomes) + "\n")
+            stdout.write(render_round_summary(result.list_name, result.outcomes,
+                                              result.status) + "\n")
+        return 0
+
+    await _with_store(plan, body)
+    return results
+
+
+async def _stop_on_request(stop: ShutdownRequest, runner: Runner) -> None:
+    await stop.wait()
+    await stop_gracefully(runner, stop)
+
+
+async def stop_gracefully(runner: Runner, stop: ShutdownRequest) -> int:
+    """No new work; in-flight measurements get the grace period (none after a second signal).
+    Returns how many were cancelled."""
+    runner.stop()
+    drainer = asyncio.ensure_future(runner.drain())
+    while not drainer.done():
+        if stop.forced:
+            await runner.drain(0)
+        await asyncio.sleep(0.05)
+    return drainer.result()
+
+
+async def run_service(plan: ServicePlan, *, shutdown: ShutdownRequest,
+                      scheduler: MonitorScheduler | None = None) -> int:
+    """Rounds on each list's schedule until SIGTERM/SIGINT (or shutdown.trigger())."""
+    clock = scheduler or MonitorScheduler()
+
+    async def body(runner: Runner) -> int:
+        runner.schedule_retest = lambda key, job, at: clock.add_confirmation(key, job, at=at)
+        rounds_running: set[asyncio.Task[Any]] = set()
+
+        async def one_round(list_name: str) -> None:
+            if runner.stopping:
+                return
+            this_round = asyncio.current_task()
+            assert this_round is not None
+            rounds_running.add(this_round)
+            try:
+                result = await runner.run_round(list_name)
+            finally:
+                rounds_running.discard(this_round)
+            log.info(render_round_summary(list_name, result.outcomes, result.status))
+            for hook in plan.on_round:
+                returned = hook(result)
+                if asyncio.iscoroutine(returned):
+                    await returned
+
+        for target_list in plan.target_lists:
+            schedule = plan.schedules.get(target_list.name) or schedule_for(
+                plan.settings, target_list.name)
+            clock.add_list(target_list.name, partial(one_round, target_list.name), schedule)
+        shutdown.install()
+        clock.start()
+        try:
+            await shutdown.wait()
+        finally:
+            clock.pause()
+            cancelled = await stop_gracefully(runner, shutdown)
+            # Rounds close their run rows once their measurements are done or cancelled.
+            if rounds_running:
+                await asyncio.wait(list(rounds_running), timeout=10)
+            clock.shutdown()
+            shutdown.remove()
+            log.info("stopped (%d in-flight measurements cancelled)", cancelled)
+        return 0
+
+    return await _with_store(plan, body)
+
+
+# ---- the command --------------------------------------------------------------------------
+
+def load_plan(config_path: str | None, list_names: Sequence[str]) -> ServicePlan:
+    from monitor.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(config_path)
+    except SettingsError as error:
+        raise RoundCannotRun(str(error)) from None
+    names = list(list_names) or list(settings.targets.lists)
+    target_lists = load_target_lists(settings, names)
+    if not any(target.urls for target_list in target_lists for target in target_list.targets):
+        raise RoundCannotRun(f"no targets to measure in list(s) {', '.join(names)}")
+    return ServicePlan(settings=settings, target_lists=target_lists,
+                       runner_config=RunnerConfig.from_settings(settings))
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # APScheduler's INFO lines repeat ours ("Running job ...") for every round.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.root.level))
+
+
+@click.command()
+@click.option("--once", is_flag=True,
+              help="Measure each list once (with confirmation re-tests), print a table, exit.")
+@click.option("--list", "list_names", multiple=True, metavar="NAME",
+              help="Measure this list instead of [targets] lists; repeatable.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default=None, help="Log detail on stderr (default: warning with --once, else info).")
+@click.pass_context
+def run(ctx: click.Context, once: bool, list_names: tuple[str, ...],
+        log_level: str | None) -> None:
+    """Measure the configured target lists on their schedule until stopped (SIGTERM/SIGINT)."""
+    configure_logging(log_level or ("warning" if once else "info"))
+    plan = load_plan((ctx.obj or {}).get("config_path"), list_names)
+    if once:
+        asyncio.run(run_once(plan, stderr=sys.stderr, stdout=sys.stdout))
+    else:
+        asyncio.run(run_service(plan, shutdown=ShutdownRequest()))
