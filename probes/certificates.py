@@ -1,0 +1,49 @@
+"""Describe an X.509 certificate (DER) as the plain dict a measurement records; pure."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from cryptography import x509
+
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def describe_certificate(der: bytes) -> dict:
+    """Subject, issuer, SANs, validity and fingerprints; an unparsable blob is said so, not raised."""
+    description: dict = {
+        "subject": None,
+        "issuer": None,
+        "sans": [],
+        "not_before": None,
+        "not_after": None,
+        "sha256": hashlib.sha256(der).hexdigest(),
+        "sha1": hashlib.sha1(der).hexdigest(),
+    }
+    try:
+        certificate = x509.load_der_x509_certificate(der)
+        description["subject"] = certificate.subject.rfc4514_string()
+        description["issuer"] = certificate.issuer.rfc4514_string()
+        description["sans"] = subject_alternative_names(certificate)
+        description["not_before"] = certificate.not_valid_before_utc.strftime(_TIME_FORMAT)
+        description["not_after"] = certificate.not_valid_after_utc.strftime(_TIME_FORMAT)
+    except ValueError as error:
+        # A middlebox may send garbage; the fingerprints still identify it.
+        description["parse_error"] = str(error)
+    return description
+
+
+def subject_alternative_names(certificate: x509.Certificate) -> list[str]:
+    try:
+        extension = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return []
+    names: list[str] = list(extension.value.get_values_for_type(x509.DNSName))
+    names += [str(ip) for ip in extension.value.get_values_for_type(x509.IPAddress)]
+    return names
+
+
+def peer_certificate_entry(der: bytes) -> dict:
+    """OONI's peer_certificates[] item (df-006): base64 DER."""
+    return {"format": "base64", "data": base64.b64encode(der).decode("ascii")}

@@ -1,0 +1,195 @@
+"""DNS step: A and AAAA lookups recorded as OONI df-002 query entries, failures as strings."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ipaddress
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import dns.asyncquery
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+import dns.resolver
+
+from probes.errors import NETWORK_ERRORS, InvalidInput, classify_failure
+from probes.options import ProbeOptions
+from probes.vocabulary import Failure
+
+QueryType = Literal["A", "AAAA"]
+
+_RCODE_FAILURES: dict[int, Failure] = {
+    dns.rcode.NXDOMAIN: "dns_nxdomain_error",
+    dns.rcode.SERVFAIL: "dns_servfail_error",
+    dns.rcode.REFUSED: "dns_refused_error",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Resolver:
+    """One DNS server to ask, and how the measurement names the way it was chosen."""
+
+    ip: str
+    port: int
+    engine: Literal["system", "udp"]
+
+    @property
+    def address(self) -> str:
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+
+
+def parse_resolver(text: str) -> Resolver:
+    """Parse "IP", "IP:PORT", "[IPv6]:PORT" or a bare IPv6 address."""
+    host, port_text = text.strip(), "53"
+    if host.startswith("["):
+        host, _, rest = host[1:].partition("]")
+        port_text = rest.removeprefix(":") or "53"
+    elif host.count(":") == 1:
+        host, port_text = host.split(":")
+    try:
+        ip = str(ipaddress.ip_address(host))
+        port = int(port_text)
+    except ValueError:
+        raise InvalidInput(f"resolver {text!r}: expected IP or IP:PORT") from None
+    if not 0 < port < 65536:
+        raise InvalidInput(f"resolver {text!r}: port {port} out of range")
+    return Resolver(ip, port, "udp")
+
+
+@functools.cache
+def system_resolvers() -> tuple[Resolver, ...]:
+    """The nameservers of /etc/resolv.conf, read once per process."""
+    try:
+        configured = dns.resolver.Resolver(configure=True)
+    except dns.resolver.NoResolverConfiguration:
+        return ()
+    return tuple(Resolver(str(ip), configured.port, "system") for ip in configured.nameservers)
+
+
+def resolvers_for(options: ProbeOptions) -> tuple[Resolver, ...]:
+    if options.resolvers:
+        return tuple(parse_resolver(text) for text in options.resolvers)
+    return system_resolvers()
+
+
+def addresses_from_queries(queries: list[dict]) -> list[str]:
+    """The IPv4 then IPv6 addresses the queries returned, in answer order, without duplicates."""
+    seen: dict[str, None] = {}
+    for query in sorted(queries, key=lambda q: q["query_type"] != "A"):
+        for answer in query.get("answers") or []:
+            ip = answer.get("ipv4") or answer.get("ipv6")
+            if ip:
+                seen.setdefault(ip, None)
+    return list(seen)
+
+
+def is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+async def probe_dns(hostname: str, options: ProbeOptions, *, started: float | None = None) -> list[dict]:
+    """Ask for A and AAAA concurrently; an IP literal needs no query and yields []."""
+    if is_ip_literal(hostname):
+        return []
+    started = time.monotonic() if started is None else started
+    resolvers = resolvers_for(options)
+    a_query, aaaa_query = await asyncio.gather(
+        _query(hostname, "A", resolvers, options, started),
+        _query(hostname, "AAAA", resolvers, options, started),
+    )
+    return [a_query, aaaa_query]
+
+
+async def _query(
+    hostname: str,
+    query_type: QueryType,
+    resolvers: tuple[Resolver, ...],
+    options: ProbeOptions,
+    started: float,
+) -> dict:
+    t0 = time.monotonic() - started
+    entry: dict = {
+        "hostname": hostname,
+        "query_type": query_type,
+        "engine": resolvers[0].engine if resolvers else "system",
+        "resolver_address": resolvers[0].address if resolvers else "",
+        "failure": None,
+        "rcode": None,
+        "answers": [],
+        "t0": round(t0, 6),
+        "t": None,
+    }
+    if not resolvers:
+        entry["failure"] = "dns_server_misbehaving"
+        entry["t"] = entry["t0"]
+        return entry
+    # Like the system stub resolver: try the next server only when one does not answer.
+    for resolver in resolvers:
+        entry["engine"], entry["resolver_address"] = resolver.engine, resolver.address
+        try:
+            response = await _ask(hostname, query_type, resolver, options)
+        except NETWORK_ERRORS as error:
+            entry["failure"] = classify_failure(error)
+            if entry["failure"] == "generic_timeout_error":
+                continue
+            break
+        _record_response(entry, response, query_type)
+        break
+    entry["t"] = round(time.monotonic() - started, 6)
+    return entry
+
+
+async def _ask(
+    hostname: str, query_type: QueryType, resolver: Resolver, options: ProbeOptions
+) -> dns.message.Message:
+    try:
+        name = dns.name.from_text(hostname)
+    except dns.exception.DNSException:
+        raise InvalidInput(f"hostname {hostname!r} is not a valid DNS name") from None
+    message = dns.message.make_query(name, query_type)
+    message.flags |= dns.flags.RD
+    response, _ = await dns.asyncquery.udp_with_fallback(
+        message,
+        resolver.ip,
+        timeout=options.dns_timeout,
+        port=resolver.port,
+        source=options.source_address,
+    )
+    return response
+
+
+def _record_response(entry: dict, response: dns.message.Message, query_type: QueryType) -> None:
+    rcode = response.rcode()
+    entry["rcode"] = dns.rcode.to_text(rcode)
+    if rcode in _RCODE_FAILURES:
+        entry["failure"] = _RCODE_FAILURES[rcode]
+        return
+    if rcode != dns.rcode.NOERROR:
+        entry["failure"] = "dns_server_misbehaving"
+        return
+    wanted = dns.rdatatype.from_text(query_type)
+    answers: list[dict] = []
+    found = False
+    for rrset in response.answer:
+        for rdata in rrset:
+            if rrset.rdtype == dns.rdatatype.CNAME:
+                answers.append(
+                    {"answer_type": "CNAME", "hostname": str(rdata.target).rstrip("."), "ttl": rrset.ttl}
+                )
+            elif rrset.rdtype == wanted:
+                found = True
+                key = "ipv4" if query_type == "A" else "ipv6"
+                answers.append({"answer_type": query_type, key: rdata.address, "ttl": rrset.ttl})
+    entry["answers"] = answers
+    if not found:
+        entry["failure"] = "dns_no_answer"

@@ -1,0 +1,259 @@
+"""HTTP step: a browser-like GET with h11 over an open connection, following redirects hop by hop."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+import time
+from urllib.parse import urljoin, urlsplit
+
+import h11
+
+from probes.dns import addresses_from_queries, is_ip_literal, probe_dns
+from probes.errors import NETWORK_ERRORS, classify_failure
+from probes.options import ProbeOptions
+from probes.tcp import Streams, close_streams, format_endpoint, probe_tcp
+from probes.tls import probe_tls
+
+# A current desktop Firefox, with the languages a reader in Kazakhstan would send.
+REQUEST_HEADERS: dict[str, str] = {
+    "User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:132.0) Gecko/20100101 Firefox/132.0",
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "Accept-Language": "ru,kk;q=0.9,en;q=0.8",
+}
+
+REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
+DEFAULT_PORTS = {"http": 80, "https": 443}
+_READ_SIZE = 65536
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
+# Only the start of a page is searched for the title: it sits in <head>.
+_TITLE_SEARCH_LIMIT = 64 * 1024
+
+
+def extract_title(body: bytes) -> str:
+    """The page's <title>, unescaped and with whitespace collapsed; "" when it has none."""
+    match = _TITLE.search(body[:_TITLE_SEARCH_LIMIT])
+    if not match:
+        return ""
+    text = html.unescape(match.group(1).decode("utf-8", errors="replace"))
+    return " ".join(text.split())
+
+
+def url_endpoint(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an absolute http(s) URL; the caller has validated it."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname or "", parts.port or DEFAULT_PORTS[scheme]
+
+
+def is_bogon_address(ip: str, options: ProbeOptions) -> bool:
+    from probes.bogons import is_bogon
+
+    return is_bogon(ip, options.public_networks())
+
+
+async def probe_http(
+    url: str,
+    options: ProbeOptions,
+    *,
+    streams: Streams | None = None,
+    address: str | None = None,
+    started: float | None = None,
+) -> list[dict]:
+    """GET `url` (over `streams` when given) and every redirect; requests[] most recent first.
+
+    Redirect hops take fresh DNS, TCP and TLS steps of their own, as a browser would.
+    """
+    started = time.monotonic() if started is None else started
+    requests: list[dict] = []
+    current = url
+    while True:
+        if streams is None:
+            entry = await _fetch_fresh(current, options, started)
+        else:
+            entry = await fetch_one(current, streams, address or "", options, started=started)
+            streams = None
+        requests.insert(0, entry)
+        next_url = _redirect_target(current, entry)
+        if next_url is None:
+            return requests
+        if len(requests) > options.max_redirects:
+            requests.insert(0, new_request_entry(next_url, "", time.monotonic() - started))
+            requests[0]["failure"] = "http_too_many_redirects"
+            requests[0]["t"] = requests[0]["t0"]
+            return requests
+        current = next_url
+
+
+def _redirect_target(current: str, entry: dict) -> str | None:
+    response = entry.get("response")
+    if entry["failure"] or not response or response["code"] not in REDIRECT_CODES:
+        return None
+    location = _header(response["headers_list"], "location")
+    if not location:
+        return None
+    target = urljoin(current, location.strip())
+    return target.split("#", 1)[0]
+
+
+def _header(headers_list: list[list[str]], name: str) -> str | None:
+    for key, value in headers_list:
+        if key.lower() == name:
+            return value
+    return None
+
+
+async def _fetch_fresh(url: str, options: ProbeOptions, started: float) -> dict:
+    """One hop with its own DNS, TCP and TLS: tries each public address until one works."""
+    t0 = time.monotonic() - started
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname:
+        entry = new_request_entry(url, "", t0)
+        entry["failure"] = "http_invalid_response"
+        entry["t"] = entry["t0"]
+        return entry
+    scheme, host, port = url_endpoint(url)
+    if is_ip_literal(host):
+        addresses, failure = [host.strip("[]")], None
+    else:
+        queries = await probe_dns(host, options, started=started)
+        addresses = addresses_from_queries(queries)
+        failure = next((q["failure"] for q in queries if q["failure"]), "dns_no_answer")
+    last_address = ""
+    for ip in addresses:
+        if is_bogon_address(ip, options):
+            continue  # never connect to a bogon: a lying resolver may point us anywhere
+        last_address = format_endpoint(ip, port)
+        tcp_entry, streams = await probe_tcp(ip, port, options, started=started)
+        if streams is None:
+            failure = tcp_entry["status"]["failure"]
+            continue
+        if scheme == "https":
+            tls_entry, streams = await probe_tls(ip, port, host, options, streams=streams, started=started)
+            if streams is None:
+                failure = tls_entry["failure"]
+                continue
+        return await fetch_one(url, streams, last_address, options, started=started)
+    entry = new_request_entry(url, last_address, t0)
+    entry["failure"] = failure or "unknown_failure"
+    entry["t"] = round(time.monotonic() - started, 6)
+    return entry
+
+
+def new_request_entry(url: str, address: str, t0: float) -> dict:
+    """A requests[] item (OONI df-001) with the headers we send and no response yet."""
+    host_header = _host_header(url)
+    headers = {"Host": host_header, **REQUEST_HEADERS} if host_header else dict(REQUEST_HEADERS)
+    return {
+        "request": {
+            "method": "GET",
+            "url": url,
+            "headers": headers,
+            "headers_list": [[key, value] for key, value in headers.items()],
+        },
+        "response": None,
+        "address": address,
+        "failure": None,
+        "t0": round(t0, 6),
+        "t": None,
+    }
+
+
+def _host_header(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return ""
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    scheme = parts.scheme.lower()
+    if parts.port and parts.port != DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{parts.port}"
+    return host
+
+
+async def fetch_one(
+    url: str, streams: Streams, address: str, options: ProbeOptions, *, started: float | None = None
+) -> dict:
+    """One GET over already-open streams, which it closes; the response is kept even if partial."""
+    started = time.monotonic() if started is None else started
+    entry = new_request_entry(url, address, time.monotonic() - started)
+    body = bytearray()
+    state = _ExchangeState()
+    try:
+        async with asyncio.timeout(options.http_timeout):
+            await _exchange(url, streams, entry, body, options.body_limit, state)
+    except NETWORK_ERRORS as error:
+        # A peer that closes mid-message makes h11 complain about the protocol; it is an early EOF.
+        eof = isinstance(error, h11.RemoteProtocolError) and state.eof_seen
+        entry["failure"] = "eof_error" if eof else classify_failure(error)
+    finally:
+        await close_streams(streams)
+    if entry["response"] is not None:
+        response = entry["response"]
+        response["body"] = bytes(body).decode("utf-8", errors="replace")
+        response["body_length"] = len(body)
+        response["title"] = extract_title(bytes(body))
+    entry["t"] = round(time.monotonic() - started, 6)
+    return entry
+
+
+class _ExchangeState:
+    __slots__ = ("eof_seen",)
+
+    def __init__(self) -> None:
+        self.eof_seen = False
+
+
+async def _exchange(
+    url: str,
+    streams: Streams,
+    entry: dict,
+    body: bytearray,
+    body_limit: int,
+    state: _ExchangeState,
+) -> None:
+    reader, writer = streams
+    parts = urlsplit(url)
+    target = parts.path or "/"
+    if parts.query:
+        target = f"{target}?{parts.query}"
+    connection = h11.Connection(h11.CLIENT)
+    request = h11.Request(method="GET", target=target, headers=entry["request"]["headers_list"])
+    writer.write(connection.send(request) + connection.send(h11.EndOfMessage()))
+    await writer.drain()
+    while True:
+        event = connection.next_event()
+        if event is h11.NEED_DATA:
+            data = await reader.read(_READ_SIZE)
+            if not data:
+                state.eof_seen = True
+                if entry["response"] is None:
+                    raise EOFError("connection closed before a response")
+            connection.receive_data(data)
+        elif isinstance(event, h11.Response):
+            entry["response"] = _response_entry(event)
+        elif isinstance(event, h11.Data):
+            room = body_limit - len(body)
+            body += event.data[:room]
+            if len(event.data) > room:
+                entry["response"]["body_is_truncated"] = True
+                return
+        elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+            return
+
+
+def _response_entry(event: h11.Response) -> dict:
+    # raw_items keeps the header names as the server spelled them (h11 lowercases the rest).
+    headers_list = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in event.headers.raw_items()]
+    headers: dict[str, str] = {}
+    for key, value in headers_list:
+        headers.setdefault(key, value)
+    return {
+        "code": event.status_code,
+        "headers": headers,
+        "headers_list": headers_list,
+        "body": "",
+        "body_is_truncated": False,
+        "body_length": 0,
+        "title": "",
+    }

@@ -1,0 +1,312 @@
+"""One Web Connectivity measurement: run the steps, ask the control, analyse, and many at once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+
+from probes import __version__
+from probes.control import fetch_control
+from probes.dns import addresses_from_queries, is_ip_literal, probe_dns, resolvers_for
+from probes.errors import InvalidInput
+from probes.http import DEFAULT_PORTS, is_bogon_address, new_request_entry, probe_http
+from probes.options import ProbeOptions
+from probes.tcp import Streams, close_streams, format_endpoint, probe_tcp
+from probes.tls import probe_tls
+
+log = logging.getLogger(__name__)
+
+TEST_NAME = "web_connectivity"
+TEST_VERSION = "0.5.0"
+DATA_FORMAT_VERSION = "0.2.0"
+# An SNI a censor has no reason to filter, for the SNI-differential retry.
+NEUTRAL_SERVER_NAME = "example.org"
+# TLS failures worth an SNI retry: the handshake was cut, not merely a certificate we distrust
+# (for those the presented chain is already the evidence).
+_SNI_RETRY_FAILURES = frozenset(
+    {"connection_reset", "generic_timeout_error", "eof_error", "ssl_failed_handshake"}
+)
+
+ResultCallback = Callable[[str, dict | None, str | None], Awaitable[None] | None]
+
+
+def validate_url(url: str) -> str:
+    """Return the URL with an ASCII (IDNA) host, or raise InvalidInput saying what is wrong."""
+    text = url.strip()
+    if not text or any(c.isspace() for c in text):
+        raise InvalidInput(f"URL {url!r}: empty or contains whitespace")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as error:
+        raise InvalidInput(f"URL {url!r}: {error}") from None
+    if parts.scheme.lower() not in DEFAULT_PORTS:
+        raise InvalidInput(f"URL {url!r}: scheme must be http or https")
+    host = parts.hostname
+    if not host:
+        raise InvalidInput(f"URL {url!r}: no host name")
+    if port == 0:
+        raise InvalidInput(f"URL {url!r}: port 0 is not a port")
+    if is_ip_literal(host):
+        return text
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise InvalidInput(f"URL {url!r}: host {host!r} is not a valid domain name") from None
+    if ascii_host == host:
+        return text
+    netloc = ascii_host if port is None else f"{ascii_host}:{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def new_measurement_uid(when: datetime, probe_cc: str) -> str:
+    # Timestamp first so uids sort by time, as OONI's do; random tail for uniqueness.
+    return f"{when:%Y%m%dT%H%M%S.%f}Z_{probe_cc}_webconnectivity_{secrets.token_hex(8)}"
+
+
+def _ooni_time(when: datetime) -> str:
+    return when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+async def measure_url(
+    url: str,
+    options: ProbeOptions,
+    *,
+    session: aiohttp.ClientSession | None = None,
+    annotations: dict | None = None,
+    report_id: str = "adhoc",
+    test_start_time: datetime | None = None,
+) -> dict:
+    """Measure one URL and return the whole OONI measurement; network failures are data."""
+    url = validate_url(url)
+    started_at = datetime.now(UTC)
+    started = time.monotonic()
+    own_session = session is None and options.helper_url is not None
+    if own_session:
+        session = aiohttp.ClientSession()
+    try:
+        test_keys = await _collect_observations(url, options, session, started)
+    finally:
+        if own_session and session is not None:
+            await session.close()
+    test_keys.update(_analysis_keys(test_keys, options))
+    identity = options.identity
+    resolvers = resolvers_for(options)
+    return {
+        "measurement_uid": new_measurement_uid(started_at, identity.probe_cc),
+        "report_id": report_id,
+        "input": url,
+        "measurement_start_time": _ooni_time(started_at),
+        "test_start_time": _ooni_time(test_start_time or started_at),
+        "test_runtime": round(time.monotonic() - started, 6),
+        "probe_cc": identity.probe_cc,
+        "probe_asn": identity.probe_asn,
+        "probe_network_name": identity.probe_network_name,
+        "probe_ip": "127.0.0.1",
+        "resolver_ip": resolvers[0].ip if resolvers else "",
+        "resolver_asn": "AS0",
+        "resolver_network_name": "",
+        "software_name": "blockmon",
+        "software_version": __version__,
+        "test_name": TEST_NAME,
+        "test_version": TEST_VERSION,
+        "data_format_version": DATA_FORMAT_VERSION,
+        "annotations": {"engine_name": "blockmon", "vantage_id": identity.vantage_id, **(annotations or {})},
+        "test_keys": test_keys,
+    }
+
+
+async def _collect_observations(
+    url: str, options: ProbeOptions, session: aiohttp.ClientSession | None, started: float
+) -> dict:
+    scheme, host, port = _endpoint(url)
+    if is_ip_literal(host):
+        queries: list[dict] = []
+        addresses = [host.strip("[]")]
+    else:
+        queries = await probe_dns(host, options, started=started)
+        addresses = addresses_from_queries(queries)
+    # Bogons (a lying resolver's 127.0.0.1 or 10.x) are never connected to, nor sent to the helper.
+    public = [ip for ip in addresses if not is_bogon_address(ip, options)]
+    control_task = None
+    if session is not None and options.helper_url:
+        control_task = asyncio.create_task(fetch_control(session, options, url, public))
+
+    try:
+        tcp_results = await asyncio.gather(*(probe_tcp(ip, port, options, started=started) for ip in public))
+        tcp_connect = [entry for entry, _ in tcp_results]
+        connections: list[tuple[str, Streams]] = [
+            (ip, streams) for ip, (_, streams) in zip(public, tcp_results) if streams
+        ]
+        tls_handshakes: list[dict] = []
+        if scheme == "https" and connections:
+            tls_results = await asyncio.gather(
+                *(probe_tls(ip, port, host, options, streams=streams, started=started) for ip, streams in connections)
+            )
+            tls_handshakes = [entry for entry, _ in tls_results]
+            connections = [(ip, streams) for (ip, _), (_, streams) in zip(connections, tls_results) if streams]
+        requests = await _fetch_first(url, port, connections, tcp_connect, tls_handshakes, options, started)
+        control, control_failure = await control_task if control_task else ({}, None)
+        control_task = None
+    finally:
+        if control_task is not None:
+            control_task.cancel()
+
+    sni_differential: list[dict] = []
+    if scheme == "https":
+        retries = await _sni_retries(tls_handshakes, control, options, started)
+        for entry in retries:
+            tls_handshakes.append(entry)
+            sni_differential.append(
+                {
+                    "address": entry["address"],
+                    "server_name": entry["server_name"],
+                    "failure": entry["failure"],
+                    "t": round(entry["t"] - entry["t0"], 6),
+                }
+            )
+    return {
+        "queries": queries,
+        "tcp_connect": tcp_connect,
+        "tls_handshakes": tls_handshakes,
+        "requests": requests,
+        "control": control,
+        "control_failure": control_failure,
+        "sni_differential": sni_differential,
+    }
+
+
+def _endpoint(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, parts.hostname or "", parts.port or DEFAULT_PORTS[scheme]
+
+
+async def _fetch_first(
+    url: str,
+    port: int,
+    connections: list[tuple[str, Streams]],
+    tcp_connect: list[dict],
+    tls_handshakes: list[dict],
+    options: ProbeOptions,
+    started: float,
+) -> list[dict]:
+    """HTTP over the first working connection (one handshake per measurement, as OONI LTE)."""
+    if not connections:
+        return _unreachable_requests(url, port, tcp_connect, tls_handshakes, started)
+    (ip, streams), spare = connections[0], connections[1:]
+    await asyncio.gather(*(close_streams(other) for _, other in spare))
+    return await probe_http(url, options, streams=streams, address=format_endpoint(ip, port), started=started)
+
+
+def _unreachable_requests(
+    url: str, port: int, tcp_connect: list[dict], tls_handshakes: list[dict], started: float
+) -> list[dict]:
+    """No connection to speak HTTP over: the request failed as the last step before it did.
+
+    With nothing to connect to (no answer, or only bogons) there was no request at all.
+    """
+    failed_tls = [entry for entry in tls_handshakes if entry["failure"]]
+    failed_tcp = [entry for entry in tcp_connect if entry["status"]["failure"]]
+    if failed_tls:
+        failure, address = failed_tls[0]["failure"], failed_tls[0]["address"]
+    elif failed_tcp:
+        failure = failed_tcp[0]["status"]["failure"]
+        address = format_endpoint(failed_tcp[0]["ip"], port)
+    else:
+        return []
+    entry = new_request_entry(url, address, time.monotonic() - started)
+    entry["failure"] = failure
+    entry["t"] = entry["t0"]
+    return [entry]
+
+
+async def _sni_retries(
+    tls_handshakes: list[dict], control: dict, options: ProbeOptions, started: float
+) -> list[dict]:
+    control_tls = control.get("tls_handshake") or {}
+    candidates = [
+        entry
+        for entry in tls_handshakes
+        if entry["failure"] in _SNI_RETRY_FAILURES
+        and (control_tls.get(entry["address"]) or {}).get("status") is True
+    ]
+    attempts = []
+    for entry in candidates:
+        ip, _, port_text = entry["address"].rpartition(":")
+        ip = ip.strip("[]")
+        for server_name in (NEUTRAL_SERVER_NAME, None):
+            attempts.append(_sni_retry(ip, int(port_text), server_name, options, started))
+    return list(await asyncio.gather(*attempts))
+
+
+async def _sni_retry(
+    ip: str, port: int, server_name: str | None, options: ProbeOptions, started: float
+) -> dict:
+    # Unverified: a neutral name cannot match the certificate; what counts is getting through.
+    entry, streams = await probe_tls(ip, port, server_name, options, verify=False, started=started)
+    await close_streams(streams)
+    entry["x_sni_retry"] = True
+    return entry
+
+
+def _analysis_keys(test_keys: dict, options: ProbeOptions) -> dict:
+    from probes.analysis import analyze
+    from probes.fingerprints import load_fingerprints
+
+    verdict = analyze(test_keys, public_networks=options.public_networks(), fingerprints=load_fingerprints())
+    return verdict.as_test_keys()
+
+
+async def measure_many(
+    urls: Iterable[str],
+    options: ProbeOptions,
+    concurrency: int,
+    on_result: ResultCallback,
+    *,
+    annotations: dict | None = None,
+    report_id: str = "adhoc",
+) -> int:
+    """Measure every URL with at most `concurrency` in flight; returns how many were measured.
+
+    `on_result(url, measurement, None)` for each measurement, `on_result(url, None, error)` when a
+    URL cannot be measured; one bad URL never stops the others.
+    """
+    test_start_time = datetime.now(UTC)
+    pending = iter(urls)
+    measured = 0
+    connector = aiohttp.TCPConnector(limit=max(concurrency, 1))
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal measured
+            for url in pending:
+                measurement, error = None, None
+                try:
+                    measurement = await measure_url(
+                        url,
+                        options,
+                        session=session,
+                        annotations=annotations,
+                        report_id=report_id,
+                        test_start_time=test_start_time,
+                    )
+                    measured += 1
+                except InvalidInput as invalid:
+                    error = str(invalid)
+                except Exception as bug:  # a bug on one URL must not lose the whole round
+                    log.exception("measuring %s failed", url)
+                    error = f"URL {url!r}: internal error {type(bug).__name__}: {bug}"
+                outcome = on_result(url, measurement, error)
+                if outcome is not None:
+                    await outcome
+
+        await asyncio.gather(*(worker() for _ in range(max(concurrency, 1))))
+    return measured

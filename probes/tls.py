@@ -1,0 +1,137 @@
+"""TLS step: handshake with SNI over an open TCP connection, recorded as an OONI df-006 entry."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ssl
+import time
+from typing import Literal
+
+from probes.certificates import describe_certificate, peer_certificate_entry
+from probes.errors import NETWORK_ERRORS, classify_failure
+from probes.options import ProbeOptions
+from probes.tcp import Streams, close_streams, format_endpoint, probe_tcp
+
+VerifyMode = Literal["full", "chain", "none"]
+
+# Browsers offer h2 too, but our HTTP step speaks HTTP/1.1 only; offering h2 would be a lie.
+ALPN_PROTOCOLS = ["http/1.1"]
+
+
+@functools.cache
+def client_context(ca_file: str | None, mode: VerifyMode) -> ssl.SSLContext:
+    """One context per (CA bundle, mode): loading a trust store costs milliseconds each time."""
+    # create_default_context loads the system store, which honours SSL_CERT_FILE/SSL_CERT_DIR.
+    context = ssl.create_default_context(cafile=ca_file)
+    if mode != "full":
+        context.check_hostname = False
+    if mode == "none":
+        context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(ALPN_PROTOCOLS)
+    return context
+
+
+async def probe_tls(
+    ip: str,
+    port: int,
+    server_name: str | None,
+    options: ProbeOptions,
+    *,
+    verify: bool = True,
+    streams: Streams | None = None,
+    started: float | None = None,
+) -> tuple[dict, Streams | None]:
+    """Handshake over `streams` (or a fresh connection); returns the entry and the TLS streams.
+
+    On a verification failure the entry also carries the chain the server presented, fetched by
+    one unverified handshake to the same address: an interception issuer is the evidence.
+    """
+    started = time.monotonic() if started is None else started
+    t0 = time.monotonic() - started
+    entry: dict = {
+        "address": format_endpoint(ip, port),
+        "server_name": server_name,
+        "failure": None,
+        "tls_version": None,
+        "cipher_suite": None,
+        "negotiated_protocol": None,
+        "no_tls_verify": not verify,
+        "peer_certificates": [],
+        "certificate_chain": [],
+        "t0": round(t0, 6),
+        "t": None,
+    }
+    if streams is None:
+        tcp_entry, streams = await probe_tcp(ip, port, options, started=started)
+        if streams is None:
+            entry["failure"] = tcp_entry["status"]["failure"]
+            entry["t"] = tcp_entry["t"]
+            return entry, None
+    mode: VerifyMode = "none" if not verify else ("full" if server_name else "chain")
+    failure = await _handshake(streams, server_name, options, mode)
+    entry["t"] = round(time.monotonic() - started, 6)
+    if failure is None:
+        _record_session(entry, streams)
+        return entry, streams
+    entry["failure"] = failure
+    await close_streams(streams)
+    if verify and failure.startswith("ssl_") and failure != "ssl_failed_handshake":
+        await _record_presented_chain(entry, ip, port, server_name, options)
+    return entry, None
+
+
+async def _handshake(
+    streams: Streams, server_name: str | None, options: ProbeOptions, mode: VerifyMode
+) -> str | None:
+    context = client_context(options.ca_file, mode)
+    try:
+        # Our own timeout: asyncio's ssl_handshake_timeout surfaces as a vague ConnectionAbortedError.
+        await asyncio.wait_for(
+            streams[1].start_tls(
+                context, server_hostname=server_name, ssl_handshake_timeout=options.tls_timeout + 5
+            ),
+            timeout=options.tls_timeout,
+        )
+    except NETWORK_ERRORS as error:
+        return classify_failure(error)
+    return None
+
+
+async def _record_presented_chain(
+    entry: dict, ip: str, port: int, server_name: str | None, options: ProbeOptions
+) -> None:
+    _, streams = await probe_tcp(ip, port, options)
+    if streams is None:
+        return
+    if await _handshake(streams, server_name, options, "none") is None:
+        entry["peer_certificates"], entry["certificate_chain"] = _peer_chain(streams)
+    await close_streams(streams)
+
+
+def _record_session(entry: dict, streams: Streams) -> None:
+    ssl_object = streams[1].get_extra_info("ssl_object")
+    entry["tls_version"] = ssl_object.version()
+    cipher = ssl_object.cipher()
+    entry["cipher_suite"] = cipher[0] if cipher else None
+    entry["negotiated_protocol"] = ssl_object.selected_alpn_protocol()
+    entry["peer_certificates"], entry["certificate_chain"] = _peer_chain(streams)
+
+
+def _peer_chain(streams: Streams) -> tuple[list[dict], list[dict]]:
+    ssl_object = streams[1].get_extra_info("ssl_object")
+    if ssl_object is None:
+        return [], []
+    ders = _unverified_chain_ders(ssl_object)
+    return [peer_certificate_entry(der) for der in ders], [describe_certificate(der) for der in ders]
+
+
+def _unverified_chain_ders(ssl_object: ssl.SSLObject) -> list[bytes]:
+    # Python 3.11 has the whole presented chain only on the private _sslobj (public in 3.13).
+    native = getattr(ssl_object, "_sslobj", None)
+    get_chain = getattr(native, "get_unverified_chain", None)
+    if get_chain is not None:
+        chain = get_chain() or []
+        return [certificate.public_bytes(ssl._ssl.ENCODING_DER) for certificate in chain]  # type: ignore[attr-defined]
+    leaf = ssl_object.getpeercert(binary_form=True)
+    return [leaf] if leaf else []
