@@ -15,14 +15,14 @@ T = TypeVar("T")
 
 
 def open_store(url: DatabaseUrl) -> Any:
-    """The measurement store behind a collector URL (same Store protocol for both backends)."""
-    if url.dialect == "postgres":
-        from monitor.store.postgres import PostgresStore
+    """The measurement store behind a collector URL (same Store protocol for both backends).
 
-        return PostgresStore(url.target)
-    from monitor.store.sqlite import SqliteStore
+    No spool: the collector is where measurements end up, it uploads nowhere.
+    """
+    from monitor.store import open_store as open_any_store
 
-    return SqliteStore(url.target)
+    target = url.target if url.dialect == "postgres" else f"sqlite:///{url.target}"
+    return open_any_store(target, spool=False, migrate=False)
 
 
 class DatabaseThreads:

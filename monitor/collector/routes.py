@@ -19,6 +19,7 @@ from monitor.collector.validation import (
     check_registration,
     parse_json_object,
 )
+from monitor.store.rows import measurement_row
 
 log = logging.getLogger(__name__)
 
@@ -164,9 +165,9 @@ async def submit_measurements(request: web.Request) -> web.Response:
     if isinstance(checked, Rejection):
         return refuse(checked)
     database: DatabaseThreads = request.app["database"]
+    rows = [storable_row(measurement) for measurement in checked]
     # One transaction per batch: every measurement of it is stored, or none.
-    stored = await database.run(lambda store, _registry: store.save_measurements(checked))
-    stored_count = int(stored) if stored is not None else len(checked)
+    stored_count = await database.run(lambda store, _registry: store.save_measurements(rows))
     return web.json_response(
         {
             "received": len(body["measurements"]),
@@ -174,6 +175,14 @@ async def submit_measurements(request: web.Request) -> web.Response:
             "duplicates": len(body["measurements"]) - stored_count,
         }
     )
+
+
+def storable_row(measurement: dict[str, Any]) -> dict[str, Any]:
+    confirmation = measurement["annotations"].get("confirmation", 0)
+    if isinstance(confirmation, bool) or not isinstance(confirmation, int) or confirmation < 0:
+        confirmation = 0
+    # run_id stays empty: the probe's runs live in the probe's own database, not here.
+    return measurement_row(measurement, target_id=None, run_id=None, confirmation=confirmation)
 
 
 async def health(request: web.Request) -> web.Response:

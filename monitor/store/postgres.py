@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
-from collections.abc import Iterable, Iterator, Mapping
+import secrets
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -15,7 +15,13 @@ from psycopg.rows import dict_row
 
 from monitor.store.base import StoreError, TimeBound
 from monitor.store.migrations import MIGRATIONS
-from monitor.store.rows import MEASUREMENT_COLUMNS, measurement_row, store_time
+from monitor.store.rows import (
+    MEASUREMENT_COLUMNS,
+    STATE_COLUMNS,
+    TRANSITION_COLUMNS,
+    measurement_row,
+    store_time,
+)
 
 # SQLite's schema, with the few words PostgreSQL spells differently. The measurements table is
 # one table, not partitioned by month: uids must be unique across all time (idempotent uploads),
@@ -32,6 +38,7 @@ _REWRITES = (
 # Parameters of one INSERT stay far below PostgreSQL's 65,535 bind limit.
 _ROWS_PER_STATEMENT = 1000
 _ADVISORY_MIGRATION_LOCK = 7312000
+_PAGE_SIZE = 1000
 
 
 # SQLite declares foreign keys for browsing only; PostgreSQL would enforce them, and a collector
@@ -45,6 +52,34 @@ def postgres_statement(sqlite_statement: str) -> str:
     return _FOREIGN_KEY.sub("", sqlite_statement)
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _as_row(item: Mapping[str, Any]) -> dict[str, Any]:
+    # As SQLiteStore: rows from measurement_row, or whole OONI measurements.
+    if "measurement_uid" in item and "json" not in item:
+        return measurement_row(item, target_id=None, run_id=None, confirmation=0)
+    return dict(item)
+
+
+def _target_record(target: Mapping[str, Any] | Any) -> tuple[Any, ...]:
+    if is_dataclass(target) and not isinstance(target, type):
+        target = asdict(target)
+    if not isinstance(target, Mapping):
+        raise TypeError(f"save_targets takes dicts or dataclasses, not {type(target).__name__}")
+    urls = target.get("urls") or []
+    briefing = target.get("briefing")
+    return (
+        target["id"],
+        target.get("name") or target["id"],
+        target.get("list_name") or target.get("list"),
+        target.get("category_code"),
+        json.dumps(list(urls), ensure_ascii=False),
+        None if briefing is None else json.dumps(briefing, ensure_ascii=False),
+    )
+
+
 def _time_or_none(bound: TimeBound | None) -> str | None:
     return None if bound is None else store_time(bound)
 
@@ -52,9 +87,11 @@ def _time_or_none(bound: TimeBound | None) -> str | None:
 class PostgresStore:
     """A blocking store on one psycopg connection; use one instance per thread."""
 
-    def __init__(self, database_url: str, *, spool: bool = False) -> None:
+    def __init__(self, database_url: str, *, spool: bool = False,
+                 clock: Callable[[], datetime] = _utc_now) -> None:
         self.database_url = database_url
         self.spool = spool
+        self.clock = clock
         try:
             self.connection = psycopg.connect(
                 database_url, autocommit=True, row_factory=dict_row, connect_timeout=10
@@ -96,23 +133,14 @@ class PostgresStore:
                     self.connection.execute(postgres_statement(statement))
                 self.connection.execute(
                     "INSERT INTO schema_version (version, description, applied_at) VALUES (%s, %s, %s)",
-                    (migration.version, migration.description, store_time(datetime.now(UTC))),
+                    (migration.version, migration.description, store_time(self.clock())),
                 )
         return self.schema_version()
 
     # ---- targets and runs ------------------------------------------------------------------
 
     def save_targets(self, targets: Iterable[Mapping[str, Any] | Any]) -> int:
-        rows = []
-        for target in targets:
-            data = asdict(target) if is_dataclass(target) and not isinstance(target, type) else dict(target)
-            urls = data.get("urls") or []
-            briefing = data.get("briefing")
-            rows.append((
-                data["id"], data["name"], data.get("list_name"), data.get("category_code"),
-                json.dumps(list(urls), ensure_ascii=False),
-                None if briefing is None else json.dumps(briefing, ensure_ascii=False, default=str),
-            ))
+        rows = [_target_record(target) for target in targets]
         if not rows:
             return 0
         with self.connection.transaction(), self.connection.cursor() as cursor:
@@ -127,8 +155,9 @@ class PostgresStore:
         return len(rows)
 
     def start_run(self, list_name: str, vantage_id: str) -> str:
-        started_at = store_time(datetime.now(UTC))
-        run_id = f"{started_at.replace('-', '').replace(':', '')}-{uuid.uuid4().hex[:8]}"
+        started = self.clock()
+        started_at = store_time(started)
+        run_id = f"{started.strftime('%Y%m%dT%H%M%SZ')}_{list_name}_{secrets.token_hex(4)}"
         self.connection.execute(
             "INSERT INTO runs (id, list_name, vantage_id, started_at, status) "
             "VALUES (%s, %s, %s, %s, 'running')",
@@ -137,14 +166,16 @@ class PostgresStore:
         return run_id
 
     def finish_run(self, run_id: str, status: str, counts: Mapping[str, int]) -> None:
-        self.connection.execute(
+        cursor = self.connection.execute(
             "UPDATE runs SET finished_at = %s, status = %s, measured = %s, anomalies = %s, "
             "counts = %s WHERE id = %s",
             (
-                store_time(datetime.now(UTC)), status, counts.get("measured"),
+                store_time(self.clock()), status, counts.get("measured"),
                 counts.get("anomalies"), json.dumps(dict(counts), sort_keys=True), run_id,
             ),
         )
+        if cursor.rowcount == 0:
+            raise KeyError(f"run {run_id!r} was never started in {_redacted(self.database_url)}")
 
     def load_runs(self, *, limit: int = 20, vantage_id: str | None = None) -> list[dict[str, Any]]:
         return self.connection.execute(
@@ -164,7 +195,8 @@ class PostgresStore:
     def save_measurements(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """One transaction; multi-row INSERT ... ON CONFLICT DO NOTHING, so re-sent uids are
         skipped and concurrent writers of the same uid store it once."""
-        batch = [tuple(row.get(column) for column in MEASUREMENT_COLUMNS) for row in rows]
+        prepared = [_as_row(row) for row in rows]
+        batch = [tuple(row.get(column) for column in MEASUREMENT_COLUMNS) for row in prepared]
         if not batch:
             return 0
         columns = ", ".join(MEASUREMENT_COLUMNS)
@@ -181,7 +213,7 @@ class PostgresStore:
                 )
                 new_uids.extend(row["uid"] for row in cursor.fetchall())
             if self.spool and new_uids:
-                queued_at = store_time(datetime.now(UTC))
+                queued_at = store_time(self.clock())
                 cursor.executemany(
                     "INSERT INTO spool (uid, queued_at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                     [(uid, queued_at) for uid in new_uids],
@@ -200,7 +232,8 @@ class PostgresStore:
                           limit: int | None = None) -> Iterator[dict[str, Any]]:
         if order not in ("asc", "desc"):
             raise ValueError(f"order must be 'asc' or 'desc', not {order!r}")
-        conditions, parameters = [], []
+        conditions: list[str] = []
+        parameters: list[Any] = []
         for clause, value in (
             ("measured_at >= %s", _time_or_none(since)),
             ("measured_at < %s", _time_or_none(until)),
@@ -211,19 +244,30 @@ class PostgresStore:
             if value is not None:
                 conditions.append(clause)
                 parameters.append(value)
-        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-        direction = "ASC" if order == "asc" else "DESC"
-        query = f"SELECT * FROM measurements {where} ORDER BY measured_at {direction}, uid {direction}"
-        if limit is not None:
-            query += " LIMIT %s"
-            parameters.append(limit)
-        # A server-side cursor streams: a year of rows never sits in memory at once.
-        with self.connection.transaction(), self.connection.cursor(
-            name=f"measurements_{uuid.uuid4().hex[:12]}"
-        ) as cursor:
-            cursor.itersize = 500
-            cursor.execute(query, parameters)
-            yield from cursor
+        direction, after = ("ASC", ">") if order == "asc" else ("DESC", "<")
+        remaining = limit
+        last: tuple[str, str] | None = None
+        # Keyset paging on (measured_at, uid), as SQLiteStore: no cursor stays open between
+        # pages, so a consumer may write through this store while it iterates.
+        while remaining is None or remaining > 0:
+            page_conditions = list(conditions)
+            page_parameters: list[Any] = list(parameters)
+            if last is not None:
+                page_conditions.append(f"(measured_at, uid) {after} (%s, %s)")
+                page_parameters.extend(last)
+            where = f"WHERE {' AND '.join(page_conditions)}" if page_conditions else ""
+            size = _PAGE_SIZE if remaining is None else min(_PAGE_SIZE, remaining)
+            page = self.connection.execute(
+                f"SELECT * FROM measurements {where} "
+                f"ORDER BY measured_at {direction}, uid {direction} LIMIT %s",
+                [*page_parameters, size],
+            ).fetchall()
+            yield from page
+            if len(page) < size:
+                return
+            last = (page[-1]["measured_at"], page[-1]["uid"])
+            if remaining is not None:
+                remaining -= len(page)
 
     def count_measurements(self, *, since: TimeBound | None = None,
                            until: TimeBound | None = None) -> int:
@@ -240,15 +284,16 @@ class PostgresStore:
                     category: str | None = None,
                     vantage_id: str | None = None) -> list[dict[str, Any]]:
         return self.connection.execute(
-            "SELECT s.vantage_id, s.url, s.target_id, s.state, s.method, s.since, s.last_change, "
-            "s.last_measured_at, s.last_uid, s.probe_asn, s.probe_cc, s.streak, "
-            "COALESCE(s.list_name, t.list_name) AS list_name, t.name, t.category_code "
+            "SELECT s.vantage_id, s.url, s.target_id, "
+            "COALESCE(s.list_name, t.list_name) AS list_name, s.state, s.method, s.since, "
+            "s.last_change, s.last_measured_at, s.last_uid, s.probe_asn, s.probe_cc, s.streak, "
+            "t.name AS target_name, t.category_code "
             "FROM target_state s LEFT JOIN targets t ON t.id = s.target_id "
             "WHERE (%(list)s::text IS NULL OR COALESCE(s.list_name, t.list_name) = %(list)s) "
             "AND (%(state)s::text IS NULL OR s.state = %(state)s) "
             "AND (%(category)s::text IS NULL OR t.category_code = %(category)s) "
             "AND (%(vantage)s::text IS NULL OR s.vantage_id = %(vantage)s) "
-            "ORDER BY s.vantage_id, s.url",
+            "ORDER BY s.vantage_id, s.target_id, s.url",
             {"list": list_name, "state": state, "category": category, "vantage": vantage_id},
         ).fetchall()
 
@@ -260,26 +305,22 @@ class PostgresStore:
 
     def save_state(self, state_row: Mapping[str, Any],
                    transition: Mapping[str, Any] | None) -> None:
-        from monitor.store.rows import STATE_COLUMNS, TRANSITION_COLUMNS
-
-        columns = [column for column in STATE_COLUMNS if column in state_row]
         updates = ", ".join(
-            f"{column} = EXCLUDED.{column}" for column in columns
+            f"{column} = EXCLUDED.{column}" for column in STATE_COLUMNS
             if column not in ("vantage_id", "url")
         )
         with self.connection.transaction():
             self.connection.execute(
-                f"INSERT INTO target_state ({', '.join(columns)}) VALUES "
-                f"({', '.join(['%s'] * len(columns))}) "
+                f"INSERT INTO target_state ({', '.join(STATE_COLUMNS)}) VALUES "
+                f"({', '.join(['%s'] * len(STATE_COLUMNS))}) "
                 f"ON CONFLICT (vantage_id, url) DO UPDATE SET {updates}",
-                [state_row[column] for column in columns],
+                [state_row.get(column) for column in STATE_COLUMNS],
             )
             if transition is not None:
-                transition_columns = [c for c in TRANSITION_COLUMNS if c in transition]
                 self.connection.execute(
-                    f"INSERT INTO state_transitions ({', '.join(transition_columns)}) VALUES "
-                    f"({', '.join(['%s'] * len(transition_columns))})",
-                    [transition[column] for column in transition_columns],
+                    f"INSERT INTO state_transitions ({', '.join(TRANSITION_COLUMNS)}) VALUES "
+                    f"({', '.join(['%s'] * len(TRANSITION_COLUMNS))})",
+                    [transition.get(column) for column in TRANSITION_COLUMNS],
                 )
 
     def load_transitions(self, *, url: str | None = None, target_id: str | None = None,
@@ -321,14 +362,25 @@ class PostgresStore:
     # ---- upkeep ----------------------------------------------------------------------------
 
     def prune(self, older_than: TimeBound) -> int:
-        cursor = self.connection.execute(
-            "DELETE FROM measurements m WHERE m.measured_at < %s "
-            "AND NOT EXISTS (SELECT 1 FROM target_state s WHERE s.last_uid = m.uid) "
-            "AND NOT EXISTS (SELECT 1 FROM state_transitions t WHERE t.measurement_uid = m.uid) "
-            "AND NOT EXISTS (SELECT 1 FROM spool q WHERE q.uid = m.uid)",
-            (store_time(older_than),),
+        # As SQLiteStore: measurements that are evidence of a current state or a transition stay.
+        doomed = (
+            "SELECT uid FROM measurements WHERE measured_at < %(cutoff)s "
+            "AND uid NOT IN (SELECT last_uid FROM target_state WHERE last_uid IS NOT NULL) "
+            "AND uid NOT IN (SELECT measurement_uid FROM state_transitions "
+            "WHERE measurement_uid IS NOT NULL)"
         )
-        return cursor.rowcount
+        parameters = {"cutoff": store_time(older_than)}
+        with self.connection.transaction():
+            self.connection.execute(f"DELETE FROM spool WHERE uid IN ({doomed})", parameters)
+            deleted = self.connection.execute(
+                f"DELETE FROM measurements WHERE uid IN ({doomed})", parameters
+            ).rowcount
+            self.connection.execute(
+                "DELETE FROM runs WHERE finished_at < %(cutoff)s AND id NOT IN "
+                "(SELECT DISTINCT run_id FROM measurements WHERE run_id IS NOT NULL)",
+                parameters,
+            )
+        return deleted
 
     def close(self) -> None:
         self.connection.close()
