@@ -171,14 +171,18 @@ def _check_unique(path: Path, ids: list[str]) -> None:
         seen.add(entry_id)
 
 
-def _text(path: Path, where: str, entry: dict[str, Any], key: str, default: str | None = None) -> str:
+def _text(
+    path: Path, where: str, entry: dict[str, Any], key: str, default: str | None = None
+) -> str:
     value = entry.get(key, default)
     if not isinstance(value, str) or (default is None and not value):
         raise FingerprintFileError(f"{path}: {where}: {key!r} must be a non-empty string")
     return value
 
 
-def _choice(path: Path, where: str, entry: dict[str, Any], key: str, allowed: tuple[str, ...]) -> str:
+def _choice(
+    path: Path, where: str, entry: dict[str, Any], key: str, allowed: tuple[str, ...]
+) -> str:
     value = entry.get(key)
     if value not in allowed:
         raise FingerprintFileError(
@@ -207,7 +211,9 @@ def _parse_blockpage(path: Path, index: int, entry: dict[str, Any]) -> Blockpage
     pattern = _text(path, where, entry, "pattern")
     max_body_length = entry.get("max_body_length")
     if max_body_length is not None and (
-        not isinstance(max_body_length, int) or isinstance(max_body_length, bool) or max_body_length <= 0
+        not isinstance(max_body_length, int)
+        or isinstance(max_body_length, bool)
+        or max_body_length <= 0
     ):
         raise FingerprintFileError(f"{path}: {where}: 'max_body_length' must be a positive integer")
     header = None
@@ -222,7 +228,9 @@ def _parse_blockpage(path: Path, index: int, entry: dict[str, Any]) -> Blockpage
         try:
             network = ipaddress.ip_network(pattern, strict=pattern_kind == "dns_cidr")
         except ValueError as error:
-            raise FingerprintFileError(f"{path}: {where}: bad address {pattern!r}: {error}") from None
+            raise FingerprintFileError(
+                f"{path}: {where}: bad address {pattern!r}: {error}"
+            ) from None
     return BlockpageFingerprint(
         id=entry_id,
         kind=kind,  # type: ignore[arg-type]
@@ -351,7 +359,10 @@ def match_http_blockpage(
     for fingerprint in db.blockpages:
         if fingerprint.kind != "http_blockpage":
             continue
-        if fingerprint.max_body_length is not None and len(body or "") > fingerprint.max_body_length:
+        if (
+            fingerprint.max_body_length is not None
+            and len(body or "") > fingerprint.max_body_length
+        ):
             continue
         evidence = _http_evidence(fingerprint, body, normalized_body, headers, normalized_title)
         if evidence is not None:
@@ -457,7 +468,11 @@ def match_interception_ca(db: FingerprintDB, chain: list[dict[str, Any]]) -> Mat
     chain), then by subject or issuer name; `matched_by` says which."""
     for ca in db.interception_cas:
         for position, certificate in enumerate(chain):
-            for key, known in (("sha256", ca.sha256), ("sha1", ca.sha1), ("spki_sha256", ca.spki_sha256)):
+            for key, known in (
+                ("sha256", ca.sha256),
+                ("sha1", ca.sha1),
+                ("spki_sha256", ca.spki_sha256),
+            ):
                 value = str(certificate.get(key) or "").lower()
                 if value and value in known:
                     return _ca_match(ca, chain, key, f"certificate #{position} {key} {value}")
@@ -467,11 +482,15 @@ def match_interception_ca(db: FingerprintDB, chain: list[dict[str, Any]]) -> Mat
             for ca in db.interception_cas:
                 if any(_name_matches(pattern, name) for pattern in ca.names):
                     text = certificate.get(field_name)
-                    return _ca_match(ca, chain, field_name, f"certificate #{position} {field_name} {text}")
+                    return _ca_match(
+                        ca, chain, field_name, f"certificate #{position} {field_name} {text}"
+                    )
     return None
 
 
-def _ca_match(ca: InterceptionCA, chain: list[dict[str, Any]], matched_by: str, evidence: str) -> Match:
+def _ca_match(
+    ca: InterceptionCA, chain: list[dict[str, Any]], matched_by: str, evidence: str
+) -> Match:
     leaf = chain[0] if chain else {}
     return Match(
         id=ca.id,

@@ -1,0 +1,164 @@
+"""Read the probe's side of a measurement (test_keys) into plain observations; pure."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from probes.analysis_compare import format_endpoint, is_ipv6, split_endpoint
+
+_UNREACHABLE = frozenset({"host_unreachable", "network_unreachable"})
+
+
+@dataclass(frozen=True, slots=True)
+class Observations:
+    """The probe's side, read once from test_keys."""
+
+    hostname: str | None
+    scheme: str | None
+    addresses: list[str]
+    dns_failure: str | None
+    tcp_connect: list[dict[str, Any]]
+    tls_handshakes: list[dict[str, Any]]
+    final_request: dict[str, Any] | None
+    http_failure: str | None
+
+    @property
+    def page(self) -> dict[str, Any] | None:
+        """The final response, when the probe got one without failure."""
+        if self.final_request is None or self.http_failure is not None:
+            return None
+        response = self.final_request.get("response")
+        return response if isinstance(response, dict) and response.get("code") else None
+
+
+def read_observations(test_keys: dict[str, Any]) -> Observations:
+    requests = [r for r in test_keys.get("requests") or [] if isinstance(r, dict)]
+    queries = [q for q in test_keys.get("queries") or [] if isinstance(q, dict)]
+    first_url = request_url(requests[-1]) if requests else ""
+    parts = urlsplit(first_url) if first_url else None
+    hostname = parts.hostname if parts else None
+    if hostname is None and queries:
+        hostname = queries[0].get("hostname")
+    addresses: list[str] = []
+    for query in queries:
+        for answer in query.get("answers") or []:
+            address = answer.get("ipv4") or answer.get("ipv6")
+            if address and address not in addresses:
+                addresses.append(address)
+    dns_failure = None
+    if not addresses:
+        failures = [q.get("failure") for q in queries if q.get("failure")]
+        a_failures = [
+            q.get("failure") for q in queries if q.get("failure") and q.get("query_type") == "A"
+        ]
+        dns_failure = (a_failures or failures or [None])[0]
+    retry_names = {
+        str(entry.get("server_name")) for entry in test_keys.get("sni_differential") or []
+    }
+    handshakes = [
+        h
+        for h in test_keys.get("tls_handshakes") or []
+        if isinstance(h, dict) and not is_sni_retry(h, hostname, retry_names)
+    ]
+    tcp = [entry for entry in test_keys.get("tcp_connect") or [] if isinstance(entry, dict)]
+    final_request = requests[0] if requests else None
+    http_failure = final_request.get("failure") if final_request else None
+    if final_request is None and not dns_failure:
+        http_failure = first_connection_failure(tcp, handshakes)
+    return Observations(
+        hostname=hostname,
+        scheme=parts.scheme if parts else None,
+        addresses=addresses,
+        dns_failure=dns_failure,
+        tcp_connect=tcp,
+        tls_handshakes=handshakes,
+        final_request=final_request,
+        http_failure=http_failure,
+    )
+
+
+def request_url(request: dict[str, Any]) -> str:
+    return str((request.get("request") or {}).get("url") or "")
+
+
+def is_sni_retry(handshake: dict[str, Any], hostname: str | None, retry_names: set[str]) -> bool:
+    if handshake.get("x_sni_retry") or handshake.get("sni_retry"):
+        return True
+    name = handshake.get("server_name")
+    # A retry carries a neutral SNI or none; the real handshakes carry a hostname of the URL chain.
+    return hostname is not None and (not name or (name in retry_names and name != hostname))
+
+
+def first_connection_failure(
+    tcp: list[dict[str, Any]], handshakes: list[dict[str, Any]]
+) -> str | None:
+    if tcp and not any((e.get("status") or {}).get("success") for e in tcp):
+        return (tcp[0].get("status") or {}).get("failure")
+    if handshakes and not any(h.get("failure") is None for h in handshakes):
+        return handshakes[0].get("failure")
+    return None
+
+
+def tcp_endpoint(entry: dict[str, Any]) -> str:
+    return format_endpoint(str(entry.get("ip")), int(entry.get("port") or 0))
+
+
+def classify_tcp_blocking(
+    tcp: list[dict[str, Any]], control_tcp: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Copies of the probe's TCP entries with status.blocked: failed here while the control connected."""
+    judged = []
+    for entry in tcp:
+        entry = copy.deepcopy(entry)
+        status = entry.setdefault("status", {})
+        control_status = control_tcp.get(tcp_endpoint(entry))
+        if status.get("success"):
+            blocked: bool | None = False
+        elif not isinstance(control_status, dict):
+            blocked = None
+        elif is_ipv6(str(entry.get("ip"))) and status.get("failure") in _UNREACHABLE:
+            # No IPv6 route at the vantage is the vantage's limit, not a censor's act.
+            blocked = None
+        else:
+            blocked = bool(control_status.get("status"))
+        status["blocked"] = blocked
+        judged.append(entry)
+    return judged
+
+
+def detect_sni_filtering(sni_differential: list[dict[str, Any]]) -> bool | None:
+    """True when a neutral SNI (or none) got through; False when the retries failed too."""
+    retries = [entry for entry in sni_differential if isinstance(entry, dict)]
+    if not retries:
+        return None
+    return any(entry.get("failure") is None for entry in retries)
+
+
+def verified_addresses(handshakes: list[dict[str, Any]], hostname: str | None) -> list[str]:
+    addresses = []
+    for handshake in handshakes:
+        if handshake.get("failure") is None and not handshake.get("no_tls_verify"):
+            if hostname is None or handshake.get("server_name") in (hostname, None):
+                addresses.append(split_endpoint(str(handshake.get("address")))[0])
+    return addresses
+
+
+def https_page_verified(observed: Observations) -> bool:
+    """The probe fetched its final page over https with a certificate that verified."""
+    if observed.page is None or observed.final_request is None:
+        return False
+    url = urlsplit(request_url(observed.final_request))
+    if url.scheme != "https":
+        return False
+    address = observed.final_request.get("address")
+    for handshake in observed.tls_handshakes:
+        if handshake.get("failure") is not None or handshake.get("no_tls_verify"):
+            continue
+        if address and handshake.get("address") == address:
+            return True
+        if not address and handshake.get("server_name") == url.hostname:
+            return True
+    return False

@@ -1,0 +1,180 @@
+"""The analysis against golden scenarios (tests/golden/*.json: test_keys in, verdict out), plus its parts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from probes.analysis import BLOCKING_OF_METHOD, analyze, classify_tcp_blocking
+from probes.analysis_compare import (
+    compare_body_lengths,
+    compare_headers,
+    compare_titles,
+    simhash_distance,
+    text_simhash,
+)
+from probes.bogons import is_bogon
+from probes.vocabulary import BLOCKING_METHODS
+
+GOLDEN = Path(__file__).parent / "golden"
+SCENARIOS = sorted(GOLDEN.glob("*.json"))
+
+
+def load_scenario(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_golden_scenario(path: Path) -> None:
+    scenario = load_scenario(path)
+    verdict = analyze(scenario["test_keys"], public_networks=scenario.get("public_networks", []))
+    keys = verdict.as_test_keys()
+    for name, expected in scenario["expected"].items():
+        if name == "tcp_blocked":
+            assert verdict.tcp_blocked == expected, f"{path.name}: tcp blocked"
+        elif name == "notes_contain":
+            assert any(expected in note for note in verdict.notes), (
+                f"{path.name}: notes {verdict.notes}"
+            )
+        elif name == "fingerprint" and expected is not None:
+            assert keys["fingerprint"] is not None, f"{path.name}: no fingerprint"
+            for field, value in expected.items():
+                assert keys["fingerprint"][field] == value, f"{path.name}: fingerprint.{field}"
+        else:
+            assert keys[name] == expected, (
+                f"{path.name}: {name} is {keys[name]!r}; notes {verdict.notes}"
+            )
+
+
+def test_every_blocking_method_has_a_golden_scenario() -> None:
+    produced = {load_scenario(p)["expected"].get("blocking_method") for p in SCENARIOS}
+    assert set(BLOCKING_METHODS) <= produced, set(BLOCKING_METHODS) - produced
+
+
+def test_every_blocking_value_has_a_golden_scenario() -> None:
+    produced = {json.dumps(load_scenario(p)["expected"].get("blocking")) for p in SCENARIOS}
+    assert produced >= {"null", "false", '"dns"', '"tcp_ip"', '"http-failure"', '"http-diff"'}
+
+
+def test_blocking_of_each_method_follows_ooni() -> None:
+    assert set(BLOCKING_OF_METHOD) == set(BLOCKING_METHODS)
+    assert BLOCKING_OF_METHOD["dns.blockpage"] == "dns"
+    assert BLOCKING_OF_METHOD["tls.mitm"] == "http-failure"
+    assert BLOCKING_OF_METHOD["http.blockpage"] == "http-diff"
+
+
+def test_verdict_fills_tcp_blocked_without_touching_the_input() -> None:
+    scenario = load_scenario(GOLDEN / "tcp_reset.json")
+    test_keys = scenario["test_keys"]
+    verdict = analyze(test_keys, public_networks=scenario["public_networks"])
+    assert verdict.as_test_keys()["tcp_connect"][0]["status"]["blocked"] is True
+    assert test_keys["tcp_connect"][0]["status"]["blocked"] is None
+
+
+def test_same_input_gives_the_same_verdict() -> None:
+    scenario = load_scenario(GOLDEN / "tls_mitm_qaznet.json")
+    first = analyze(scenario["test_keys"], public_networks=scenario["public_networks"])
+    second = analyze(scenario["test_keys"], public_networks=scenario["public_networks"])
+    assert first == second
+
+
+def test_without_public_networks_documentation_addresses_are_bogons() -> None:
+    scenario = load_scenario(GOLDEN / "honest_accessible_https.json")
+    verdict = analyze(scenario["test_keys"])
+    # The control also resolved a bogon, so the answer alone is no evidence of tampering.
+    assert verdict.blocking is False
+    scenario = load_scenario(GOLDEN / "dns_inconsistent.json")
+    assert (
+        analyze(scenario["test_keys"], public_networks=["203.0.113.0/24"]).blocking_method
+        == "dns.bogon"
+    )
+
+
+def test_ipv6_unreachable_is_not_counted_as_blocked() -> None:
+    judged = classify_tcp_blocking(
+        [
+            {
+                "ip": "2001:db8::1",
+                "port": 443,
+                "status": {"success": False, "failure": "network_unreachable"},
+            }
+        ],
+        {"[2001:db8::1]:443": {"status": True, "failure": None}},
+    )
+    assert judged[0]["status"]["blocked"] is None
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("127.0.0.1", True),
+        ("10.1.2.3", True),
+        ("172.20.0.1", True),
+        ("192.168.1.1", True),
+        ("100.64.0.1", True),
+        ("169.254.1.1", True),
+        ("224.0.0.1", True),
+        ("240.0.0.1", True),
+        ("0.1.2.3", True),
+        ("198.51.100.7", True),
+        ("::1", True),
+        ("fe80::1", True),
+        ("fd00::1", True),
+        ("2001:db8::1", True),
+        ("::ffff:10.0.0.1", True),
+        ("8.8.8.8", False),
+        ("95.59.1.1", False),
+        ("2a00:1450::1", False),
+    ],
+)
+def test_is_bogon(address: str, expected: bool) -> None:
+    assert is_bogon(address) is expected
+
+
+def test_public_networks_make_lab_addresses_public() -> None:
+    assert is_bogon("127.77.0.10", ["127.77.0.0/24"]) is False
+    assert is_bogon("127.78.0.10", ["127.77.0.0/24"]) is True
+    with pytest.raises(ValueError, match="not a CIDR"):
+        is_bogon("127.0.0.1", ["127.77.0.0/33"])
+
+
+def test_body_length_proportion_threshold() -> None:
+    assert compare_body_lengths(7100, 10000) is True
+    assert compare_body_lengths(6900, 10000) is False
+    assert compare_body_lengths(0, 0) is True
+    assert compare_body_lengths(100, -1) is None
+    assert compare_body_lengths(1000, 5000, probe_truncated=True) is True
+
+
+def test_title_and_header_comparison() -> None:
+    assert compare_titles("Azattyq Radio — 25 November", "Azattyq Radio — 26 November") is True
+    assert compare_titles("Доступ ограничен", "Azattyq Radio") is False
+    assert compare_titles("", None) is None
+    assert compare_headers({"X-Cache": "HIT", "Date": "x"}, {"x-cache": "MISS"}) is True
+    assert compare_headers({"Date": "x"}, {"X-Cache": "MISS"}) is False
+
+
+def test_simhash_is_close_for_similar_texts_and_far_for_different_ones() -> None:
+    base = " ".join(f"word{i}" for i in range(300))
+    near = base.replace("word7 ", "changed ")
+    far = " ".join(f"other{i}" for i in range(300))
+    assert simhash_distance(text_simhash(base), text_simhash(near)) <= 10
+    assert simhash_distance(text_simhash(base), text_simhash(far)) > 10
+
+
+def test_analysis_modules_stay_pure() -> None:
+    code = (
+        "import sys, probes.analysis, probes.fingerprints, probes.bogons;"
+        "bad = [m for m in ('aiohttp', 'sqlite3', 'sqlite_utils', 'apscheduler', 'dns.resolver')"
+        " if m in sys.modules];"
+        "print(','.join(bad))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
