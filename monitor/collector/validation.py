@@ -108,11 +108,10 @@ def check_measurement(
 
     if not isinstance(measurement, dict):
         return reject(f"must be an object, got {type(measurement).__name__}", "")
-    for name in REQUIRED_STRINGS:
-        if name not in measurement:
-            return reject("is missing", name)
     for name in REQUIRED_STRINGS + OPTIONAL_STRINGS:
         value = measurement.get(name)
+        if name not in measurement and name in REQUIRED_STRINGS:
+            return reject("is missing", name)
         if value is None and name in OPTIONAL_STRINGS:
             continue
         if not isinstance(value, str):
