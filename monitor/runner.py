@@ -365,6 +365,10 @@ class Runner:
     # ---- stopping ----------------------------------------------------------------------
 
     @property
+    def has_pending_retests(self) -> bool:
+        return bool(self._pending_retests or self._retest_timers)
+
+    @property
     def stopping(self) -> bool:
         return self._stopping
 

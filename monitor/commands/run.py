@@ -32,11 +32,13 @@ def load_target_lists(settings: Any, names: Sequence[str]) -> list[TargetList]:
     from targets.model import TargetFileError
     from targets.registry import load_registry
 
-    where = settings.targets.registry or "the shipped registry"
     try:
         registry = load_registry(settings.targets.registry_path)
-    except (TargetFileError, OSError) as error:
-        raise RoundCannotRun(f"targets registry {where}: {error}") from None
+    except TargetFileError as error:  # already names the file and line
+        raise RoundCannotRun(str(error)) from None
+    except OSError as error:
+        raise RoundCannotRun(f"targets registry {settings.targets.registry_path}: "
+                             f"{error.strerror}") from None
     lists: list[TargetList] = []
     for name in names:
         if name == registry.name:
@@ -47,18 +49,14 @@ def load_target_lists(settings: Any, names: Sequence[str]) -> list[TargetList]:
 
 
 def _load_saved_list(settings: Any, name: str) -> TargetList:
-    from targets.model import TargetFileError
-
-    try:
-        from targets.registry import load_list  # type: ignore[attr-defined]
-    except ImportError:
-        raise RoundCannotRun(f"list {name!r}: only the registry's list can be measured") from None
     from pathlib import Path
 
-    lists_dir = Path(settings.storage.data_dir) / "lists"
+    from targets.model import TargetFileError
+    from targets.storage import load_list
+
     try:
-        loaded: TargetList = load_list(name, lists_dir)
-    except (TargetFileError, OSError, LookupError) as error:
+        loaded: TargetList = load_list(name, Path(settings.storage.data_dir) / "lists")
+    except (TargetFileError, OSError) as error:
         raise RoundCannotRun(f"list {name!r}: {error}") from None
     return loaded
 

@@ -1,0 +1,242 @@
+"""`blockmon demo`: the monitor on the briefing's targets against the offline lab, in a minute."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+import click
+
+from monitor.commands.run import (
+    RoundCannotRun,
+    ServicePlan,
+    configure_logging,
+    run_service,
+)
+from monitor.runner import RoundResult, Runner, RunnerConfig
+from monitor.scheduler import ListSchedule
+from monitor.shutdown import ShutdownRequest
+
+DEMO_VANTAGE = "demo-kz-lab"
+
+# What the lab's censor starts doing after the first round: one scenario per blocking method the
+# briefing and kz-context.md describe (SNI filtering of RFE/RL, the moved Fergana outlet gone
+# from DNS, an ISP blockpage, interception of a social network's TLS).
+DEMO_BLOCKS: dict[str, str] = {
+    "www.azattyq.org": "tls.timeout",
+    "rus.azattyq.org": "tls.timeout",
+    "www.fergananews.com": "dns.nxdomain",
+    "fergana.agency": "dns.nxdomain",
+    "fergana.news": "dns.nxdomain",
+    "fergana.media": "dns.nxdomain",
+    "www.eurasianet.org": "http.blockpage",
+    "www.facebook.com": "tls.mitm",
+}
+# Only with nftables in the lab (IP blocking); left out, and said so, without it.
+DEMO_FIREWALL_BLOCKS: dict[str, str] = {"vk.com": "tcp.reset"}
+
+
+@dataclass(frozen=True, slots=True)
+class DemoTiming:
+    rounds: int = 3
+    round_seconds: float = 15.0
+    confirm_delay_seconds: float = 4.0
+    confirm_retests: int = 2
+
+
+def hostnames_of(urls: Iterable[str]) -> list[str]:
+    return sorted({urlsplit(url).hostname or "" for url in urls} - {""})
+
+
+def write_demo_config(data_dir: Path, lab_info: Any, helper_url: str) -> Path:
+    """The settings the demo measures with; `blockmon status` and `history` read them after."""
+    config = data_dir / "blockmon.toml"
+    config.write_text(
+        "# Written by `blockmon demo`: a probe in the lab's censored network.\n"
+        "[probe]\n"
+        f'vantage_id = "{DEMO_VANTAGE}"\ncc = "KZ"\nasn = "AS9198"\n'
+        'network_name = "JSC Kazakhtelecom (lab)"\n'
+        f'resolvers = ["{lab_info.censored_resolver}"]\n'
+        f'source_address = "{lab_info.censored_source}"\n'
+        f'ca_file = "{lab_info.ca_file}"\n'
+        f'lab_public_ranges = ["{lab_info.public_range}"]\n'
+        f'helper_url = "{helper_url}"\n'
+        # Short timeouts: the lab answers in milliseconds or never.
+        "dns_timeout = 2.0\nconnect_timeout = 3.0\ntls_timeout = 3.0\nhttp_timeout = 5.0\n"
+        "control_timeout = 10.0\n"
+        "[storage]\n"
+        f'data_dir = "{data_dir}"\n'
+        "[targets]\n"
+        'lists = ["briefing"]\n',
+        encoding="utf-8",
+    )
+    return config
+
+
+class DemoScript:
+    """Turns blocks on after the first round and stops the service after the last."""
+
+    def __init__(self, lab: Any, timing: DemoTiming, shutdown: ShutdownRequest,
+                 out: TextIO, blocks: dict[str, str]) -> None:
+        self.lab = lab
+        self.timing = timing
+        self.shutdown = shutdown
+        self.out = out
+        self.blocks = blocks
+        self.rounds_done = 0
+        self.runner: Runner | None = None
+        self._finisher: asyncio.Task[None] | None = None
+
+    def attach(self, runner: Runner) -> None:
+        self.runner = runner
+
+    async def after_round(self, result: RoundResult) -> None:
+        self.rounds_done += 1
+        anomalies = sum(1 for outcome in result.outcomes if outcome.anomalous)
+        self.say(f"round {self.rounds_done}/{self.timing.rounds}: {len(result.outcomes)} URLs "
+                 f"measured, {anomalies} anomalous")
+        if self.rounds_done == 1:
+            for hostname, policy in self.blocks.items():
+                await self.lab.set_policy(hostname, policy)
+            self.say("the lab's censor now blocks: " + ", ".join(
+                f"{hostname} ({policy})" for hostname, policy in self.blocks.items()))
+        if self.rounds_done >= self.timing.rounds and self._finisher is None:
+            self._finisher = asyncio.ensure_future(self._finish())
+
+    async def _finish(self) -> None:
+        # Let the last round's confirmation re-tests run, then stop like a SIGTERM would.
+        deadline = asyncio.get_running_loop().time() + 4 * self.timing.round_seconds
+        while self.runner is not None and self.runner.has_pending_retests:
+            if asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        self.shutdown.trigger("demo finished")
+
+    def say(self, text: str) -> None:
+        self.out.write(f"demo: {text}\n")
+        self.out.flush()
+
+
+async def start_control_helper(lab_info: Any) -> tuple[str, Any]:
+    """The control helper in-process, resolving with the lab's honest resolver."""
+    from aiohttp import web
+
+    from monitor.helper import make_helper_app  # type: ignore[attr-defined]
+
+    app = make_helper_app(resolver=lab_info.honest_resolver, ca_file=lab_info.ca_file,
+                          lab_public_ranges=(lab_info.public_range,))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return f"http://127.0.0.1:{port}/", runner
+
+
+async def run_demo(data_dir: Path, timing: DemoTiming, out: TextIO) -> ShutdownRequest:
+    from lab import Lab
+    from monitor.settings import load_settings
+    from targets import load_registry
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # Each demo starts from an empty database: the lab's addresses differ from run to run.
+    for old in data_dir.glob("blockmon.db*"):
+        old.unlink()
+    registry = load_registry()
+    hostnames = hostnames_of(url for target in registry.targets for url in target.url_list())
+    out.write(f"demo: starting the lab with the briefing's {len(hostnames)} hostnames "
+              "(all reachable at first)\n")
+    shutdown = ShutdownRequest()
+    async with Lab(data_dir / "lab", extra_hosts=dict.fromkeys(hostnames, "none"),
+                   catalogue=False, control=False) as lab:
+        info = lab.info
+        blocks = dict(DEMO_BLOCKS)
+        for hostname, policy in DEMO_FIREWALL_BLOCKS.items():
+            if policy in info.unavailable_policies:
+                out.write(f"demo: leaving out {hostname} ({policy}): "
+                          f"{info.unavailable_policies[policy]}\n")
+            else:
+                blocks[hostname] = policy
+        helper_url, helper_runner = await start_control_helper(info)
+        try:
+            config = write_demo_config(data_dir, info, helper_url)
+            settings = load_settings(config, environ={})
+            script = DemoScript(lab, timing, shutdown, out, blocks)
+            plan = ServicePlan(
+                settings=settings,
+                target_lists=[registry],
+                runner_config=RunnerConfig(
+                    concurrency=settings.probe.concurrency,
+                    per_host_limit=settings.probe.per_host_limit,
+                    confirm_retests=timing.confirm_retests,
+                    confirm_delay_seconds=timing.confirm_delay_seconds,
+                    shutdown_grace_seconds=5.0,
+                ),
+                schedules={registry.name: ListSchedule(interval_seconds=timing.round_seconds)},
+                on_round=[script.after_round],
+                on_runner=[script.attach],
+            )
+            out.write(f"demo: measuring {sum(len(t.urls) for t in registry.targets)} URLs every "
+                      f"{timing.round_seconds:g} s for {timing.rounds} rounds; anomalies are "
+                      f"re-tested {timing.confirm_retests} times, "
+                      f"{timing.confirm_delay_seconds:g} s apart\n")
+            await run_service(plan, shutdown=shutdown)
+        finally:
+            await helper_runner.cleanup()
+    return shutdown
+
+
+def render_next_steps(data_dir: Path, states: list[dict[str, Any]]) -> str:
+    config = data_dir / "blockmon.toml"
+    blocked = sorted({f"{row['target_id']} ({row['method']})" for row in states
+                      if row["state"] == "blocked"})
+    accessible = sum(1 for row in states if row["state"] == "accessible")
+    lines = [
+        "",
+        f"demo: done. {len(blocked)} confirmed blocks: {', '.join(blocked) or 'none'}; "
+        f"{accessible} URLs accessible.",
+        f"demo: the database is {data_dir / 'blockmon.db'}. Next, try:",
+        f"  blockmon --config {config} status",
+        f"  blockmon --config {config} history azattyq",
+        f"  BLOCKMON_CONFIG={config} blockmon status --state blocked",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def load_final_states(data_dir: Path) -> list[dict[str, Any]]:
+    from monitor.store import open_store
+
+    store = open_store(f"sqlite:///{data_dir / 'blockmon.db'}")
+    try:
+        return store.load_states(vantage_id=DEMO_VANTAGE)
+    finally:
+        store.close()
+
+
+@click.command()
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("blockmon-demo"), show_default=True,
+              help="Where the demo's database, settings and lab certificates go.")
+@click.option("--rounds", type=click.IntRange(2, 20), default=3, show_default=True,
+              help="Rounds to measure (blocks start after the first).")
+@click.option("--round-seconds", type=click.FloatRange(1, 600), default=15.0, show_default=True,
+              help="Seconds between the starts of two rounds.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="warning", show_default=True, help="Log detail on stderr.")
+def demo(data_dir: Path, rounds: int, round_seconds: float, log_level: str) -> None:
+    """Run the monitor on the briefing's targets against the offline lab (needs root)."""
+    if os.geteuid() != 0:
+        raise RoundCannotRun(
+            "blockmon demo needs root: the lab binds ports 53, 80 and 443 on 127.0.0.0/8 and "
+            "uses nftables (run `sudo make demo`)")
+    configure_logging(log_level)
+    data_dir = data_dir.resolve()
+    timing = DemoTiming(rounds=rounds, round_seconds=round_seconds)
+    asyncio.run(run_demo(data_dir, timing, sys.stdout))
+    sys.stdout.write(render_next_steps(data_dir, load_final_states(data_dir)))

@@ -1,0 +1,87 @@
+"""`blockmon run`: errors that stop a round before it starts, and the one-shot round's output."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from monitor.cli import cli
+from monitor.commands.run import schedule_for
+from monitor.settings import load_settings
+
+
+def invoke(config: Path, *arguments: str):
+    return CliRunner().invoke(cli, ["--config", str(config), "run", *arguments], obj={})
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    config = tmp_path / "blockmon.toml"
+    config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n{text}')
+    return config
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ("[schedule]\ninterval_minutes = 0\n", "[schedule] interval_minutes: must be greater than 0"),
+        ("[probe]\nconcurrncy = 4\n", "[probe] unknown key 'concurrncy'"),
+        ("[probe]\nresolvers = [\"dns.example\"]\n", "[probe] resolvers: 'dns.example' is not an IP"),
+    ],
+)
+def test_bad_settings_stop_the_round_with_one_line_naming_the_key(tmp_path, toml, expected):
+    config = write_config(tmp_path, toml)
+    result = invoke(config, "--once")
+    assert result.exit_code == 1
+    assert expected in result.stderr
+    assert str(config) in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "data").exists()
+
+
+def test_unknown_list_is_named(tmp_path):
+    result = invoke(write_config(tmp_path, ""), "--once", "--list", "nosuchlist")
+    assert result.exit_code == 1
+    assert "list 'nosuchlist'" in result.stderr
+    assert "no target list named 'nosuchlist'" in result.stderr
+
+
+def test_a_file_that_is_not_a_database_is_named(tmp_path):
+    not_a_database = tmp_path / "data" / "blockmon.db"
+    not_a_database.parent.mkdir()
+    not_a_database.write_bytes(b"this is a text file, not SQLite" * 100)
+    result = invoke(write_config(tmp_path, ""), "--once")
+    assert result.exit_code == 1
+    assert f"database sqlite:///{not_a_database}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_list_without_urls_is_refused(tmp_path):
+    registry = tmp_path / "empty.toml"
+    registry.write_text('[list]\nname = "empty"\n\n[[target]]\nid = "nothing"\nname = "Nothing"\n'
+                        'category_code = "NEWS"\nnotes = "closed in 2012"\n')
+    config = write_config(tmp_path, f'[targets]\nregistry = "{registry}"\nlists = ["empty"]\n')
+    result = invoke(config, "--once")
+    assert result.exit_code == 1, result.output
+    assert "no targets to measure in list(s) empty" in result.stderr
+
+
+def test_schedule_settings_become_list_schedules(tmp_path):
+    config = write_config(tmp_path, (
+        "[schedule]\ninterval_minutes = 30\njitter_seconds = 5\nwatch_windows = [\n"
+        '  {start = "2026-12-01T00:00:00Z", end = "2026-12-02T00:00:00Z", interval_minutes = 5},\n'
+        '  {start = "2026-12-05T00:00:00Z", end = "2026-12-06T00:00:00Z", interval_minutes = 1,'
+        ' lists = ["global"]},\n]\n'))
+    settings = load_settings(config)
+    briefing = schedule_for(settings, "briefing")
+    assert briefing.interval_seconds == 1800 and briefing.jitter_seconds == 5
+    assert [window.interval_seconds for window in briefing.watch_windows] == [300]
+    assert [window.interval_seconds for window in schedule_for(settings, "global").watch_windows] \
+        == [300, 60]
+
+
+def integrity(database: Path) -> str:
+    with sqlite3.connect(database) as connection:
+        return connection.execute("PRAGMA integrity_check").fetchone()[0]
