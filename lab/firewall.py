@@ -52,6 +52,7 @@ class Firewall:
         self.table = table_name(prefix)
         self._censored_source = censored_source
         self.unavailable_reason: str | None = None
+        self._installed = False
 
     async def apply(self, verdicts: dict[str, str]) -> None:
         if self.unavailable_reason is not None:
@@ -69,7 +70,9 @@ class Firewall:
                 f"lab: tcp.* policies unavailable: nft refused the ruleset: {errors}"
             )
             raise FirewallUnavailable(self.unavailable_reason)
+        self._installed = True
 
     async def remove(self) -> None:
-        if shutil.which("nft") is not None and self.unavailable_reason is None:
+        if self._installed:
             await _run_nft("delete", "table", "inet", self.table)
+            self._installed = False

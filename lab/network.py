@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
@@ -130,6 +131,8 @@ class Lab:
         self._web_servers: list[web.Server] = []
         self._control_runner: web.AppRunner | None = None
         self._ca_file = self._workdir / "lab-ca.pem"
+        # Policy changes rewrite the whole nftables table; one at a time so none is lost.
+        self._policy_lock = asyncio.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def __aenter__(self) -> Lab:
@@ -277,12 +280,13 @@ class Lab:
         check_policy(policy, f"lab set_policy {name}")
         if name not in self._state.policies:
             raise ValueError(f"lab set_policy: unknown hostname {name!r} (add it with extra_hosts)")
-        old = self._state.policies[name]
-        if policy in FIREWALL_POLICIES or old in FIREWALL_POLICIES:
-            updated = dict(self._state.policies) | {name: policy}
-            await self._firewall.apply(firewall_verdicts(updated, self._state.addresses))
-        self._state.policies[name] = policy
-        self._write_info_file()
+        async with self._policy_lock:
+            old = self._state.policies[name]
+            if policy in FIREWALL_POLICIES or old in FIREWALL_POLICIES:
+                updated = dict(self._state.policies) | {name: policy}
+                await self._firewall.apply(firewall_verdicts(updated, self._state.addresses))
+            self._state.policies[name] = policy
+            self._write_info_file()
 
     def _write_info_file(self) -> None:
         if self._info_file is not None:

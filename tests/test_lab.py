@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from lab import BLOCKPAGE_PHRASE, Lab, LabControlError, LabError, LabInfo
+from lab import BLOCKPAGE_PHRASE, FirewallUnavailable, Lab, LabControlError, LabError, LabInfo
 from lab.policies import decide_front_action, plan_dns_answer
 from lab.sniff import sniff_http_host, sniff_tls_server_name
 from monitor.cli import cli
@@ -408,3 +408,23 @@ async def test_in_process_lab_serves_bulk_sites_and_cleans_up(tmp_path: Path) ->
         "nft", "list", "tables", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
     )
     assert table not in (await listing.communicate())[0].decode()
+
+
+async def test_without_nftables_tcp_policies_are_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    monkeypatch.setattr("lab.firewall.shutil.which", lambda name: None)
+    async with Lab(tmp_path / "catalogue", control=False) as lab:
+        info = lab.info
+        assert "nft" in info.unavailable_policies["tcp.reset"]
+        assert "tcp-reset.lab.test" not in info.hosts and "ok.lab.test" in info.hosts
+        with pytest.raises(FirewallUnavailable, match="unavailable"):
+            await lab.set_policy("ok.lab.test", "tcp.timeout")
+        assert lab.info.hosts["ok.lab.test"] == "none"
+    with pytest.raises(LabError, match="www.azattyq.org"):
+        async with Lab(
+            tmp_path / "asked", catalogue=False, extra_hosts={"www.azattyq.org": "tcp.reset"}
+        ):
+            pass

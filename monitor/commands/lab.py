@@ -22,14 +22,18 @@ def _parse_pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
     return pairs
 
 
-def describe_flags(info: LabInfo) -> str:
+def describe_flags(info: LabInfo, info_file: Path | None = None) -> str:
     """The flags that point a probe (censored vantage) and a helper (honest) at this lab."""
     common = f"--ca-file {info.ca_file} --lab-public-range {info.public_range}"
+    shortcut = (
+        [f"  or simply:                blockmon measure --lab {info_file} URL"] if info_file else []
+    )
     return "\n".join(
         [
             f"blockmon lab running in {info.public_range} (Ctrl-C to stop)",
             f"  probe (censored vantage): --resolver {info.censored_resolver} "
             f"--source-address {info.censored_source} {common}",
+            *shortcut,
             f"  control helper (honest):  --resolver {info.honest_resolver} {common}",
             f"  change a policy:          curl -X POST {info.control_url}/policy "
             """-d '{"hostname": "ok.lab.test", "policy": "tls.timeout"}'""",
@@ -38,13 +42,13 @@ def describe_flags(info: LabInfo) -> str:
     )
 
 
-async def _run_until_signalled(lab: Lab) -> None:
+async def _run_until_signalled(lab: Lab, info_file: Path | None) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signal_number, stop.set)
     async with lab:
-        click.echo(describe_flags(lab.info), err=False)
+        click.echo(describe_flags(lab.info, info_file))
         await stop.wait()
 
 
@@ -100,6 +104,6 @@ def lab(
             bulk_sites=bulk_sites,
             info_file=info_file,
         )
-        asyncio.run(_run_until_signalled(instance))
+        asyncio.run(_run_until_signalled(instance, info_file))
     except (LabError, ValueError, FirewallUnavailable) as error:
         raise click.ClickException(str(error)) from None
