@@ -1,0 +1,198 @@
+"""Blockpage and interception-CA fingerprints: the shipped data loads, matches, and refuses bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from probes.fingerprints import (
+    FingerprintFileError,
+    load_fingerprints,
+    match_dns_blockpage,
+    match_http_blockpage,
+    match_interception_ca,
+    parse_distinguished_name,
+)
+
+DB = load_fingerprints()
+KZ_BLOCKPAGE = (
+    "<html><head><title>Внимание</title></head><body>"
+    "<h1>Доступ к запрашиваемому ресурсу ограничен</h1></body></html>"
+)
+
+
+def test_shipped_data_loads_with_ids_and_sources() -> None:
+    assert len(DB.blockpages) >= 8
+    assert {ca.id for ca in DB.interception_cas} >= {
+        "kz.qaznet_trust_network",
+        "kz.security_certificate",
+        "kz.isca_root",
+        "kz.isca_intermediate",
+    }
+    for fingerprint in DB.blockpages:
+        assert fingerprint.source and fingerprint.confidence in ("high", "medium", "low")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected_id"),
+    [
+        (KZ_BLOCKPAGE, "kz.phrase.requested_resource_restricted"),
+        (
+            "<p>Доступ к информационному ресурсу ограничен</p>",
+            "kz.phrase.information_resource_restricted",
+        ),
+        ("<p>Сайтқа қолжетімділік шектелген</p>", "kz.phrase.kazakh_access_restricted"),
+        ("<p>Ресурс   ЗАБЛОКИРОВАН</p>", "zz.phrase.resource_blocked_ru"),
+        ('<iframe src="http://10.10.34.34/?type=Invalid"></iframe>', "ir.iframe_10_10_34_34"),
+        ("<h2>This website has been blocked by order</h2>", "zz.phrase.site_blocked_en"),
+    ],
+)
+def test_blockpage_bodies_match(body: str, expected_id: str) -> None:
+    match = match_http_blockpage(DB, body, {}, None)
+    assert match is not None and match.id == expected_id
+    assert match.kind == "http_blockpage" and match.evidence
+
+
+def test_phrase_heuristics_need_a_short_page() -> None:
+    long_page = KZ_BLOCKPAGE + "<p>" + "новости " * 4000 + "</p>"
+    assert match_http_blockpage(DB, long_page, {}, None) is None
+
+
+def test_false_positive_list_is_checked_first() -> None:
+    article = (
+        "<article><p>Пользователи видят «Доступ к запрашиваемому ресурсу ограничен».</p></article>"
+    )
+    assert match_http_blockpage(DB, article, {}, None) is None
+    akamai = "<h1>Access Denied</h1> This site has been blocked. Reference&#32;&#35;18.abc123"
+    assert match_http_blockpage(DB, akamai, {}, None) is None
+
+
+def test_header_and_title_fingerprints() -> None:
+    by_header = match_http_blockpage(DB, "", [("location", "http://warning.rt.ru/x")], None)
+    assert by_header is not None and by_header.id == "ru.rostelecom.warning_redirect"
+    by_title = match_http_blockpage(DB, "<p>x</p>", {}, "  доступ   ОГРАНИЧЕН ")
+    assert by_title is not None and by_title.matched_by == "title"
+
+
+def test_ordinary_pages_do_not_match() -> None:
+    assert (
+        match_http_blockpage(DB, "<html><title>Azattyq</title><p>Новости</p></html>", {}, "Azattyq")
+        is None
+    )
+    assert match_http_blockpage(DB, None, None, None) is None
+
+
+def test_dns_blockpage_by_cidr() -> None:
+    match = match_dns_blockpage(DB, ["203.0.113.5", "10.10.34.35"])
+    assert (
+        match is not None and match.id == "ir.dns_10_10_34_34" and "10.10.34.35" in match.evidence
+    )
+    single = match_dns_blockpage(DB, ["10.10.34.36"])
+    assert single is not None and single.matched_by == "dns_address"
+    assert match_dns_blockpage(DB, ["10.10.35.1", "not-an-ip"]) is None
+
+
+def test_interception_ca_by_fingerprint_before_name() -> None:
+    chain = [
+        {"subject": "CN=google.com", "issuer": "CN=Security Certificate,C=KZ", "sha256": "ab" * 32},
+        {
+            "subject": "CN=Information Security Certification Authority CA,O=ISCA,C=KZ",
+            "issuer": "CN=x",
+            "sha256": "89107c8e50e029b7b5f4ff0ccd2956bcc9d0c8ba2bfb6a58374ed63a6b034a30",
+        },
+    ]
+    match = match_interception_ca(DB, chain)
+    assert match is not None
+    assert (match.id, match.matched_by) == ("kz.isca_root", "sha256")
+    assert match.as_dict()["issuer"] == "CN=Security Certificate,C=KZ"
+
+
+def test_interception_ca_by_name() -> None:
+    qaznet = [{"subject": "CN=Security Certificate,C=KZ", "issuer": "CN=Qaznet Trust Network,C=KZ"}]
+    match = match_interception_ca(DB, qaznet)
+    assert (
+        match is not None and match.id == "kz.qaznet_trust_network" and match.matched_by == "issuer"
+    )
+    isca = [
+        {"subject": "CN=a.kz", "issuer": "CN=Information Security Certification Authority,O=ISCA"}
+    ]
+    assert match_interception_ca(DB, isca).id == "kz.isca_root"  # type: ignore[union-attr]
+    # The generic name alone, outside KZ, is not evidence.
+    assert (
+        match_interception_ca(DB, [{"subject": "CN=a", "issuer": "CN=Security Certificate,C=US"}])
+        is None
+    )
+    assert match_interception_ca(DB, []) is None
+
+
+def test_distinguished_names_with_escapes() -> None:
+    assert parse_distinguished_name(r"CN=Acme\, Inc,O=X+OU=Y,C=KZ") == {
+        "CN": ["Acme, Inc"],
+        "O": ["X"],
+        "OU": ["Y"],
+        "C": ["KZ"],
+    }
+
+
+def _write(tmp_path: Path, blockpages: str, cas: str = "") -> Path:
+    (tmp_path / "interception_cas.toml").write_text(cas, encoding="utf-8")
+    path = tmp_path / "blockpages.toml"
+    path.write_text(blockpages, encoding="utf-8")
+    return path
+
+
+_ENTRY = """
+[[fingerprint]]
+id = "t.one"
+kind = "http_blockpage"
+pattern_kind = "{pattern_kind}"
+pattern = '{pattern}'
+name = "n"
+country = "KZ"
+confidence = "low"
+source = "test"
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (_ENTRY.format(pattern_kind="body_regex", pattern="(unclosed"), "entry 't.one': bad regex"),
+        (_ENTRY.format(pattern_kind="dns_cidr", pattern="x"), "'pattern_kind' is 'dns_cidr'"),
+        (_ENTRY.format(pattern_kind="body_substring", pattern=""), "'pattern' must be a non-empty"),
+        (
+            _ENTRY.format(pattern_kind="body_substring", pattern="a") * 2,
+            "entry 't.one': duplicate id",
+        ),
+        ("[[fingerprint]]\nid = 3\n", "entry #1: 'id'"),
+        ("[[fingerprint\n", "not valid TOML"),
+    ],
+)
+def test_malformed_blockpage_file_names_file_and_entry(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(FingerprintFileError) as caught:
+        load_fingerprints(path)
+    assert str(path) in str(caught.value) and message in str(caught.value)
+
+
+def test_malformed_ca_file_names_file_and_entry(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "",
+        '[[ca]]\nid = "c.one"\nname = "n"\ncountry = "KZ"\nconfidence = "high"\nsource = "s"\nsha1 = ["xyz"]\n',
+    )
+    with pytest.raises(
+        FingerprintFileError, match=r"interception_cas\.toml: entry 'c\.one': 'sha1'"
+    ):
+        load_fingerprints(path)
+
+
+def test_a_custom_file_is_used(tmp_path: Path) -> None:
+    path = _write(tmp_path, _ENTRY.format(pattern_kind="body_substring", pattern="Custom Marker"))
+    database = load_fingerprints(path)
+    assert [f.id for f in database.blockpages] == ["t.one"]
+    assert match_http_blockpage(database, "<b>custom   marker</b>", {}, None).id == "t.one"  # type: ignore[union-attr]
+    assert database.interception_cas == ()
