@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 
 from probes import __version__
+from probes.analysis import analyze
 from probes.control import fetch_control
 from probes.dns import addresses_from_queries, is_ip_literal, probe_dns, resolvers_for
 from probes.errors import InvalidInput
@@ -143,7 +144,7 @@ async def _collect_observations(
         tcp_results = await asyncio.gather(*(probe_tcp(ip, port, options, started=started) for ip in public))
         tcp_connect = [entry for entry, _ in tcp_results]
         connections: list[tuple[str, Streams]] = [
-            (ip, streams) for ip, (_, streams) in zip(public, tcp_results) if streams
+            (ip, streams) for ip, (_, streams) in zip(public, tcp_results, strict=True) if streams
         ]
         tls_handshakes: list[dict] = []
         if scheme == "https" and connections:
@@ -151,7 +152,7 @@ async def _collect_observations(
                 *(probe_tls(ip, port, host, options, streams=streams, started=started) for ip, streams in connections)
             )
             tls_handshakes = [entry for entry, _ in tls_results]
-            connections = [(ip, streams) for (ip, _), (_, streams) in zip(connections, tls_results) if streams]
+            connections = [(ip, streams) for (ip, _), (_, streams) in zip(connections, tls_results, strict=True) if streams]
         requests = await _fetch_first(url, port, connections, tcp_connect, tls_handshakes, options, started)
         control, control_failure = await control_task if control_task else ({}, None)
         control_task = None
@@ -258,10 +259,8 @@ async def _sni_retry(
 
 
 def _analysis_keys(test_keys: dict, options: ProbeOptions) -> dict:
-    from probes.analysis import analyze
-    from probes.fingerprints import load_fingerprints
-
-    verdict = analyze(test_keys, public_networks=options.public_networks(), fingerprints=load_fingerprints())
+    # The packaged fingerprints, loaded once per process by the analysis itself.
+    verdict = analyze(test_keys, public_networks=options.public_networks())
     return verdict.as_test_keys()
 
 

@@ -606,7 +606,6 @@ async def test_control_refusal_and_down_helper_are_failures(control_server):
         (OSError(errno.ENETUNREACH, "no net"), "network_unreachable"),
         (OSError(errno.EACCES, "odd"), "unknown_failure"),
         (TimeoutError(), "generic_timeout_error"),
-        (asyncio.TimeoutError(), "generic_timeout_error"),
         (dns.exception.Timeout(), "generic_timeout_error"),
         (dns.resolver.NXDOMAIN(), "dns_nxdomain_error"),
         (dns.exception.FormError(), "dns_server_misbehaving"),

@@ -1,0 +1,165 @@
+"""`blockmon measure`: measure URLs now and print one OONI measurement per line on stdout."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import ipaddress
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from probes.dns import parse_resolver
+from probes.errors import InvalidInput
+from probes.options import ProbeIdentity, ProbeOptions
+
+
+@dataclass(frozen=True, slots=True)
+class LabFlags:
+    """The flags a lab info file fills in for a probe at the lab's censored vantage."""
+
+    resolver: str
+    source_address: str
+    ca_file: str
+    public_range: str
+
+
+def load_lab_flags(path: Path) -> LabFlags:
+    """Read the LabInfo JSON that `blockmon lab --info-file` writes; errors name file and key."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as error:
+        raise click.UsageError(f"--lab {path}: cannot read: {error.strerror}") from None
+    except ValueError as error:
+        raise click.UsageError(f"--lab {path}: not JSON: {error}") from None
+    keys = {"censored_resolver": "resolver", "censored_source": "source_address",
+            "ca_file": "ca_file", "public_range": "public_range"}
+    values = {}
+    for key, field_name in keys.items():
+        value = data.get(key) if isinstance(data, dict) else None
+        if not isinstance(value, str) or not value:
+            raise click.UsageError(f"--lab {path}: key {key!r} missing or not a string")
+        values[field_name] = value
+    return LabFlags(**values)
+
+
+def read_input_file(path: Path) -> list[str]:
+    """URLs from a text file (one per line, # comments) or a Citizen Lab CSV (its `url` column)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise click.UsageError(f"--input-file {path}: cannot read: {reason}") from None
+    lines = text.splitlines()
+    if lines and lines[0].lower().startswith("url,"):
+        return [row["url"].strip() for row in csv.DictReader(lines) if (row.get("url") or "").strip()]
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _check_ip(value: str | None, option: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise click.BadParameter(f"not an IP address: {value!r}", param_hint=option) from None
+
+
+def _check_range(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise click.BadParameter(f"not a CIDR range: {value!r}", param_hint="--lab-public-range") from None
+
+
+@click.command("measure")
+@click.argument("urls", nargs=-1)
+@click.option("--input-file", "input_files", multiple=True, type=click.Path(path_type=Path),
+              help="File of URLs, one per line (# comments), or a Citizen Lab CSV. Repeatable.")
+@click.option("--helper", "helper_url", metavar="URL", help="Control helper URL (oohelperd-shaped).")
+@click.option("--helper-token", metavar="TOKEN", envvar="BLOCKMON_HELPER_TOKEN",
+              help="Bearer token for the helper. Env: BLOCKMON_HELPER_TOKEN.")
+@click.option("--resolver", "resolvers", multiple=True, metavar="IP[:PORT]",
+              help="DNS resolver to ask instead of /etc/resolv.conf's. Repeatable.")
+@click.option("--concurrency", type=click.IntRange(1, 2000), default=20, show_default=True,
+              help="URLs measured at once.")
+@click.option("--probe-cc", default="ZZ", show_default=True, help="Country code recorded as probe_cc.")
+@click.option("--probe-asn", default="AS0", show_default=True, help="Network recorded as probe_asn.")
+@click.option("--probe-network-name", default="", help="Network name recorded as probe_network_name.")
+@click.option("--source-address", metavar="IP", help="Local address to send probe traffic from.")
+@click.option("--ca-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="CA bundle (PEM) to verify TLS against instead of the system store.")
+@click.option("--lab-public-range", "lab_public_ranges", multiple=True, metavar="CIDR",
+              help="Range that counts as public although it is a bogon (the lab). Repeatable.")
+@click.option("--lab", "lab_file", type=click.Path(dir_okay=False, path_type=Path), metavar="LABINFO.json",
+              help="Lab info file: fills --resolver, --source-address, --ca-file and --lab-public-range "
+                   "for the lab's censored vantage.")
+def measure(
+    urls: tuple[str, ...],
+    input_files: tuple[Path, ...],
+    helper_url: str | None,
+    helper_token: str | None,
+    resolvers: tuple[str, ...],
+    concurrency: int,
+    probe_cc: str,
+    probe_asn: str,
+    probe_network_name: str,
+    source_address: str | None,
+    ca_file: Path | None,
+    lab_public_ranges: tuple[str, ...],
+    lab_file: Path | None,
+) -> None:
+    """Measure each URL (Web Connectivity) and print one JSON measurement per line."""
+    all_urls = list(urls)
+    for path in input_files:
+        try:
+            all_urls += read_input_file(path)
+        except click.UsageError as error:
+            click.echo(f"error: {error.message}", err=True)
+    if not all_urls:
+        raise click.UsageError("no URLs to measure (give URLs or --input-file)")
+    ranges = tuple(_check_range(r) for r in lab_public_ranges)
+    if lab_file is not None:
+        lab = load_lab_flags(lab_file)
+        resolvers = resolvers or (lab.resolver,)
+        source_address = source_address or lab.source_address
+        ca_file = ca_file or Path(lab.ca_file)
+        ranges = ranges or (lab.public_range,)
+    for resolver in resolvers:
+        try:
+            parse_resolver(resolver)
+        except InvalidInput as error:
+            raise click.BadParameter(str(error), param_hint="--resolver") from None
+    if ca_file is not None and not ca_file.is_file():
+        raise click.BadParameter(f"no such file: {ca_file}", param_hint="--ca-file")
+    options = ProbeOptions(
+        identity=ProbeIdentity(probe_cc=probe_cc, probe_asn=probe_asn, probe_network_name=probe_network_name),
+        resolvers=resolvers,
+        helper_url=helper_url,
+        helper_token=helper_token,
+        source_address=_check_ip(source_address, "--source-address"),
+        lab_public_ranges=ranges,
+        ca_file=str(ca_file) if ca_file else None,
+    )
+    measured = asyncio.run(_measure_all(all_urls, options, concurrency))
+    click.echo(f"measured {measured} of {len(all_urls)} URLs", err=True)
+    if measured == 0:
+        sys.exit(1)
+
+
+async def _measure_all(urls: list[str], options: ProbeOptions, concurrency: int) -> int:
+    from probes.measure import measure_many  # aiohttp and the analysis load only when measuring
+
+    def print_result(url: str, measurement: dict | None, error: str | None) -> None:
+        if measurement is None:
+            click.echo(f"error: {error}", err=True)
+            return
+        sys.stdout.write(json.dumps(measurement, ensure_ascii=False, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+        keys = measurement["test_keys"]
+        click.echo(f"{url}: blocking={keys.get('blocking')} method={keys.get('blocking_method')}", err=True)
+
+    return await measure_many(urls, options, concurrency, print_result)
