@@ -1,0 +1,45 @@
+"""`blockmon export`: stored measurements as OONI JSON, one per line."""
+
+from __future__ import annotations
+
+import click
+
+from monitor.commands.status import load_settings_or_fail, open_store_for_reading
+from monitor.store import store_time
+
+
+def _time_option(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return store_time(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param=param) from None
+
+
+@click.command()
+@click.option("--since", required=True, callback=_time_option,
+              help="First day or time (UTC, inclusive), e.g. 2026-11-01 or 2026-11-01T06:00:00Z.")
+@click.option("--until", callback=_time_option,
+              help="End day or time (UTC, exclusive); default: now.")
+@click.option("--vantage", "vantage_id", help="Only this vantage point.")
+@click.option("--format", "output_format", type=click.Choice(["jsonl"]), default="jsonl",
+              show_default=True, help="One OONI measurement (JSON) per line.")
+@click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-",
+              help="File to write (default: standard output).")
+@click.pass_context
+def export(ctx: click.Context, since: str, until: str | None, vantage_id: str | None,
+           output_format: str, output: click.utils.LazyFile) -> None:
+    """Export measurements taken in [--since, --until) as OONI JSON lines, oldest first."""
+    if until is not None and until <= since:
+        raise click.BadParameter(f"{until} is not after --since {since}", param_hint="--until")
+    settings = load_settings_or_fail(ctx)
+    store = open_store_for_reading(settings)
+    count = 0
+    try:
+        for row in store.iter_measurements(since=since, until=until, vantage_id=vantage_id):
+            output.write(row["json"] + "\n")
+            count += 1
+    finally:
+        store.close()
+    click.echo(f"exported {count} measurements", err=True)

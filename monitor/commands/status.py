@@ -1,0 +1,93 @@
+"""`blockmon status`: the current state of every measured URL, blocked first."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import click
+
+from monitor.settings import Settings, SettingsError, load_settings
+from monitor.store import Store, StoreError, open_store, sqlite_path
+from probes.vocabulary import TARGET_STATES
+
+# Most newsworthy first.
+_STATE_ORDER = {"blocked": 0, "anomaly": 1, "down": 2, "unknown": 3, "accessible": 4}
+
+
+def load_settings_or_fail(ctx: click.Context) -> Settings:
+    """The settings named by the global --config option; a bad file is one error line."""
+    try:
+        return load_settings((ctx.obj or {}).get("config_path"))
+    except SettingsError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def open_store_for_reading(settings: Settings) -> Store:
+    """The configured store; refuses to create an empty SQLite file just to read it."""
+    url = settings.storage.database_url
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise click.ClickException(
+            f"no database at {path} ([storage] database): run `blockmon run` or "
+            "`blockmon demo` first")
+    try:
+        return open_store(url)
+    except StoreError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def sort_states(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda row: (_STATE_ORDER.get(row["state"], 9), row["since"],
+                                         row["vantage_id"], row["url"]))
+
+
+def render_state_table(rows: list[dict[str, Any]]) -> str:
+    """Fixed-width text table of target_state rows."""
+    headers = ("STATE", "METHOD", "SINCE", "VANTAGE", "TARGET", "URL")
+    lines = [(row["state"], row["method"] or "-", row["since"], row["vantage_id"],
+              row["target_id"] or "-", row["url"]) for row in rows]
+    widths = [max(len(str(cell)) for cell in column)
+              for column in zip(headers, *lines, strict=True)]
+    return "\n".join(
+        "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in [headers, *lines])
+
+
+def summarize_states(rows: list[dict[str, Any]]) -> dict[str, int]:
+    counts = Counter(row["state"] for row in rows)
+    return {state: counts[state] for state in sorted(counts, key=lambda s: _STATE_ORDER.get(s, 9))}
+
+
+@click.command()
+@click.option("--list", "list_name", help="Only URLs of this target list.")
+@click.option("--state", type=click.Choice(TARGET_STATES), help="Only URLs in this state.")
+@click.option("--category", help="Only targets of this Citizen Lab category code (e.g. NEWS).")
+@click.option("--vantage", "vantage_id", help="Only this vantage point.")
+@click.option("--format", "output_format", type=click.Choice(["table", "json"]),
+              default="table", show_default=True)
+@click.pass_context
+def status(ctx: click.Context, list_name: str | None, state: str | None, category: str | None,
+           vantage_id: str | None, output_format: str) -> None:
+    """Show the current state of each measured URL (blocked first), and since when."""
+    settings = load_settings_or_fail(ctx)
+    store = open_store_for_reading(settings)
+    try:
+        rows = sort_states(store.load_states(list_name=list_name, state=state,
+                                             category=category, vantage_id=vantage_id))
+        backlog = store.spool_backlog() if settings.collector.url else None
+    finally:
+        store.close()
+    summary = summarize_states(rows)
+    if output_format == "json":
+        click.echo(json.dumps({"states": rows, "summary": summary, "spool_backlog": backlog},
+                              indent=2, ensure_ascii=False))
+        return
+    if rows:
+        click.echo(render_state_table(rows))
+        click.echo("")
+    counts = ", ".join(f"{count} {name}" for name, count in summary.items())
+    click.echo(f"{len(rows)} URLs" + (f": {counts}" if counts else " (nothing measured yet)"))
+    if backlog is not None:
+        click.echo(f"spool: {backlog} measurements waiting for upload to {settings.collector.url}")
