@@ -72,24 +72,29 @@ def parse_citizenlab_text(text: str, file: str, list_name: str) -> TargetList:
                 row=row_line, value=",".join(fields),
             )
         value = {column: fields[index].strip() for column, index in position.items()}
-
-        def fail(key: str, message: str) -> TargetFileError:
-            return TargetFileError(file, f"{key}: {message}", row=row_line, key=key, value=value[key])
-
-        url = value["url"]
-        if problem := url_problem(url):
-            raise fail("url", problem)
-        code = value["category_code"]
-        if not is_known_category(code):
-            raise fail("category_code", f"unknown category code {code!r}")
-        if value["date_added"] and (problem := date_problem(value["date_added"])):
-            raise fail("date_added", problem)
-        duplicate_of = first_row_of_url.get(canonical_url(url))
-        if duplicate_of is not None:
-            raise fail("url", f"duplicate URL {url!r} (first on row {duplicate_of})")
-        first_row_of_url[canonical_url(url)] = row_line
+        _check_row(value, file, row_line, first_row_of_url)
         targets.append(_target_from_row(value, list_name, used_ids))
     return TargetList(list_name, tuple(targets))
+
+
+def _check_row(value: dict[str, str], file: str, row: int, first_row_of_url: dict[str, int]) -> None:
+    """Raise TargetFileError for the row's first problem; remember its URL for duplicates."""
+
+    def fail(key: str, message: str) -> TargetFileError:
+        return TargetFileError(file, f"{key}: {message}", row=row, key=key, value=value[key])
+
+    url = value["url"]
+    if problem := url_problem(url):
+        raise fail("url", problem)
+    code = value["category_code"]
+    if not is_known_category(code):
+        raise fail("category_code", f"unknown category code {code!r}")
+    if value["date_added"] and (problem := date_problem(value["date_added"])):
+        raise fail("date_added", problem)
+    duplicate_of = first_row_of_url.get(canonical_url(url))
+    if duplicate_of is not None:
+        raise fail("url", f"duplicate URL {url!r} (first on row {duplicate_of})")
+    first_row_of_url[canonical_url(url)] = row
 
 
 def _target_from_row(value: dict[str, str], list_name: str, used_ids: set[str]) -> Target:

@@ -13,7 +13,12 @@ from targets.categories import category_name
 from targets.checks import slugify
 from targets.citizenlab import import_citizenlab_csv
 from targets.model import BRIEFING_LIST_NAME, Target, TargetFileError, TargetList, find_target
-from targets.registry import DEFAULT_REGISTRY_PATH, check_registry_text, load_registry, read_target_file
+from targets.registry import (
+    DEFAULT_REGISTRY_PATH,
+    check_registry_text,
+    load_registry,
+    read_target_file,
+)
 from targets.storage import DEFAULT_DATA_DIR, load_list, save_list
 
 
@@ -60,7 +65,7 @@ def targets() -> None:
     """The target registry and imported test lists: what blockmon measures and why."""
 
 
-@targets.command(name="import")
+@targets.command(name="import", short_help="Import a Citizen Lab test list (CSV) as a named target list.")
 @click.argument("csv_file", type=click.Path(dir_okay=False))
 @click.option("--name", help="Name of the saved list (default: the file name without .csv).")
 @click.option("--lists-dir", type=click.Path(file_okay=False),
@@ -171,7 +176,7 @@ def show_command(ctx: click.Context, target_id: str, list_name: str, lists_dir: 
     click.echo(render_target(target))
 
 
-@targets.command(name="validate")
+@targets.command(name="validate", short_help="Check a target file or test list; every problem with file and line.")
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 @click.option("--briefing", "briefing_path", type=click.Path(dir_okay=False),
               help="Briefing text to check quotations against "
