@@ -7,7 +7,9 @@ import contextlib
 import socket
 import ssl
 import struct
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from lab.policies import Protocol, decide_front_action
 from lab.sniff import Sniffed, sniff_http_host, sniff_tls_server_name
@@ -18,14 +20,16 @@ FIRST_BYTES_TIMEOUT = 30.0
 HANDSHAKE_TIMEOUT = 15.0
 _RETRY_PAUSE = 0.005
 
+ProtocolFactory = Callable[[], asyncio.BaseProtocol]  # e.g. an aiohttp web.Server
+
 
 @dataclass(frozen=True)
 class Backends:
     """Protocol factories and TLS contexts the front hands accepted sockets to."""
 
-    site: object  # aiohttp web.Server (a protocol factory)
-    doctored: object
-    blockpage: object
+    site: ProtocolFactory
+    doctored: ProtocolFactory
+    blockpage: ProtocolFactory
     lab_tls: ssl.SSLContext
     rogue_tls: ssl.SSLContext
 
@@ -72,7 +76,10 @@ async def peek_hostname(sock: socket.socket, protocol: Protocol, timeout: float)
     while True:
         remaining = deadline - asyncio.get_running_loop().time()
         await _wait_readable(sock, max(remaining, 0.0))
-        data = sock.recv(65536, socket.MSG_PEEK)
+        try:
+            data = sock.recv(65536, socket.MSG_PEEK)
+        except BlockingIOError:
+            continue  # spurious readiness
         if not data:
             return None
         sniffed = sniff(data)
@@ -99,8 +106,8 @@ class Front:
         for listener in self._listeners:
             self._spawn(self._accept_loop(listener))
 
-    def _spawn(self, coroutine: object) -> None:
-        task = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -163,12 +170,16 @@ class Front:
                 sock.close()
 
     async def _hand_over(
-        self, sock: socket.socket, factory: object, protocol: Protocol, context: ssl.SSLContext
+        self,
+        sock: socket.socket,
+        factory: ProtocolFactory,
+        protocol: Protocol,
+        context: ssl.SSLContext,
     ) -> None:
         loop = asyncio.get_running_loop()
         try:
             await loop.connect_accepted_socket(
-                factory,  # type: ignore[arg-type]
+                factory,
                 sock,
                 ssl=context if protocol == "tls" else None,
                 ssl_handshake_timeout=HANDSHAKE_TIMEOUT if protocol == "tls" else None,

@@ -8,7 +8,7 @@ import os
 import socket
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -72,9 +72,16 @@ class LabInfo:
 
     @classmethod
     def from_json(cls, text: str) -> LabInfo:
+        """Parse what to_json wrote; ValueError names a missing key (unknown keys are ignored)."""
         data = json.loads(text)
-        known = set(cls.__dataclass_fields__)
-        return cls(**{key: value for key, value in data.items() if key in known})
+        if not isinstance(data, dict):
+            raise ValueError("lab info: expected a JSON object")
+        fields = cls.__dataclass_fields__
+        for name, spec in fields.items():
+            required = spec.default is MISSING and spec.default_factory is MISSING
+            if required and name not in data:
+                raise ValueError(f"lab info: key {name!r} missing")
+        return cls(**{key: value for key, value in data.items() if key in fields})
 
     def hostname_for(self, policy: str) -> str:
         """The catalogue hostname that carries a policy (first one found)."""
@@ -127,6 +134,7 @@ class Lab:
         self._firewall: Firewall | None = None
         self._unavailable: dict[str, str] = {}
         self._dns_servers: list[DnsServer] = []
+        self._udp_sockets: list[socket.socket] = []
         self._front: Front | None = None
         self._web_servers: list[web.Server] = []
         self._control_runner: web.AppRunner | None = None
@@ -158,6 +166,7 @@ class Lab:
             )
         self._workdir.mkdir(parents=True, exist_ok=True)
         plan, udp_sockets = _claim_prefix()
+        self._udp_sockets = list(udp_sockets)
         addresses = assign_site_addresses(plan, list(self._hosts), self._bulk)
         policies = dict(self._hosts) | {hostname: "none" for hostname in self._bulk}
         self._state = state = LabState(plan, policies, addresses, self._redirects)
@@ -195,12 +204,22 @@ class Lab:
             DnsServer(censored_socket, lambda name: state.dns_plan(name, censored_resolver=True)),
         ]
         for server in self._dns_servers:
-            await server.start()
+            try:
+                await server.start()
+            except OSError as error:
+                raise LabError(
+                    f"lab: cannot start a resolver on TCP port 53: {error.strerror}"
+                ) from None
 
         self._front = Front(state, backends)
         for address in [*state.listening_addresses(), plan.blockpage]:
             for port in (80, 443):
-                self._front.listen(address, port)
+                try:
+                    self._front.listen(address, port)
+                except OSError as error:
+                    raise LabError(
+                        f"lab: cannot listen on {address}:{port}: {error.strerror}"
+                    ) from None
         self._front.start()
 
         if self._with_control:
@@ -208,7 +227,12 @@ class Lab:
                 make_control_app(self.set_policy, lambda: self.info.to_json()), access_log=None
             )
             await self._control_runner.setup()
-            await web.TCPSite(self._control_runner, plan.control, CONTROL_PORT).start()
+            try:
+                await web.TCPSite(self._control_runner, plan.control, CONTROL_PORT).start()
+            except OSError as error:
+                raise LabError(
+                    f"lab: cannot listen on {plan.control}:{CONTROL_PORT}: {error.strerror}"
+                ) from None
         self._write_info_file()
 
     async def _start_firewall(self, state: LabState) -> None:
@@ -239,6 +263,9 @@ class Lab:
         for dns_server in self._dns_servers:
             await dns_server.stop()
         self._dns_servers = []
+        for udp_socket in self._udp_sockets:
+            udp_socket.close()  # the prefix lock, if start failed before the resolvers took it
+        self._udp_sockets = []
         if self._firewall is not None:
             await self._firewall.remove()
             self._firewall = None

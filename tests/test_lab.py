@@ -428,3 +428,11 @@ async def test_without_nftables_tcp_policies_are_refused_by_name(
             tmp_path / "asked", catalogue=False, extra_hosts={"www.azattyq.org": "tcp.reset"}
         ):
             pass
+
+
+def test_lab_info_round_trips_and_names_a_missing_key(lab_info: LabInfo) -> None:
+    assert LabInfo.from_json(lab_info.to_json()) == lab_info
+    assert lab_info.hostname_for("tls.mitm") == "tls-mitm.lab.test"
+    text = lab_info.to_json().replace('"ca_file"', '"ca_path"')
+    with pytest.raises(ValueError, match="'ca_file' missing"):
+        LabInfo.from_json(text)
