@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import sqlite3
 from pathlib import Path
 
@@ -85,3 +87,29 @@ def test_schedule_settings_become_list_schedules(tmp_path):
 def integrity(database: Path) -> str:
     with sqlite3.connect(database) as connection:
         return connection.execute("PRAGMA integrity_check").fetchone()[0]
+
+
+@pytest.mark.slow
+def test_sigterm_mid_round_stops_cleanly_without_half_written_rows(tmp_path, lab_info):
+    from tests.test_kill9 import make_slow_round, query, start_blockmon, wait_for_saved
+
+    config, url_count = make_slow_round(tmp_path, lab_info)
+    database = tmp_path / "data" / "blockmon.db"
+    service = start_blockmon(config, "--log-level", "info")
+    wait_for_saved(service, 2)
+    service.send_signal(signal.SIGTERM)
+    service.wait(timeout=60)
+
+    assert service.returncode == 0
+    assert integrity(database) == "ok"
+    assert query(database, "SELECT status FROM runs WHERE finished_at IS NOT NULL") == [
+        ("interrupted",)]
+    measurements = query(database, "SELECT uid, url, measured_at, json FROM measurements")
+    assert 2 <= len(measurements) < url_count
+    states = {url: (last_measured_at, last_uid) for url, last_measured_at, last_uid in query(
+        database, "SELECT url, last_measured_at, last_uid FROM target_state")}
+    for uid, url, measured_at, text in measurements:
+        assert json.loads(text)["measurement_uid"] == uid
+        # Each stored measurement got its state decided too: the pair is never left half-done.
+        assert states[url][0] >= measured_at
+    assert {last_uid for _, last_uid in states.values()} <= {row[0] for row in measurements}
