@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import ssl
+import subprocess
 from pathlib import Path
 
 import dns.exception
@@ -436,3 +437,54 @@ def test_lab_info_round_trips_and_names_a_missing_key(lab_info: LabInfo) -> None
     text = lab_info.to_json().replace('"ca_file"', '"ca_path"')
     with pytest.raises(ValueError, match="'ca_file' missing"):
         LabInfo.from_json(text)
+
+
+def test_docs_describe_every_policy_catalogue_host_and_cli_option() -> None:
+    from lab import DEFAULT_CATALOGUE, POLICIES
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "lab.md").read_text()
+    table_rows = {
+        line.split("|")[1].strip().strip("`")
+        for line in text.splitlines()
+        if line.startswith("| `")
+    }
+    assert set(POLICIES) <= table_rows, set(POLICIES) - table_rows
+    for hostname in DEFAULT_CATALOGUE:
+        assert f"`{hostname.removesuffix('.lab.test')}`" in text or hostname in text, hostname
+    for option in ("--workdir", "--info-file", "--host", "--redirect", "--bulk-sites"):
+        assert option in text, option
+
+
+def test_blockmon_lab_command_takes_hosts_and_redirects_and_cleans_up_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    from tests.fixtures.lab import start_lab_process, stop_lab_process
+
+    process, info = start_lab_process(
+        tmp_path,
+        "--host", "www.azattyq.org=tls.timeout",
+        "--redirect", "azattyq.org=https://www.azattyq.org/",
+        "--bulk-sites", "2",
+    )  # fmt: skip
+    try:
+        assert info.hosts["www.azattyq.org"] == "tls.timeout"
+        assert info.hosts["site2.bulk.lab.test"] == "none"
+        assert (
+            http_get(info, "azattyq.org", other_source(info))[1]["Location"]
+            == "https://www.azattyq.org/"
+        )
+        with pytest.raises(TimeoutError):
+            tls_handshake(
+                info,
+                info.site_addresses["www.azattyq.org"],
+                "www.azattyq.org",
+                info.censored_source,
+            )
+    finally:
+        stop_lab_process(process)
+    assert process.returncode == 0
+    prefix_parts = info.prefix.split(".")
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    assert f"blockmon_lab_{prefix_parts[1]}_{prefix_parts[2]}" not in tables
