@@ -1,0 +1,389 @@
+"""The read side of the store for reports and the dashboard: aggregated in SQL, both backends."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from monitor.store.rows import store_time
+from targets.model import BriefingClaim, Target, TargetURL
+
+Dialect = Literal["sqlite", "postgres"]
+
+# How one measurement row counts, as SQL over the verdict columns (docs/reports.md explains):
+# blocked = the analysis named a kind of blocking; down = no blocking yet not accessible (the
+# site fails for the control too); unknown = the analysis could not tell (no control).
+BLOCKED_SQL = "(blocking IS NOT NULL AND blocking <> 'false')"
+ACCESSIBLE_SQL = "(blocking = 'false' AND accessible = 1)"
+DOWN_SQL = "(blocking = 'false' AND (accessible IS NULL OR accessible = 0))"
+UNKNOWN_SQL = "(blocking IS NULL)"
+
+# Rows per `uid IN (...)` statement: far below SQLite's 32,766 and PostgreSQL's 65,535 binds.
+_UIDS_PER_STATEMENT = 500
+_UID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+class ReadDatabase:
+    """Runs read-only SQL on the connection of a SQLiteStore or PostgresStore.
+
+    SQL is written once with `:name` parameters; PostgreSQL gets them as `%(name)s`.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        if hasattr(store, "conn"):  # monitor.store.sqlite.SQLiteStore
+            self.dialect: Dialect = "sqlite"
+        elif hasattr(store, "connection"):  # monitor.store.postgres.PostgresStore
+            self.dialect = "postgres"
+        else:
+            raise TypeError(f"no SQL connection on {type(store).__name__}")
+
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        params = dict(params or {})
+        if self.dialect == "sqlite":
+            cursor = self.store.conn.execute(sql, params)
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        postgres_sql = re.sub(r"(?<!:):([A-Za-z_]\w*)", r"%(\1)s", sql.replace("%", "%%"))
+        cursor = self.store.connection.execute(postgres_sql, params)
+        return [dict(row) for row in cursor.fetchall()]
+
+
+# ---- rows ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class DailyCounts:
+    """Measurements of one URL from one vantage on one UTC day, counted by outcome."""
+
+    target_id: str | None
+    url: str
+    vantage_id: str
+    day: str  # YYYY-MM-DD
+    probe_cc: str | None
+    probe_asn: str | None
+    probe_network_name: str | None
+    measurements: int
+    anomalies: int
+    blocked: int
+    accessible: int
+    down: int
+    unknown: int
+    first_blocked_at: str | None
+    last_blocked_at: str | None
+    first_blocked_uid: str | None
+    last_blocked_uid: str | None
+    last_uid: str
+    last_measured_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class MethodCount:
+    """How often one blocking method (and blockpage fingerprint) was seen for a URL and vantage."""
+
+    target_id: str | None
+    url: str
+    vantage_id: str
+    probe_asn: str | None
+    probe_network_name: str | None
+    method: str
+    fingerprint_id: str | None
+    measurements: int
+    first_seen_at: str
+    last_seen_at: str
+    last_uid: str
+
+
+@dataclass(frozen=True, slots=True)
+class StateAt:
+    """The monitor's state of one (vantage, URL) as of a moment: its last transition before it."""
+
+    vantage_id: str
+    url: str
+    target_id: str | None
+    state: str
+    method: str | None
+    since: str
+    measurement_uid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    id: int
+    vantage_id: str
+    url: str
+    target_id: str | None
+    from_state: str | None
+    to_state: str
+    method: str | None
+    at: str
+    measurement_uid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MeasurementOutcome:
+    """The verdict columns of one measurement."""
+
+    uid: str
+    measured_at: str
+    blocking: str | None
+    accessible: int | None
+    blocking_method: str | None
+
+    @property
+    def outcome(self) -> str:
+        return outcome_of(self.blocking, self.accessible)
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceDetail:
+    """What a report quotes from one stored measurement's JSON."""
+
+    uid: str
+    tls_issuer: str | None
+    fingerprint: dict[str, Any] | None
+    sni_differential_passed: bool
+    failures: tuple[str, ...]
+
+
+def outcome_of(blocking: str | None, accessible: int | None) -> str:
+    """blocked / accessible / down / unknown, the same rule as the *_SQL expressions above."""
+    if blocking is None:
+        return "unknown"
+    if blocking != "false":
+        return "blocked"
+    return "accessible" if accessible == 1 else "down"
+
+
+def _int(value: Any) -> int:
+    return int(value or 0)
+
+
+# ---- report queries -----------------------------------------------------------------------
+
+_DAILY_COLUMNS = (
+    "SELECT target_id, url, vantage_id, substr(measured_at, 1, 10) AS day, "
+    "MAX(probe_cc) AS probe_cc, MAX(probe_asn) AS probe_asn, "
+    "MAX(probe_network_name) AS probe_network_name, COUNT(*) AS measurements, "
+    "SUM(anomaly) AS anomalies, "
+    f"SUM(CASE WHEN {BLOCKED_SQL} THEN 1 ELSE 0 END) AS blocked, "
+    f"SUM(CASE WHEN {ACCESSIBLE_SQL} THEN 1 ELSE 0 END) AS accessible, "
+    f"SUM(CASE WHEN {DOWN_SQL} THEN 1 ELSE 0 END) AS down, "
+    f"SUM(CASE WHEN {UNKNOWN_SQL} THEN 1 ELSE 0 END) AS unknown, "
+    f"MIN(CASE WHEN {BLOCKED_SQL} THEN measured_at END) AS first_blocked_at, "
+    f"MAX(CASE WHEN {BLOCKED_SQL} THEN measured_at END) AS last_blocked_at, "
+    f"MIN(CASE WHEN {BLOCKED_SQL} THEN uid END) AS first_blocked_uid, "
+    f"MAX(CASE WHEN {BLOCKED_SQL} THEN uid END) AS last_blocked_uid, "
+    "MAX(uid) AS last_uid, MAX(measured_at) AS last_measured_at FROM measurements "
+)
+_COUNTED = ("measurements", "anomalies", "blocked", "accessible", "down", "unknown")
+
+
+def load_daily_counts(db: ReadDatabase, since: str, until: str,
+                      target_id: str | None = None) -> list[DailyCounts]:
+    """One row per (target, URL, vantage, day) with measured_at in [since, until): one scan."""
+    params = {"since": store_time(since), "until": store_time(until)}
+    where = "measured_at >= :since AND measured_at < :until"
+    if target_id is not None:
+        where = f"target_id = :target_id AND {where}"
+        params["target_id"] = target_id
+    rows = db.rows(f"{_DAILY_COLUMNS} WHERE {where} "
+                   "GROUP BY target_id, url, vantage_id, substr(measured_at, 1, 10)", params)
+    return [DailyCounts(**{**row, **{key: _int(row[key]) for key in _COUNTED}}) for row in rows]
+
+
+def load_method_counts(db: ReadDatabase, since: str, until: str) -> list[MethodCount]:
+    """Blocking methods seen per (URL, vantage, ASN, fingerprint) in [since, until)."""
+    rows = db.rows(
+        "SELECT target_id, url, vantage_id, probe_asn, MAX(probe_network_name) AS "
+        "probe_network_name, blocking_method AS method, fingerprint_id, COUNT(*) AS measurements, "
+        "MIN(measured_at) AS first_seen_at, MAX(measured_at) AS last_seen_at, "
+        "MAX(uid) AS last_uid FROM measurements "
+        "WHERE measured_at >= :since AND measured_at < :until AND blocking_method IS NOT NULL "
+        f"AND {BLOCKED_SQL} "
+        "GROUP BY target_id, url, vantage_id, probe_asn, blocking_method, fingerprint_id",
+        {"since": store_time(since), "until": store_time(until)},
+    )
+    return [MethodCount(**{**row, "measurements": _int(row["measurements"])}) for row in rows]
+
+
+def load_states_at(db: ReadDatabase, moment: str) -> list[StateAt]:
+    """Each (vantage, URL)'s state as of `moment`: the last transition recorded before it."""
+    rows = db.rows(
+        "SELECT vantage_id, url, target_id, to_state, method, at, measurement_uid FROM ("
+        "SELECT vantage_id, url, target_id, to_state, method, at, measurement_uid, "
+        "ROW_NUMBER() OVER (PARTITION BY vantage_id, url ORDER BY at DESC, id DESC) AS position "
+        "FROM state_transitions WHERE at < :moment) AS ranked WHERE position = 1",
+        {"moment": store_time(moment)},
+    )
+    return [StateAt(vantage_id=row["vantage_id"], url=row["url"], target_id=row["target_id"],
+                    state=row["to_state"], method=row["method"], since=row["at"],
+                    measurement_uid=row["measurement_uid"]) for row in rows]
+
+
+def load_transitions_between(db: ReadDatabase, since: str, until: str) -> list[Transition]:
+    rows = db.rows(
+        "SELECT id, vantage_id, url, target_id, from_state, to_state, method, at, "
+        "measurement_uid FROM state_transitions WHERE at >= :since AND at < :until "
+        "ORDER BY at, id",
+        {"since": store_time(since), "until": store_time(until)},
+    )
+    return [Transition(**{**row, "id": int(row["id"])}) for row in rows]
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), _UIDS_PER_STATEMENT):
+        yield items[start:start + _UIDS_PER_STATEMENT]
+
+
+def _uid_rows(db: ReadDatabase, columns: str, uids: Iterable[str]) -> list[dict[str, Any]]:
+    wanted = sorted(set(uids))
+    found: list[dict[str, Any]] = []
+    for chunk in _chunks(wanted):
+        names = {f"uid{index}": uid for index, uid in enumerate(chunk)}
+        placeholders = ", ".join(f":{name}" for name in names)
+        found += db.rows(f"SELECT {columns} FROM measurements WHERE uid IN ({placeholders})",
+                         names)
+    return found
+
+
+def load_outcomes(db: ReadDatabase, uids: Iterable[str]) -> dict[str, MeasurementOutcome]:
+    """The verdict columns of the given measurements, by uid."""
+    rows = _uid_rows(db, "uid, measured_at, blocking, accessible, blocking_method", uids)
+    return {row["uid"]: MeasurementOutcome(**row) for row in rows}
+
+
+def extract_evidence(uid: str, measurement: Mapping[str, Any]) -> EvidenceDetail:
+    """The interception issuer, blockpage fingerprint, SNI retry and failures of a measurement."""
+    test_keys = measurement.get("test_keys") or {}
+    issuer = None
+    for handshake in test_keys.get("tls_handshakes") or []:
+        chain = handshake.get("certificate_chain") or []
+        if chain and chain[0].get("issuer"):
+            issuer = chain[0]["issuer"]
+            break
+    fingerprint = test_keys.get("fingerprint") or None
+    retries = test_keys.get("sni_differential") or []
+    failures = [test_keys.get("dns_experiment_failure"), test_keys.get("http_experiment_failure")]
+    failures += [(entry.get("status") or {}).get("failure")
+                 for entry in test_keys.get("tcp_connect") or []]
+    failures += [handshake.get("failure") for handshake in test_keys.get("tls_handshakes") or []]
+    return EvidenceDetail(
+        uid=uid, tls_issuer=issuer, fingerprint=fingerprint,
+        sni_differential_passed=any(retry.get("failure") is None for retry in retries),
+        failures=tuple(dict.fromkeys(failure for failure in failures if failure)))
+
+
+def load_evidence(db: ReadDatabase, uids: Iterable[str]) -> dict[str, EvidenceDetail]:
+    """EvidenceDetail of a few measurements (only these JSON documents are parsed)."""
+    return {row["uid"]: extract_evidence(row["uid"], json.loads(row["json"]))
+            for row in _uid_rows(db, "uid, json", uids)}
+
+
+def load_measurement_documents(db: ReadDatabase, uids: Iterable[str]) -> dict[str, str]:
+    """The stored JSON text of the given measurements, by uid (for evidence export)."""
+    return {row["uid"]: row["json"] for row in _uid_rows(db, "uid, json", uids)}
+
+
+def _json_field(value: Any) -> Any:
+    if value is None or isinstance(value, (dict, list)):
+        return value
+    return json.loads(value)
+
+
+def target_from_row(row: Mapping[str, Any]) -> Target:
+    """A Target as saved in the targets table (urls and briefing stored as JSON)."""
+    urls = tuple(TargetURL(**{key: item.get(key) for key in ("url", "role", "since", "until",
+                                                               "note")})
+                 for item in _json_field(row.get("urls")) or [])
+    briefing_doc = _json_field(row.get("briefing"))
+    briefing = None
+    if briefing_doc:
+        briefing = BriefingClaim(**{key: briefing_doc.get(key) for key in
+                                    ("section", "quote", "line", "period", "claim")})
+    return Target(id=row["id"], name=row["name"], category_code=row.get("category_code") or "",
+                  urls=urls, briefing=briefing, control=False,
+                  list_name=row.get("list_name") or "")
+
+
+def load_targets(db: ReadDatabase) -> list[Target]:
+    """The registry as last saved in the store (the collector's view of its probes' targets)."""
+    rows = db.rows("SELECT id, name, list_name, category_code, urls, briefing FROM targets "
+                   "ORDER BY id")
+    return [target_from_row(row) for row in rows]
+
+
+# ---- dashboard queries ----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class StateFilters:
+    """The dashboard's overview filters; None = any."""
+
+    list_name: str | None = None
+    category: str | None = None
+    asn: str | None = None
+    state: str | None = None
+    method: str | None = None
+    target_id: str | None = None
+
+
+def load_current_states(db: ReadDatabase, filters: StateFilters = StateFilters()) -> list[
+        dict[str, Any]]:
+    """target_state rows joined with the target's name and category, filtered."""
+    clauses, params = [], {}
+    for expression, name, value in (
+        ("COALESCE(s.list_name, t.list_name)", "list_name", filters.list_name),
+        ("t.category_code", "category", filters.category),
+        ("s.probe_asn", "asn", filters.asn),
+        ("s.state", "state", filters.state),
+        ("s.method", "method", filters.method),
+        ("s.target_id", "target_id", filters.target_id),
+    ):
+        if value:
+            clauses.append(f"{expression} = :{name}")
+            params[name] = value
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    return db.rows(
+        "SELECT s.vantage_id, s.url, s.target_id, COALESCE(s.list_name, t.list_name) AS list_name, "
+        "s.state, s.method, s.since, s.last_change, s.last_measured_at, s.last_uid, s.probe_asn, "
+        "s.probe_cc, s.streak, t.name AS target_name, t.category_code "
+        f"FROM target_state s LEFT JOIN targets t ON t.id = s.target_id {where} "
+        "ORDER BY s.target_id, s.url, s.vantage_id", params)
+
+
+def load_filter_choices(db: ReadDatabase) -> dict[str, list[str]]:
+    """The values each overview filter can take, from what is stored."""
+    def distinct(sql: str) -> list[str]:
+        return sorted(str(row["value"]) for row in db.rows(sql) if row["value"] is not None)
+
+    return {
+        "list_name": distinct("SELECT DISTINCT COALESCE(s.list_name, t.list_name) AS value "
+                              "FROM target_state s LEFT JOIN targets t ON t.id = s.target_id"),
+        "category": distinct("SELECT DISTINCT category_code AS value FROM targets"),
+        "asn": distinct("SELECT DISTINCT probe_asn AS value FROM target_state"),
+        "state": distinct("SELECT DISTINCT state AS value FROM target_state"),
+        "method": distinct("SELECT DISTINCT method AS value FROM target_state"),
+    }
+
+
+def load_target_row(db: ReadDatabase, target_id: str) -> Target | None:
+    rows = db.rows("SELECT id, name, list_name, category_code, urls, briefing FROM targets "
+                   "WHERE id = :id", {"id": target_id})
+    return target_from_row(rows[0]) if rows else None
+
+
+def load_recent_measurements(db: ReadDatabase, target_id: str, limit: int = 20) -> list[
+        dict[str, Any]]:
+    """The latest measurements of a target (verdict columns only, no JSON)."""
+    return db.rows(
+        "SELECT uid, url, vantage_id, probe_asn, measured_at, blocking, accessible, "
+        "blocking_method, fingerprint_id, anomaly, confirmation, control_failure "
+        "FROM measurements WHERE target_id = :target_id ORDER BY measured_at DESC, uid DESC "
+        "LIMIT :limit", {"target_id": target_id, "limit": limit})
+
+
+def is_uid(text: str) -> bool:
+    """Whether text can be a measurement uid (also safe as a file name)."""
+    return bool(_UID_PATTERN.fullmatch(text)) and ".." not in text

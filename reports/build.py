@@ -1,0 +1,650 @@
+"""Pure: stored rows and the target registry -> a Report (summary, verdicts per claim, charts' data)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from monitor.queries import (
+    DailyCounts,
+    EvidenceDetail,
+    MeasurementOutcome,
+    MethodCount,
+    StateAt,
+    Transition,
+)
+from reports.methods import describe_method, method_family
+from reports.periods import Period, store_text
+from targets.model import BriefingClaim, Target
+
+Verdict = Literal["still blocked", "no longer blocked", "never seen blocked", "not measurable"]
+# One URL from one vantage: the four verdicts, plus "down" (the site fails for the control too).
+UrlVerdict = Literal["still blocked", "no longer blocked", "never seen blocked", "down",
+                     "not measurable"]
+# What a URL is in the outlet's lineage, across all vantages.
+LineageStatus = Literal["blocked", "no longer blocked", "accessible", "dead", "moved",
+                        "not measurable"]
+
+# Stronger verdicts win when vantages or URLs disagree: one blocked vantage is a finding.
+VERDICT_ORDER: Final[tuple[str, ...]] = ("still blocked", "no longer blocked",
+                                         "never seen blocked", "not measurable")
+_URL_VERDICT_ORDER: Final[tuple[str, ...]] = ("still blocked", "no longer blocked",
+                                              "never seen blocked", "down", "not measurable")
+
+
+@dataclass(frozen=True, slots=True)
+class ReportInputs:
+    """Everything build_report reads; gathered by reports.collect from the store."""
+
+    period: Period
+    generated_at: str
+    targets: tuple[Target, ...]
+    daily: tuple[DailyCounts, ...]
+    methods: tuple[MethodCount, ...]
+    states_at_start: tuple[StateAt, ...]
+    states_at_end: tuple[StateAt, ...]
+    transitions: tuple[Transition, ...]
+    outcomes: Mapping[str, MeasurementOutcome]
+    evidence: Mapping[str, EvidenceDetail]
+    title: str = "blockmon report"
+
+
+@dataclass(frozen=True, slots=True)
+class MethodFinding:
+    method: str
+    family: str
+    description: str
+    measurements: int
+    tls_issuer: str | None
+    fingerprint: dict[str, Any] | None
+    first_seen_at: str
+    last_seen_at: str
+    evidence_uid: str
+
+
+@dataclass(frozen=True, slots=True)
+class UrlEvidence:
+    """One URL seen from one vantage over the period."""
+
+    url: str
+    role: str
+    state: str  # at the end of the period; "not measured" when no state was ever recorded
+    state_since: str | None
+    verdict: str
+    measurements: int
+    anomalies: int
+    blocked: int
+    accessible: int
+    down: int
+    unknown: int
+    anomaly_share: float
+    first_blocked_at: str | None
+    last_blocked_at: str | None
+    methods: tuple[MethodFinding, ...]
+    evidence_uids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Vantage:
+    vantage_id: str
+    probe_cc: str | None
+    probe_asn: str | None
+    probe_network_name: str | None
+
+    @property
+    def label(self) -> str:
+        network = f" {self.probe_network_name}" if self.probe_network_name else ""
+        return f"{self.vantage_id} ({self.probe_cc or 'ZZ'}, {self.probe_asn or 'AS?'}{network})"
+
+
+@dataclass(frozen=True, slots=True)
+class VantageFinding:
+    vantage: Vantage
+    verdict: str
+    explanation: str
+    urls: tuple[UrlEvidence, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LineageEntry:
+    url: str
+    role: str
+    status: str
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DayCell:
+    day: str
+    measurements: int
+    blocked: int
+    accessible: int
+    down: int
+    unknown: int
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    target_id: str
+    vantage_id: str
+    days: tuple[DayCell, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TargetFinding:
+    """A target's verdict across vantages and its domain lineage, with the claim it tests."""
+
+    target_id: str
+    target_name: str
+    category_code: str
+    claim: BriefingClaim | None
+    verdict: str
+    explanation: str
+    lineage: tuple[LineageEntry, ...]
+    vantages: tuple[VantageFinding, ...]
+    timelines: tuple[Timeline, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    kind: Literal["new block", "unblock"]
+    target_id: str | None
+    target_name: str
+    url: str
+    vantage_id: str
+    at: str
+    from_state: str | None
+    to_state: str
+    method: str | None
+    measurement_uid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BlockedPlace:
+    """A vantage where targets are blocked at the end of the period, and since when."""
+
+    vantage: Vantage
+    target_ids: tuple[str, ...]
+    since: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    targets_total: int
+    targets_measured: int
+    measurements: int
+    vantages: int
+    blocked_targets: tuple[str, ...]
+    unblocked_targets: tuple[str, ...]
+    never_blocked_targets: tuple[str, ...]
+    not_measurable_targets: tuple[str, ...]
+    blocked_where: tuple[BlockedPlace, ...]
+    blocked_since: tuple[tuple[str, str, str | None], ...]  # (target, vantage, since)
+    new_blocks: int
+    unblocks: int
+
+
+@dataclass(frozen=True, slots=True)
+class AsnMethods:
+    probe_asn: str
+    probe_network_name: str | None
+    counts: tuple[tuple[str, int], ...]  # (method, measurements), most first
+
+
+@dataclass(frozen=True, slots=True)
+class HeatRow:
+    target_id: str
+    target_name: str
+    cells: tuple[DayCell, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    title: str
+    period: Period
+    generated_at: str
+    summary: Summary
+    claims: tuple[TargetFinding, ...]  # targets with a briefing claim
+    others: tuple[TargetFinding, ...]  # measured targets without one
+    changes: tuple[Change, ...]
+    methods_by_asn: tuple[AsnMethods, ...]
+    heatmap: tuple[HeatRow, ...]
+    methodology: tuple[str, ...]
+    caveats: tuple[str, ...]
+    evidence_uids: tuple[str, ...] = field(default=())
+
+
+def format_share(share: float) -> str:
+    """0.4 -> '40%', 1/3 -> '33.3%'."""
+    percent = round(share * 100, 1)
+    return f"{percent:g}%"
+
+
+def needed_uids(daily: Iterable[DailyCounts], methods: Iterable[MethodCount],
+                states: Iterable[StateAt]) -> tuple[set[str], set[str]]:
+    """(uids whose outcome decides an end state, uids whose JSON is quoted as evidence)."""
+    last_by_pair: dict[tuple[str, str], str] = {}
+    evidence: set[str] = set()
+    for row in daily:
+        key = (row.vantage_id, row.url)
+        last_by_pair[key] = max(last_by_pair.get(key, ""), row.last_uid)
+    for method in methods:
+        evidence.add(method.last_uid)
+    del states  # the states' uids are linked, not parsed
+    return set(last_by_pair.values()), evidence
+
+
+# ---- per URL and vantage -------------------------------------------------------------------
+
+@dataclass
+class _Tally:
+    """Daily rows of one (target, URL, vantage) folded over the period."""
+
+    target_id: str | None
+    url: str
+    vantage: Vantage
+    measurements: int = 0
+    anomalies: int = 0
+    blocked: int = 0
+    accessible: int = 0
+    down: int = 0
+    unknown: int = 0
+    first_blocked_at: str | None = None
+    last_blocked_at: str | None = None
+    first_blocked_uid: str | None = None
+    last_blocked_uid: str | None = None
+    last_uid: str = ""
+    days: dict[str, DailyCounts] = field(default_factory=dict)
+
+    def add(self, row: DailyCounts) -> None:
+        self.measurements += row.measurements
+        self.anomalies += row.anomalies
+        self.blocked += row.blocked
+        self.accessible += row.accessible
+        self.down += row.down
+        self.unknown += row.unknown
+        self.first_blocked_at = _earliest(self.first_blocked_at, row.first_blocked_at)
+        self.last_blocked_at = _latest(self.last_blocked_at, row.last_blocked_at)
+        self.first_blocked_uid = _earliest(self.first_blocked_uid, row.first_blocked_uid)
+        self.last_blocked_uid = _latest(self.last_blocked_uid, row.last_blocked_uid)
+        self.last_uid = max(self.last_uid, row.last_uid)
+        self.days[row.day] = row
+
+
+def _earliest(current: str | None, new: str | None) -> str | None:
+    return new if current is None else current if new is None else min(current, new)
+
+
+def _latest(current: str | None, new: str | None) -> str | None:
+    return new if current is None else current if new is None else max(current, new)
+
+
+def decide_url_verdict(*, measurements: int, unknown: int, blocked: int, end_state: str,
+                       blocked_at_start: bool) -> str:
+    """The verdict words for one URL from one vantage (docs/reports.md, "Verdicts")."""
+    if measurements == 0 or measurements == unknown:
+        return "not measurable"
+    if end_state == "blocked":
+        return "still blocked"
+    if end_state == "down":
+        return "down"
+    if blocked > 0 or blocked_at_start:
+        return "no longer blocked" if end_state == "accessible" else "not measurable"
+    return "never seen blocked" if end_state == "accessible" else "not measurable"
+
+
+def _end_state(tally: _Tally | None, state: StateAt | None,
+               outcomes: Mapping[str, MeasurementOutcome]) -> str:
+    # The state machine's word wins (it needs confirmations before "blocked"); an unconfirmed
+    # "anomaly", or no recorded state at all, falls back to the last measurement's outcome.
+    if state is not None and state.state != "anomaly":
+        return state.state
+    if tally is not None and tally.last_uid in outcomes:
+        outcome = outcomes[tally.last_uid].outcome
+        if state is not None and outcome == "blocked":
+            return "anomaly"  # blocked-looking but not confirmed by the monitor
+        return outcome
+    return state.state if state is not None else "not measured"
+
+
+def _method_findings(methods: list[MethodCount],
+                     evidence: Mapping[str, EvidenceDetail]) -> tuple[MethodFinding, ...]:
+    merged: dict[tuple[str, str | None], MethodFinding] = {}
+    for row in sorted(methods, key=lambda item: item.last_uid):
+        detail = evidence.get(row.last_uid)
+        issuer = detail.tls_issuer if detail and row.method == "tls.mitm" else None
+        fingerprint = detail.fingerprint if detail else None
+        key = (row.method, row.fingerprint_id)
+        earlier = merged.get(key)
+        count = row.measurements + (earlier.measurements if earlier else 0)
+        merged[key] = MethodFinding(
+            method=row.method, family=method_family(row.method),
+            description=describe_method(row.method, tls_issuer=issuer, fingerprint=fingerprint,
+                                        sni_passed=bool(detail and
+                                                        detail.sni_differential_passed)),
+            measurements=count, tls_issuer=issuer,
+            fingerprint=fingerprint if row.method.endswith("blockpage") or row.method ==
+            "tls.mitm" else None,
+            first_seen_at=min(row.first_seen_at, earlier.first_seen_at) if earlier
+            else row.first_seen_at,
+            last_seen_at=row.last_seen_at, evidence_uid=row.last_uid)
+    return tuple(sorted(merged.values(), key=lambda item: (-item.measurements, item.method)))
+
+
+def _url_evidence(url: str, role: str, tally: _Tally | None, state_end: StateAt | None,
+                  state_start: StateAt | None, methods: list[MethodCount],
+                  inputs: ReportInputs) -> UrlEvidence:
+    end_state = _end_state(tally, state_end, inputs.outcomes)
+    counts = {name: getattr(tally, name) if tally else 0
+              for name in ("measurements", "anomalies", "blocked", "accessible", "down",
+                           "unknown")}
+    verdict = decide_url_verdict(
+        measurements=counts["measurements"], unknown=counts["unknown"],
+        blocked=counts["blocked"], end_state="blocked" if end_state == "anomaly" else end_state,
+        blocked_at_start=state_start is not None and state_start.state == "blocked")
+    method_findings = _method_findings(methods, inputs.evidence)
+    uids = [tally.first_blocked_uid, tally.last_blocked_uid, tally.last_uid] if tally else []
+    uids += [finding.evidence_uid for finding in method_findings]
+    if state_end is not None and state_end.measurement_uid and tally is not None:
+        uids.append(state_end.measurement_uid)
+    return UrlEvidence(
+        url=url, role=role, state=end_state,
+        state_since=state_end.since if state_end is not None else None, verdict=verdict,
+        anomaly_share=counts["anomalies"] / counts["measurements"] if counts["measurements"]
+        else 0.0,
+        first_blocked_at=tally.first_blocked_at if tally else None,
+        last_blocked_at=tally.last_blocked_at if tally else None,
+        methods=method_findings,
+        evidence_uids=tuple(dict.fromkeys(uid for uid in uids if uid)),
+        **counts)
+
+
+# ---- per target -----------------------------------------------------------------------------
+
+def _strongest(verdicts: Iterable[str], order: tuple[str, ...]) -> str:
+    ranks = [order.index(verdict) for verdict in verdicts]
+    return order[min(ranks)] if ranks else order[-1]
+
+
+def _vantage_verdict(urls: tuple[UrlEvidence, ...], vantage: Vantage) -> tuple[str, str]:
+    url_verdict = _strongest((url.verdict for url in urls), _URL_VERDICT_ORDER)
+    if url_verdict == "still blocked":
+        blocked = [url for url in urls if url.verdict == "still blocked"]
+        methods = sorted({method.description for url in blocked for method in url.methods})
+        how = f" by {'; '.join(methods)}" if methods else ""
+        return "still blocked", f"{', '.join(url.url for url in blocked)} blocked on " \
+            f"{vantage.label}{how}."
+    if url_verdict == "no longer blocked":
+        lifted = [url for url in urls if url.verdict == "no longer blocked"]
+        last = max((url.last_blocked_at or "" for url in lifted), default="")
+        when = f" (last seen blocked {last})" if last else ""
+        return "no longer blocked", f"{', '.join(url.url for url in lifted)} accessible again " \
+            f"on {vantage.label}{when}."
+    if url_verdict == "never seen blocked":
+        return "never seen blocked", f"No blocking seen on {vantage.label}."
+    if url_verdict == "down":
+        return "not measurable", f"The site is down from {vantage.label}: it fails for the " \
+            "control too, so blocking cannot be told apart."
+    return "not measurable", f"No usable measurement from {vantage.label} in the period."
+
+
+def _lineage(target: Target, vantage_findings: list[VantageFinding]) -> tuple[LineageEntry, ...]:
+    entries = []
+    for target_url in target.urls:
+        verdicts = [url.verdict for finding in vantage_findings for url in finding.urls
+                    if url.url == target_url.url]
+        measured = [verdict for verdict in verdicts if verdict != "not measurable"]
+        if "still blocked" in verdicts:
+            status = "blocked"
+        elif measured and all(verdict == "down" for verdict in measured):
+            status = "moved" if target_url.role == "former" else "dead"
+        elif target_url.role == "former" and measured:
+            status = "moved"
+        elif "no longer blocked" in verdicts:
+            status = "no longer blocked"
+        elif "never seen blocked" in verdicts:
+            status = "accessible"
+        else:
+            status = "not measurable"
+        note = target_url.note
+        if status == "moved" and measured and all(verdict == "down" for verdict in measured):
+            note = "former domain, now down" + (f"; {note}" if note else "")
+        entries.append(LineageEntry(target_url.url, target_url.role, status, note))
+    return tuple(entries)
+
+
+def _lineage_sentence(lineage: tuple[LineageEntry, ...]) -> str:
+    if len(lineage) < 2:
+        return ""
+    parts = [f"{entry.url} ({entry.role}): {entry.status}" for entry in lineage]
+    return " Domain lineage: " + "; ".join(parts) + "."
+
+
+def _target_finding(target: Target, tallies: dict[tuple[str, str], _Tally],
+                    vantages: dict[str, Vantage], inputs: ReportInputs,
+                    methods_by_pair: dict[tuple[str, str], list[MethodCount]],
+                    start_states: dict[tuple[str, str], StateAt],
+                    end_states: dict[tuple[str, str], StateAt]) -> TargetFinding:
+    urls = [(target_url.url, target_url.role) for target_url in target.urls]
+    findings: list[VantageFinding] = []
+    for vantage_id in sorted(vantages):
+        seen = [url for url, _ in urls if (vantage_id, url) in tallies
+                or (vantage_id, url) in end_states]
+        if not seen:
+            continue
+        evidence = tuple(
+            _url_evidence(url, role, tallies.get((vantage_id, url)),
+                          end_states.get((vantage_id, url)), start_states.get((vantage_id, url)),
+                          methods_by_pair.get((vantage_id, url), []), inputs)
+            for url, role in urls if url in seen)
+        verdict, explanation = _vantage_verdict(evidence, vantages[vantage_id])
+        findings.append(VantageFinding(vantages[vantage_id], verdict, explanation, evidence))
+    lineage = _lineage(target, findings)
+    if findings:
+        verdict = _strongest((finding.verdict for finding in findings), VERDICT_ORDER)
+        agreeing = [finding for finding in findings if finding.verdict == verdict]
+        explanation = " ".join(finding.explanation for finding in agreeing)
+    elif not target.urls:
+        verdict, explanation = "not measurable", "No URL is known for this target."
+    else:
+        verdict, explanation = "not measurable", "Not measured in the period."
+    timelines = tuple(_timeline(target, vantage_id, tallies, inputs.period)
+                      for vantage_id in sorted(vantages)
+                      if any((vantage_id, url) in tallies for url, _ in urls))
+    return TargetFinding(
+        target_id=target.id, target_name=target.name, category_code=target.category_code,
+        claim=target.briefing, verdict=verdict,
+        explanation=explanation + _lineage_sentence(lineage), lineage=lineage,
+        vantages=tuple(findings), timelines=timelines)
+
+
+def _day_cells(rows: Iterable[DailyCounts], period: Period) -> tuple[DayCell, ...]:
+    by_day: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    for row in rows:
+        totals = by_day[row.day]
+        for index, value in enumerate((row.measurements, row.blocked, row.accessible, row.down,
+                                       row.unknown)):
+            totals[index] += value
+    return tuple(DayCell(day, *by_day[day]) if day in by_day else DayCell(day, 0, 0, 0, 0, 0)
+                 for day in period.days)
+
+
+def _timeline(target: Target, vantage_id: str, tallies: dict[tuple[str, str], _Tally],
+              period: Period) -> Timeline:
+    rows = [row for target_url in target.urls
+            for row in (tallies[(vantage_id, target_url.url)].days.values()
+                        if (vantage_id, target_url.url) in tallies else ())]
+    return Timeline(target.id, vantage_id, _day_cells(rows, period))
+
+
+# ---- the whole report -----------------------------------------------------------------------
+
+def _targets_with_strays(inputs: ReportInputs) -> list[Target]:
+    """The registry, plus a bare target for measured URLs it does not know (collector data)."""
+    targets = list(inputs.targets)
+    known_urls = {target_url.url for target in targets for target_url in target.urls}
+    known_ids = {target.id for target in targets}
+    strays: dict[str, list[str]] = defaultdict(list)
+    for row in inputs.daily:
+        if row.url not in known_urls:
+            strays[row.target_id or row.url].append(row.url)
+            known_urls.add(row.url)
+    from targets.model import TargetURL  # local: only strays need it
+
+    for stray_id, urls in sorted(strays.items()):
+        if stray_id in known_ids:
+            index = next(i for i, target in enumerate(targets) if target.id == stray_id)
+            old = targets[index]
+            targets[index] = Target(old.id, old.name, old.category_code,
+                                    old.urls + tuple(TargetURL(url, "home") for url in urls),
+                                    old.briefing, old.control, old.list_name, old.notes)
+            continue
+        targets.append(Target(stray_id, stray_id, "", tuple(TargetURL(url, "home")
+                                                            for url in urls),
+                              None, False, ""))
+    return targets
+
+
+def _changes(inputs: ReportInputs, names: dict[str, str]) -> tuple[Change, ...]:
+    changes = []
+    for transition in inputs.transitions:
+        if transition.to_state == "blocked" and transition.from_state != "blocked":
+            kind: Literal["new block", "unblock"] = "new block"
+        elif transition.from_state == "blocked" and transition.to_state != "blocked":
+            kind = "unblock"
+        else:
+            continue
+        changes.append(Change(
+            kind=kind, target_id=transition.target_id,
+            target_name=names.get(transition.target_id or "", transition.target_id or
+                                  transition.url),
+            url=transition.url, vantage_id=transition.vantage_id, at=transition.at,
+            from_state=transition.from_state, to_state=transition.to_state,
+            method=transition.method, measurement_uid=transition.measurement_uid))
+    return tuple(changes)
+
+
+def _methods_by_asn(methods: Iterable[MethodCount]) -> tuple[AsnMethods, ...]:
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    names: dict[str, str | None] = {}
+    for row in methods:
+        asn = row.probe_asn or "AS?"
+        counts[asn][row.method] += row.measurements
+        names[asn] = names.get(asn) or row.probe_network_name
+    return tuple(AsnMethods(asn, names[asn], tuple(sorted(per_method.items(),
+                                                          key=lambda item: (-item[1], item[0]))))
+                 for asn, per_method in sorted(counts.items()))
+
+
+def _summary(findings: list[TargetFinding], inputs: ReportInputs,
+             vantages: dict[str, Vantage], changes: tuple[Change, ...]) -> Summary:
+    def ids(verdict: str) -> tuple[str, ...]:
+        return tuple(finding.target_id for finding in findings if finding.verdict == verdict)
+
+    places: dict[str, list[str]] = defaultdict(list)
+    since_by_place: dict[str, str | None] = {}
+    blocked_since = []
+    for finding in findings:
+        for vantage_finding in finding.vantages:
+            if vantage_finding.verdict != "still blocked":
+                continue
+            vantage_id = vantage_finding.vantage.vantage_id
+            places[vantage_id].append(finding.target_id)
+            starts = [url.state_since if url.state == "blocked" else url.first_blocked_at
+                      for url in vantage_finding.urls if url.verdict == "still blocked"]
+            since = min((start for start in starts if start), default=None)
+            blocked_since.append((finding.target_id, vantage_id, since))
+            since_by_place[vantage_id] = _earliest(since_by_place.get(vantage_id), since)
+    return Summary(
+        targets_total=len(findings),
+        targets_measured=sum(1 for finding in findings if finding.vantages),
+        measurements=sum(row.measurements for row in inputs.daily),
+        vantages=len(vantages),
+        blocked_targets=ids("still blocked"), unblocked_targets=ids("no longer blocked"),
+        never_blocked_targets=ids("never seen blocked"),
+        not_measurable_targets=ids("not measurable"),
+        blocked_where=tuple(BlockedPlace(vantages[vantage_id], tuple(target_ids),
+                                         since_by_place.get(vantage_id))
+                            for vantage_id, target_ids in sorted(places.items())),
+        blocked_since=tuple(blocked_since),
+        new_blocks=sum(1 for change in changes if change.kind == "new block"),
+        unblocks=sum(1 for change in changes if change.kind == "unblock"))
+
+
+METHODOLOGY: Final[tuple[str, ...]] = (
+    "Each measurement is an OONI Web Connectivity measurement: the probe resolves, connects, "
+    "completes a TLS handshake and fetches each URL, and compares what it saw with an "
+    "uncensored control helper.",
+    "A measurement counts as blocked when the analysis names a kind of blocking "
+    "(test_keys.blocking is dns, tcp_ip, http-failure or http-diff); as down when the site "
+    "fails for the control as well; as unknown when there was no usable control.",
+    "A URL's state is the monitor's confirmed state (an anomaly becomes 'blocked' only after "
+    "re-tests agree); states and their changes are read from the store's transitions.",
+    "The share of anomalous measurements counts scheduled measurements and re-tests alike.",
+    "Verdicts: still blocked = blocked at the end of the period; no longer blocked = blocked "
+    "during or before the period, accessible at its end; never seen blocked = measured and "
+    "accessible throughout; not measurable = no usable measurement, or the site is down for "
+    "the control too.",
+)
+
+CAVEATS: Final[tuple[str, ...]] = (
+    "A vantage sees one network at one place; blocking elsewhere in the country may differ.",
+    "Timeouts can be network trouble rather than censorship; only repeated, confirmed "
+    "anomalies become 'blocked'.",
+    "Throttling that still lets the page load within the timeouts is not detected.",
+    "The briefing describes 2014-2015; sites have moved domains since, so the outlet's "
+    "domain lineage (former, current, mirror) is measured and reported together.",
+)
+
+
+def build_report(inputs: ReportInputs) -> Report:
+    """The report of one period: pure, so it can be rebuilt from the same rows at any time."""
+    targets = _targets_with_strays(inputs)
+    url_owner = {target_url.url: target.id for target in targets for target_url in target.urls}
+    vantages: dict[str, Vantage] = {}
+    tallies: dict[tuple[str, str], _Tally] = {}
+    for row in sorted(inputs.daily, key=lambda item: item.day):
+        vantages[row.vantage_id] = Vantage(row.vantage_id, row.probe_cc, row.probe_asn,
+                                           row.probe_network_name)
+        key = (row.vantage_id, row.url)
+        if key not in tallies:
+            tallies[key] = _Tally(row.target_id or url_owner.get(row.url), row.url,
+                                  vantages[row.vantage_id])
+        tallies[key].add(row)
+    start_states = {(state.vantage_id, state.url): state for state in inputs.states_at_start}
+    end_states = {(state.vantage_id, state.url): state for state in inputs.states_at_end}
+    for state in inputs.states_at_end:
+        vantages.setdefault(state.vantage_id, Vantage(state.vantage_id, None, None, None))
+    methods_by_pair: dict[tuple[str, str], list[MethodCount]] = defaultdict(list)
+    for method in inputs.methods:
+        methods_by_pair[(method.vantage_id, method.url)].append(method)
+
+    findings = [_target_finding(target, tallies, vantages, inputs, methods_by_pair,
+                                start_states, end_states) for target in targets]
+    names = {target.id: target.name for target in targets}
+    changes = _changes(inputs, names)
+    claims = tuple(finding for finding in findings if finding.claim is not None)
+    others = tuple(finding for finding in findings
+                   if finding.claim is None and finding.vantages)
+    heatmap = tuple(
+        HeatRow(finding.target_id, finding.target_name,
+                _day_cells((row for (vantage_id, url), tally in tallies.items()
+                            if url_owner.get(url) == finding.target_id
+                            for row in tally.days.values()), inputs.period))
+        for finding in (*claims, *others) if finding.vantages)
+    uids = [uid for finding in findings for vantage in finding.vantages for url in vantage.urls
+            for uid in url.evidence_uids]
+    uids += [change.measurement_uid for change in changes if change.measurement_uid]
+    return Report(
+        title=inputs.title, period=inputs.period, generated_at=inputs.generated_at,
+        summary=_summary([*claims, *others], inputs, vantages, changes),
+        claims=claims, others=others, changes=changes,
+        methods_by_asn=_methods_by_asn(inputs.methods), heatmap=heatmap,
+        methodology=METHODOLOGY, caveats=CAVEATS,
+        evidence_uids=tuple(dict.fromkeys(uids)))
+
+
+__all__ = ["Report", "ReportInputs", "build_report", "format_share", "needed_uids",
+           "store_text", "decide_url_verdict"]
