@@ -1,0 +1,217 @@
+"""Measurement engine throughput: 2,000 lab URLs with control at concurrency 100, against curl."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))
+
+from lab import LabInfo, bulk_hostname  # noqa: E402
+from probes.measure import measure_many  # noqa: E402
+from probes.options import ProbeIdentity, ProbeOptions  # noqa: E402
+
+START_TIMEOUT = 60.0
+
+
+def wait_for_file(path: Path, process: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while not path.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not start (exit {process.poll()})")
+        time.sleep(0.05)
+
+
+def wait_for_port(host: str, port: int, process: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{what} did not start (exit {process.poll()})") from None
+            time.sleep(0.1)
+
+
+def start_lab(directory: Path, bulk_sites: int) -> tuple[subprocess.Popen[bytes], LabInfo]:
+    info_file = directory / "lab-info.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lab", "--workdir", str(directory / "lab"), "--info-file", str(info_file),
+         "--bulk-sites", str(bulk_sites)],
+        cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=(directory / "lab.log").open("wb"),
+    )
+    wait_for_file(info_file, process, "the lab")
+    return process, LabInfo.from_json(info_file.read_text())
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_helper(directory: Path, info: LabInfo) -> tuple[subprocess.Popen[bytes], str]:
+    """The control helper on the honest side of the lab."""
+    port = free_port()
+    blockmon = str(Path(sys.executable).parent / "blockmon")
+    process = subprocess.Popen(
+        [blockmon, "helper", "--listen", f"127.0.0.1:{port}", "--resolver", info.honest_resolver,
+         "--ca-file", info.ca_file, "--lab-public-range", info.public_range],
+        cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=(directory / "helper.log").open("wb"),
+    )
+    wait_for_port("127.0.0.1", port, process, "the helper")
+    return process, f"http://127.0.0.1:{port}/"
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """VmHWM of another process (its peak resident set), in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def bench_urls(count: int, sites: int) -> list[str]:
+    return [f"https://{bulk_hostname(n % sites + 1)}/page/{n // sites}" for n in range(count)]
+
+
+async def run_engine(urls: list[str], options: ProbeOptions, concurrency: int) -> dict:
+    runtimes: list[float] = []
+    false_positives: list[str] = []
+    errors: list[str] = []
+
+    def on_result(url: str, measurement: dict | None, error: str | None) -> None:
+        if measurement is None:
+            errors.append(f"{url}: {error}")
+            return
+        runtimes.append(measurement["test_runtime"])
+        keys = measurement["test_keys"]
+        # Every bulk site is honest: anything but "not blocked" is a false positive.
+        if keys["blocking"] is not False:
+            false_positives.append(f"{url}: {keys['blocking']} {keys['blocking_method']} {keys['x_analysis_notes']}")
+
+    started = time.monotonic()
+    await measure_many(urls, options, concurrency, on_result)
+    elapsed = time.monotonic() - started
+    runtimes.sort()
+    return {
+        "measured": len(runtimes),
+        "seconds": elapsed,
+        "rate": len(runtimes) / elapsed,
+        "p50": statistics.median(runtimes) if runtimes else None,
+        "p95": runtimes[int(len(runtimes) * 0.95) - 1] if runtimes else None,
+        "false_positives": false_positives,
+        "errors": errors,
+    }
+
+
+def run_curl(urls: list[str], info: LabInfo, sites: int, concurrency: int, directory: Path,
+             *, reuse: bool) -> dict:
+    """curl fetching the same pages; without reuse every page gets its own connection, as ours."""
+    config = directory / f"curl-{'reuse' if reuse else 'close'}.cfg"
+    lines = []
+    for n in range(1, sites + 1):
+        hostname = bulk_hostname(n)
+        lines.append(f'resolve = "{hostname}:443:{info.site_addresses[hostname]}"')
+    if not reuse:
+        lines.append('header = "Connection: close"')
+    for url in urls:
+        lines += [f'url = "{url}"', 'output = "/dev/null"']
+    config.write_text("\n".join(lines) + "\n")
+    started = time.monotonic()
+    completed = subprocess.run(
+        ["curl", "--silent", "--parallel", "--parallel-max", str(concurrency), "--cacert", info.ca_file,
+         "--write-out", "%{http_code}\n", "--config", str(config)],
+        capture_output=True, text=True, check=False,
+    )
+    elapsed = time.monotonic() - started
+    ok = sum(1 for code in completed.stdout.split() if code == "200")
+    return {"fetched": ok, "seconds": elapsed, "rate": ok / elapsed}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--urls", type=int, default=2000)
+    parser.add_argument("--sites", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--no-helper", action="store_true", help="measure without a control helper")
+    arguments = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench_measure: the lab needs root; skipped")
+        return 0
+    directory = Path(tempfile.mkdtemp(prefix="blockmon-bench-measure-"))
+    lab_process, info = start_lab(directory, arguments.sites)
+    helper_process = None
+    try:
+        helper_url = None
+        if not arguments.no_helper:
+            helper_process, helper_url = start_helper(directory, info)
+        options = ProbeOptions(
+            identity=ProbeIdentity(probe_cc="KZ", vantage_id="bench"),
+            resolvers=(info.censored_resolver,),
+            source_address=info.censored_source,
+            ca_file=info.ca_file,
+            lab_public_ranges=(info.public_range,),
+            helper_url=helper_url,
+        )
+        urls = bench_urls(arguments.urls, arguments.sites)
+        engine = asyncio.run(run_engine(urls, options, arguments.concurrency))
+        engine_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        helper_rss = peak_rss_mb(helper_process.pid) if helper_process else None
+        lab_rss = peak_rss_mb(lab_process.pid)
+        curl_close = curl_reuse = None
+        if shutil.which("curl"):
+            curl_close = run_curl(urls, info, arguments.sites, arguments.concurrency, directory, reuse=False)
+            curl_reuse = run_curl(urls, info, arguments.sites, arguments.concurrency, directory, reuse=True)
+    finally:
+        for process in (helper_process, lab_process):
+            if process is not None:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+    report = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "urls": len(urls),
+        "concurrency": arguments.concurrency,
+        "control": helper_url is not None,
+        "measured": engine["measured"],
+        "measurements_per_second": round(engine["rate"], 1),
+        "p50_seconds": engine["p50"] and round(engine["p50"], 3),
+        "p95_seconds": engine["p95"] and round(engine["p95"], 3),
+        "peak_rss_mb": {"engine": round(engine_rss, 1), "helper": helper_rss and round(helper_rss, 1),
+                        "lab": lab_rss and round(lab_rss, 1)},
+        "false_positives": len(engine["false_positives"]),
+        "errors": len(engine["errors"]),
+        "curl_connection_close_per_second": curl_close and round(curl_close["rate"], 1),
+        "curl_keepalive_per_second": curl_reuse and round(curl_reuse["rate"], 1),
+        "ratio_to_curl": curl_close and round(engine["rate"] / curl_close["rate"], 2),
+    }
+    for line in (engine["false_positives"] + engine["errors"])[:10]:
+        print("  " + line, file=sys.stderr)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
