@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TextIO
+
 import click
 
 from monitor.commands.status import load_settings_or_fail, open_store_for_reading
@@ -29,7 +31,7 @@ def _time_option(_ctx: click.Context, param: click.Parameter, value: str | None)
               help="File to write (default: standard output).")
 @click.pass_context
 def export(ctx: click.Context, since: str, until: str | None, vantage_id: str | None,
-           output_format: str, output: click.utils.LazyFile) -> None:
+           output_format: str, output: TextIO) -> None:
     """Export measurements taken in [--since, --until) as OONI JSON lines, oldest first."""
     if until is not None and until <= since:
         raise click.BadParameter(f"{until} is not after --since {since}", param_hint="--until")

@@ -48,13 +48,15 @@ def history(ctx: click.Context, target_or_url: str, limit: int, vantage_id: str 
             output_format: str) -> None:
     """Show TARGET_OR_URL's state changes (a target id like `azattyq`, or a full URL)."""
     by_url = "://" in target_or_url
-    key = {"url": target_or_url} if by_url else {"target_id": target_or_url}
+    url, target_id = (target_or_url, None) if by_url else (None, target_or_url)
     settings = load_settings_or_fail(ctx)
     store = open_store_for_reading(settings)
     try:
-        transitions = store.load_transitions(vantage_id=vantage_id, **key)
-        measurements = list(store.iter_measurements(vantage_id=vantage_id, order="desc",
-                                                    limit=limit, **key))
+        transitions = store.load_transitions(url=url, target_id=target_id,
+                                             vantage_id=vantage_id)
+        measurements = list(store.iter_measurements(url=url, target_id=target_id,
+                                                    vantage_id=vantage_id, order="desc",
+                                                    limit=limit))
     finally:
         store.close()
     if not transitions and not measurements:

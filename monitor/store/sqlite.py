@@ -6,7 +6,7 @@ import dataclasses
 import json
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,6 +76,9 @@ class SQLiteStore:
             connection = sqlite3.connect(str(self.path), isolation_level=None,
                                          check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000)
             connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            # Takes effect only on a new file. Measurements are 3-6 KB of JSON: with the default
+            # 4 KB pages each row fills a page of its own; 16 KB pages pack them (-25% size).
+            connection.execute("PRAGMA page_size = 16384")
             connection.execute("PRAGMA journal_mode = WAL")
             # NORMAL in WAL mode: a power cut may lose the last commits, never corrupts.
             connection.execute("PRAGMA synchronous = NORMAL")
@@ -100,8 +103,12 @@ class SQLiteStore:
             raise
         self.conn.execute("COMMIT")
 
-    def _query(self, sql: str, params: Iterable[Any] | Mapping[str, Any] = ()) -> list[dict]:
+    def _query(self, sql: str,
+               params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         return list(self.db.query(sql, params))
+
+    def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(sql, params).fetchone()[0]
 
     # ---- schema ---------------------------------------------------------------------------
 
@@ -173,7 +180,8 @@ class SQLiteStore:
             if cursor.rowcount == 0:
                 raise KeyError(f"run {run_id!r} was never started in {self.path}")
 
-    def load_runs(self, *, limit: int = 20, vantage_id: str | None = None) -> list[dict]:
+    def load_runs(self, *, limit: int = 20,
+                  vantage_id: str | None = None) -> list[dict[str, Any]]:
         where, params = ("WHERE vantage_id = ?", [vantage_id]) if vantage_id else ("", [])
         return self._query(f"SELECT * FROM runs {where} ORDER BY started_at DESC, id DESC "
                            "LIMIT ?", [*params, limit])
@@ -265,7 +273,7 @@ class SQLiteStore:
                            until: TimeBound | None = None) -> int:
         clauses, params = self._measurement_filters(since, until)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        return self.conn.execute(f"SELECT COUNT(*) FROM measurements {where}", params).fetchone()[0]
+        return int(self._scalar(f"SELECT COUNT(*) FROM measurements {where}", params))
 
     # ---- state ----------------------------------------------------------------------------
 
@@ -315,7 +323,8 @@ class SQLiteStore:
                          vantage_id: str | None = None, since: TimeBound | None = None,
                          until: TimeBound | None = None,
                          after_id: int | None = None) -> list[dict[str, Any]]:
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
         for column, value in (("url", url), ("target_id", target_id),
                               ("vantage_id", vantage_id)):
             if value is not None:
@@ -349,7 +358,7 @@ class SQLiteStore:
         return removed
 
     def spool_backlog(self) -> int:
-        return self.conn.execute("SELECT COUNT(*) FROM spool").fetchone()[0]
+        return int(self._scalar("SELECT COUNT(*) FROM spool"))
 
     # ---- upkeep ---------------------------------------------------------------------------
 
@@ -372,7 +381,7 @@ class SQLiteStore:
 
     def integrity_check(self) -> str:
         """SQLite's verdict on the file: "ok" or the first problem found."""
-        return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+        return str(self._scalar("PRAGMA integrity_check"))
 
     def close(self) -> None:
         self.conn.close()
