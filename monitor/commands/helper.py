@@ -1,0 +1,167 @@
+"""`blockmon helper`: run the control helper (oohelperd-shaped) on HOST:PORT."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import signal
+from pathlib import Path
+
+import click
+
+TOKEN_ENV = "BLOCKMON_HELPER_TOKEN"
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """'HOST:PORT' / '[v6]:PORT' -> (host, port); a bad one raises click.BadParameter naming it."""
+    host, separator, port_text = text.rpartition(":")
+    host = host.strip("[]")
+    if not separator or not host or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+        raise click.BadParameter(
+            f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:8787", param_hint="--listen"
+        )
+    return host, int(port_text)
+
+
+def _check_ranges(ranges: tuple[str, ...]) -> tuple[str, ...]:
+    for cidr in ranges:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise click.BadParameter(
+                f"{cidr!r} is not a CIDR range", param_hint="--lab-public-range"
+            ) from None
+    return ranges
+
+
+def _read_token(token: str | None) -> str | None:
+    if token:
+        return token
+    token_file = os.environ.get(f"{TOKEN_ENV}_FILE")
+    if not token_file:
+        return None
+    try:
+        return Path(token_file).read_text(encoding="utf-8").strip() or None
+    except OSError as error:
+        raise click.ClickException(f"{TOKEN_ENV}_FILE {token_file}: {error.strerror}") from None
+
+
+async def serve(settings: object, host: str, port: int) -> None:
+    from aiohttp import web
+
+    from monitor.helper import HelperSettings, build_app
+
+    assert isinstance(settings, HelperSettings)
+    runner = web.AppRunner(build_app(settings), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=1024)
+    try:
+        await site.start()
+    except OSError as error:
+        await runner.cleanup()
+        raise click.ClickException(f"--listen {host}:{port}: {error.strerror or error}") from None
+    bound = (
+        site._server.sockets[0].getsockname()
+        if site._server and site._server.sockets
+        else (host, port)
+    )  # type: ignore[union-attr]
+    click.echo(f"blockmon helper listening on http://{host}:{bound[1]}/", err=False)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+@click.command()
+@click.option(
+    "--listen",
+    default="127.0.0.1:8787",
+    show_default=True,
+    help="HOST:PORT to serve on (port 0 = any free port).",
+)
+@click.option(
+    "--resolver",
+    "resolvers",
+    multiple=True,
+    metavar="IP[:PORT]",
+    help="DNS server the helper asks (repeatable); default: the system's resolvers.",
+)
+@click.option(
+    "--ca-file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="CA bundle (PEM) to verify TLS with; default: the system store.",
+)
+@click.option(
+    "--lab-public-range",
+    "public_ranges",
+    multiple=True,
+    metavar="CIDR",
+    help="Treat this bogon range as public (the offline lab on 127.0.0.0/8); repeatable.",
+)
+@click.option(
+    "--allow-private",
+    is_flag=True,
+    help="Serve targets in loopback/private/bogon ranges too (only on an isolated test network).",
+)
+@click.option(
+    "--token",
+    default=None,
+    envvar=TOKEN_ENV,
+    help=f"Require 'Authorization: Bearer TOKEN'. Env: {TOKEN_ENV} (or {TOKEN_ENV}_FILE).",
+)
+@click.option(
+    "--max-concurrency",
+    default=64,
+    show_default=True,
+    type=click.IntRange(1, 4096),
+    help="Control requests measured at once; more wait in a bounded queue, then get 503.",
+)
+@click.option(
+    "--cache-ttl",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0, 3600),
+    help="Seconds to reuse per-host DNS and per-(address, SNI) TCP/TLS results.",
+)
+def helper(
+    listen: str,
+    resolvers: tuple[str, ...],
+    ca_file: str | None,
+    public_ranges: tuple[str, ...],
+    allow_private: bool,
+    token: str | None,
+    max_concurrency: int,
+    cache_ttl: float,
+) -> None:
+    """Run the control helper: measures URLs from this (uncensored) side for probes.
+
+    Speaks OONI's oohelperd protocol (POST / or /api/v1/control, GET /health); see
+    docs/control-protocol.md. Refuses targets in private or bogon ranges unless told otherwise.
+    """
+    from monitor.helper import HelperSettings
+    from probes.dns import parse_resolver
+    from probes.errors import InvalidInput
+
+    host, port = parse_listen(listen)
+    for resolver in resolvers:
+        try:
+            parse_resolver(resolver)
+        except InvalidInput as error:
+            raise click.BadParameter(str(error), param_hint="--resolver") from None
+    settings = HelperSettings(
+        resolvers=resolvers,
+        ca_file=ca_file,
+        public_ranges=_check_ranges(public_ranges),
+        allow_private=allow_private,
+        token=_read_token(token),
+        max_concurrency=max_concurrency,
+        max_queue=max_concurrency * 8,
+        cache_ttl=cache_ttl,
+    )
+    asyncio.run(serve(settings, host, port))
