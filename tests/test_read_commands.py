@@ -53,7 +53,7 @@ def config(tmp_path: Path) -> Path:
                                             **dns), "azattyq", confirmation=second)
     record(store, synthetic_measurement(url=AZATTYQ, measured_at="2026-11-21 10:00:00", **dns),
            "azattyq")
-    record(store, synthetic_measurement(url=TODAY, measured_at="2026-11-21 10:00:00",
+    record(store, synthetic_measurement(url=TODAY, measured_at="2026-11-21 10:00:01",
                                         blocking="tcp_ip", accessible=False,
                                         blocking_method="tcp.reset"), "today")
     record(store, synthetic_measurement(url=GOOGLE, measured_at="2026-11-22 10:00:00",
