@@ -13,6 +13,7 @@ from monitor.collector.validation import (
     Rejection,
     check_batch,
     check_registration,
+    check_stored_sizes,
     parse_json_object,
 )
 from tests.fixtures.collector import sample_measurement
@@ -93,11 +94,13 @@ def test_the_same_uid_twice_in_a_batch_is_kept_once() -> None:
 
 
 def test_oversized_measurement_is_refused() -> None:
-    big = good()
-    big["test_keys"] = {"blob": "x" * 5000}
-    result = check_batch({"measurements": [big]}, vantage_id="kz-almaty-1", now=NOW,
-                         limits=BatchLimits(max_measurement_bytes=4000))
+    measurements = [good(0), good(1)]
+    texts = ["{}", "x" * 5000]
+    result = check_stored_sizes(measurements, texts, BatchLimits(max_measurement_bytes=4000))
     assert isinstance(result, Rejection) and "larger" in result.error
+    assert (result.status, result.index, result.measurement_uid) == (
+        413, 1, measurements[1]["measurement_uid"])
+    assert check_stored_sizes(measurements, texts, BatchLimits(max_measurement_bytes=5000)) is None
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from monitor.collector.validation import (
     Rejection,
     check_batch,
     check_registration,
+    check_stored_sizes,
     parse_json_object,
 )
 from monitor.store.rows import measurement_row
@@ -166,6 +167,9 @@ async def submit_measurements(request: web.Request) -> web.Response:
         return refuse(checked)
     database: DatabaseThreads = request.app["database"]
     rows = [storable_row(measurement) for measurement in checked]
+    oversized = check_stored_sizes(checked, [row["json"] for row in rows], limits)
+    if oversized is not None:
+        return refuse(oversized)
     # One transaction per batch: every measurement of it is stored, or none.
     stored_count = await database.run(lambda store, _registry: store.save_measurements(rows))
     return web.json_response(

@@ -161,9 +161,26 @@ def check_measurement(
     stored["annotations"] = {**annotations, "vantage_id": vantage_id}
     # Privacy: the collector never keeps a probe's address (OONI scrubs it the same way).
     stored["probe_ip"] = "127.0.0.1"
-    if len(json.dumps(stored, separators=(",", ":"))) > limits.max_measurement_bytes:
-        return reject(f"is larger than {limits.max_measurement_bytes} bytes", "")
     return stored
+
+
+def check_stored_sizes(
+    measurements: list[dict[str, Any]], serialized: list[str], limits: BatchLimits
+) -> Rejection | None:
+    """Refuse the batch if one measurement's stored JSON exceeds the per-measurement cap.
+
+    Checked on the JSON the store writes anyway, so the collector serialises each measurement once.
+    """
+    for index, text in enumerate(serialized):
+        if len(text) > limits.max_measurement_bytes:
+            return Rejection(
+                413,
+                f"is larger than {limits.max_measurement_bytes} bytes",
+                f"measurements[{index}]",
+                index,
+                measurements[index]["measurement_uid"],
+            )
+    return None
 
 
 def check_batch(

@@ -35,8 +35,6 @@ _REWRITES = (
     ),
 )
 
-# Parameters of one INSERT stay far below PostgreSQL's 65,535 bind limit.
-_ROWS_PER_STATEMENT = 1000
 _ADVISORY_MIGRATION_LOCK = 7312000
 _PAGE_SIZE = 1000
 
@@ -92,6 +90,7 @@ class PostgresStore:
         self.database_url = database_url
         self.spool = spool
         self.clock = clock
+        self._staging_ready = False
         try:
             self.connection = psycopg.connect(
                 database_url, autocommit=True, row_factory=dict_row, connect_timeout=10
@@ -193,25 +192,29 @@ class PostgresStore:
         return self.save_measurements([row]) == 1
 
     def save_measurements(self, rows: Iterable[Mapping[str, Any]]) -> int:
-        """One transaction; multi-row INSERT ... ON CONFLICT DO NOTHING, so re-sent uids are
-        skipped and concurrent writers of the same uid store it once."""
+        """One transaction: COPY into a session-local staging table, then INSERT ... SELECT
+        ON CONFLICT DO NOTHING, so re-sent uids are skipped and concurrent writers of one uid
+        store it once. COPY is ~2x faster than a multi-row INSERT (benchmarks/bench_ingest.py)."""
         prepared = [_as_row(row) for row in rows]
-        batch = [tuple(row.get(column) for column in MEASUREMENT_COLUMNS) for row in prepared]
-        if not batch:
+        if not prepared:
             return 0
         columns = ", ".join(MEASUREMENT_COLUMNS)
-        placeholders = "(" + ", ".join(["%s"] * len(MEASUREMENT_COLUMNS)) + ")"
-        new_uids: list[str] = []
+        if not self._staging_ready:
+            # Temporary: private to this connection, so replicas and threads never collide.
+            self.connection.execute(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS incoming_measurements "
+                "(LIKE measurements INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+            self._staging_ready = True
         with self.connection.transaction(), self.connection.cursor() as cursor:
-            for start in range(0, len(batch), _ROWS_PER_STATEMENT):
-                chunk = batch[start:start + _ROWS_PER_STATEMENT]
-                cursor.execute(
-                    f"INSERT INTO measurements ({columns}) VALUES "
-                    + ", ".join([placeholders] * len(chunk))
-                    + " ON CONFLICT (uid) DO NOTHING RETURNING uid",
-                    [value for row in chunk for value in row],
-                )
-                new_uids.extend(row["uid"] for row in cursor.fetchall())
+            with cursor.copy(f"COPY incoming_measurements ({columns}) FROM STDIN") as copy:
+                for row in prepared:
+                    copy.write_row([row.get(column) for column in MEASUREMENT_COLUMNS])
+            cursor.execute(
+                f"INSERT INTO measurements ({columns}) SELECT {columns} FROM incoming_measurements "
+                "ON CONFLICT (uid) DO NOTHING RETURNING uid"
+            )
+            new_uids = [row["uid"] for row in cursor.fetchall()]
             if self.spool and new_uids:
                 queued_at = store_time(self.clock())
                 cursor.executemany(
