@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
+import pytest
+
 from monitor.runner import Runner, RunnerConfig, StoreRecorder
 from probes.options import ProbeOptions
 from tests.fixtures.runner import ScriptedProbe, make_target_list
@@ -154,3 +156,43 @@ async def test_stop_mid_round_stores_finished_work_and_cancels_the_rest(writer_s
     (run,) = rows(store_path, "SELECT status, measured FROM runs")
     assert run == {"status": "interrupted", "measured": 2}
     assert rows(store_path, "PRAGMA integrity_check") == [{"integrity_check": "ok"}]
+
+
+@pytest.mark.slow
+async def test_runner_against_the_lab_confirms_real_blocks(lab_info, lab_helper_url, writer_store,
+                                                           store_path):
+    from monitor.settings import load_settings
+    from targets.registry import load_registry
+    from tests.fixtures.runner import write_lab_config, write_lab_registry
+
+    registry = write_lab_registry(store_path.parent.parent / "registry.toml", "lab", {
+        "honest": ["https://ok.lab.test/"],
+        "nxdomain": ["https://nxdomain.lab.test/"],
+        "blockpage": ["http://http-blockpage.lab.test/"],
+    })
+    config = write_lab_config(store_path.parent.parent, lab_info, registry, "lab",
+                              helper_url=lab_helper_url)
+    settings = load_settings(config, environ={})
+    store, call = writer_store
+    runner = Runner(settings, StoreRecorder(store, call, vantage_id="local"),
+                    load_registry(registry), settings.probe.to_probe_options(),
+                    config=RunnerConfig(confirm_retests=1, confirm_delay_seconds=0.0))
+    result = await runner.run_round("lab")
+    await runner.wait_for_confirmations()
+
+    assert result.status == "ok" and not result.errors
+    states = {row["url"]: row for row in rows(
+        store_path, "SELECT url, state, method, target_id FROM target_state")}
+    assert states["https://ok.lab.test/"]["state"] == "accessible"
+    assert states["https://nxdomain.lab.test/"]["state"] == "blocked"
+    assert states["https://nxdomain.lab.test/"]["method"] == "dns.nxdomain"
+    assert states["http://http-blockpage.lab.test/"]["state"] == "blocked"
+    assert states["http://http-blockpage.lab.test/"]["method"] == "http.blockpage"
+    stored = rows(store_path, "SELECT url, confirmation, blocking, accessible FROM measurements "
+                  "ORDER BY url, confirmation")
+    assert [(row["url"], row["confirmation"]) for row in stored] == [
+        ("http://http-blockpage.lab.test/", 0), ("http://http-blockpage.lab.test/", 1),
+        ("https://nxdomain.lab.test/", 0), ("https://nxdomain.lab.test/", 1),
+        ("https://ok.lab.test/", 0)]
+    assert {(row["blocking"], row["accessible"]) for row in stored
+            if row["url"] == "https://ok.lab.test/"} == {("false", 1)}

@@ -124,13 +124,20 @@ class DemoScript:
 
 
 async def start_control_helper(lab_info: Any) -> tuple[str, Any]:
-    """The control helper in-process, resolving with the lab's honest resolver."""
+    """The control helper in-process, on the uncensored side: the lab's honest resolver."""
+
+    from monitor.helper import HelperSettings, build_app
+
+    app = build_app(HelperSettings(resolvers=(lab_info.honest_resolver,),
+                                   ca_file=lab_info.ca_file,
+                                   public_ranges=(lab_info.public_range,)))
+    return await serve_on_loopback(app)
+
+
+async def serve_on_loopback(app: Any) -> tuple[str, Any]:
+    """Serves an aiohttp app on a free 127.0.0.1 port; returns its URL and the AppRunner."""
     from aiohttp import web
 
-    from monitor.helper import make_helper_app  # type: ignore[attr-defined]
-
-    app = make_helper_app(resolver=lab_info.honest_resolver, ca_file=lab_info.ca_file,
-                          lab_public_ranges=(lab_info.public_range,))
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

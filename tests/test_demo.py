@@ -1,0 +1,61 @@
+"""`blockmon demo`: a short run ends by itself with confirmed blocks and the honest sites fine."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor.commands.demo import DEMO_BLOCKS, hostnames_of, render_next_steps
+
+BLOCKMON = str(Path(sys.executable).parent / "blockmon")
+
+
+def test_next_steps_name_the_demo_config_and_the_confirmed_blocks(tmp_path):
+    states = [
+        {"target_id": "azattyq", "state": "blocked", "method": "tls.timeout"},
+        {"target_id": "fergana", "state": "blocked", "method": "dns.nxdomain"},
+        {"target_id": "fergana", "state": "blocked", "method": "dns.nxdomain"},
+        {"target_id": "today-kz", "state": "accessible", "method": None},
+    ]
+    text = render_next_steps(tmp_path, states)
+    assert "2 confirmed blocks: azattyq (tls.timeout), fergana (dns.nxdomain); 1 URLs accessible" \
+        in text
+    assert f"blockmon --config {tmp_path / 'blockmon.toml'} status" in text
+    assert f"blockmon --config {tmp_path / 'blockmon.toml'} history azattyq" in text
+
+
+def test_every_scripted_block_is_a_briefing_hostname():
+    from targets import load_registry
+
+    registry = load_registry()
+    hostnames = hostnames_of(url for target in registry.targets for url in target.url_list())
+    assert set(DEMO_BLOCKS) <= set(hostnames)
+
+
+@pytest.mark.slow
+def test_short_demo_confirms_blocks_and_keeps_honest_sites_accessible(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("the demo's lab needs root")
+    data_dir = tmp_path / "demo"
+    finished = subprocess.run(
+        [BLOCKMON, "demo", "--data-dir", str(data_dir), "--rounds", "2", "--round-seconds", "8"],
+        capture_output=True, text=True, timeout=240)
+    assert finished.returncode == 0, finished.stderr
+    assert "round 2/2" in finished.stdout
+    assert f"blockmon --config {data_dir / 'blockmon.toml'} status" in finished.stdout
+
+    connection = sqlite3.connect(data_dir / "blockmon.db")
+    states = {url: (state, method) for url, state, method in connection.execute(
+        "SELECT url, state, method FROM target_state")}
+    connection.close()
+    blocked = {url: method for url, (state, method) in states.items() if state == "blocked"}
+    assert blocked.get("https://fergana.agency/") == "dns.nxdomain"
+    assert "https://www.azattyq.org/" in blocked
+    # Sites the censor never touched stay accessible.
+    for honest in ("https://example.com/", "https://today.kz/", "https://www.rferl.org/"):
+        assert states[honest] == ("accessible", None), honest
