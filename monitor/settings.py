@@ -288,6 +288,11 @@ class ReportsSettings:
     out_dir: str = setting("./blockmon-reports", "Directory reports are written to.")
     weekly: bool = setting(True, "Write a report every Monday for the week before.")
     monthly: bool = setting(True, "Write a report on the 1st for the month before.")
+    listen: str = setting("127.0.0.1:8080", "blockmon serve: HOST:PORT the dashboard listens on.",
+                          check=_host_port)
+    operator_token: str | None = setting(
+        None, "Bearer token for dashboard actions that change something (generate a report "
+        "now); unset = such actions are refused.", secret=True, example='"operator-token"')
 
 
 @dataclass(frozen=True, slots=True)
