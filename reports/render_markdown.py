@@ -1,0 +1,114 @@
+"""Pure: a Report as Markdown, with its charts as SVG files to write next to it."""
+
+from __future__ import annotations
+
+import re
+
+from reports.build import Report, TargetFinding
+from reports.formatting import evidence_path, format_share, when
+from reports.render_html import render_charts
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
+
+
+def timeline_file(target_id: str, vantage_id: str) -> str:
+    return f"charts/timeline-{_slug(target_id)}-{_slug(vantage_id)}.svg"
+
+
+def chart_files(report: Report) -> dict[str, str]:
+    """Relative path -> SVG text, for every chart the Markdown report links."""
+    charts = render_charts(report)
+    files = {"charts/heatmap.svg": charts.heatmap, "charts/methods-by-asn.svg": charts.methods}
+    for (target_id, vantage_id), svg in charts.timelines.items():
+        files[timeline_file(target_id, vantage_id)] = svg
+    return files
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _finding(finding: TargetFinding) -> list[str]:
+    lines = [f"### {finding.target_name} — **{finding.verdict}**", ""]
+    if finding.claim:
+        lines += [f"> “{finding.claim.quote}”", "",
+                  f"Briefing (2015), section “{finding.claim.section}”, line "
+                  f"{finding.claim.line}; period {finding.claim.period}.", ""]
+    lines += [finding.explanation, ""]
+    if len(finding.lineage) > 1:
+        lines += ["| domain | role | status | note |", "|---|---|---|---|"]
+        lines += [f"| `{entry.url}` | {entry.role} | {entry.status} | {_cell(entry.note or '')} |"
+                  for entry in finding.lineage]
+        lines.append("")
+    if finding.vantages:
+        lines += ["| vantage | URL | state | method | first blocked | last blocked | anomalous "
+                  "| verdict | measurements |", "|---|---|---|---|---|---|---|---|---|"]
+        for vantage in finding.vantages:
+            for url in vantage.urls:
+                methods = "; ".join(f"{method.description} ({method.method}, "
+                                    f"{method.measurements}×)" for method in url.methods) or "-"
+                evidence = " ".join(f"[{uid}]({evidence_path(uid)})" for uid in url.evidence_uids)
+                lines.append(
+                    f"| {vantage.vantage.vantage_id} ({vantage.vantage.probe_asn or '?'}) "
+                    f"| `{url.url}` | {url.state} | {_cell(methods)} "
+                    f"| {when(url.first_blocked_at)} | {when(url.last_blocked_at)} "
+                    f"| {format_share(url.anomaly_share)} ({url.anomalies}/{url.measurements}) "
+                    f"| {url.verdict} | {evidence} |")
+        lines.append("")
+        for timeline in finding.timelines:
+            lines += [f"![{finding.target_name} from {timeline.vantage_id}]"
+                      f"({timeline_file(finding.target_id, timeline.vantage_id)})", ""]
+    return lines
+
+
+def render_markdown(report: Report) -> str:
+    summary = report.summary
+    lines = [f"# {report.title}: {report.period.label}", "",
+             f"Period {report.period.description}. Generated {when(report.generated_at)}.", "",
+             "## Summary", "",
+             f"- Blocked at the end of the period: {len(summary.blocked_targets)} "
+             f"({', '.join(summary.blocked_targets) or 'none'})",
+             f"- No longer blocked: {len(summary.unblocked_targets)} "
+             f"({', '.join(summary.unblocked_targets) or 'none'})",
+             f"- Never seen blocked: {len(summary.never_blocked_targets)} "
+             f"({', '.join(summary.never_blocked_targets) or 'none'})",
+             f"- Not measurable: {len(summary.not_measurable_targets)} "
+             f"({', '.join(summary.not_measurable_targets) or 'none'})",
+             f"- New blocks: {summary.new_blocks}; unblocks: {summary.unblocks}",
+             f"- {summary.targets_total} targets, {summary.targets_measured} measured; "
+             f"{summary.measurements} measurements from {summary.vantages} vantage points", ""]
+    if summary.blocked_where:
+        lines += ["| vantage | country | ASN | network | blocked targets | blocked since |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {place.vantage.vantage_id} | {place.vantage.probe_cc or ''} "
+                  f"| {place.vantage.probe_asn or ''} | {_cell(place.vantage.probe_network_name or '')} "
+                  f"| {', '.join(place.target_ids)} | {when(place.since)} |"
+                  for place in summary.blocked_where]
+        lines.append("")
+    lines += ["## Overview", "", "![Blocking by target and day](charts/heatmap.svg)", "",
+              "![Blocked measurements by network and method](charts/methods-by-asn.svg)", "",
+              "## Changes in the period", ""]
+    if report.changes:
+        lines += ["| when | change | target | URL | vantage | method | measurement |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {when(change.at)} | {change.kind} | {_cell(change.target_name)} "
+                  f"| `{change.url}` | {change.vantage_id} | {change.method or ''} | "
+                  + (f"[{change.measurement_uid}]({evidence_path(change.measurement_uid)})"
+                     if change.measurement_uid else "") + " |"
+                  for change in report.changes]
+    else:
+        lines.append("No new blocks and no unblocks in the period.")
+    lines += ["", "## The briefing's claims", ""]
+    for finding in report.claims:
+        lines += _finding(finding)
+    if report.others:
+        lines += ["## Other targets", ""]
+        for finding in report.others:
+            lines += _finding(finding)
+    lines += ["## Methodology", ""] + [f"- {line}" for line in report.methodology]
+    lines += ["", "## Caveats", ""] + [f"- {line}" for line in report.caveats]
+    lines += ["", "Measured sites are written as code, not links. Each measurement uid links to "
+              "its OONI-format JSON in `evidence/`.", ""]
+    return "\n".join(lines)

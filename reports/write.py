@@ -1,0 +1,111 @@
+"""Writes reports into the archive (<out_dir>/<period>/report.*, charts/, evidence/) and lists it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from monitor.queries import ReadDatabase, is_uid, load_measurement_documents
+from reports.build import Report, build_report
+from reports.collect import collect_inputs
+from reports.periods import Period
+from reports.render_html import render_html
+from reports.render_json import render_json
+from reports.render_markdown import chart_files, render_markdown
+from targets.model import Target
+
+FORMATS: Final[tuple[str, ...]] = ("html", "md", "json")
+_FILE_NAMES: Final[dict[str, str]] = {"html": "report.html", "md": "report.md",
+                                      "json": "report.json"}
+_LABEL = re.compile(r"\d{4}-(\d{2}|W\d{2}|\d{2}-\d{2}_\d{4}-\d{2}-\d{2})")
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenReport:
+    directory: Path
+    files: tuple[Path, ...]
+    evidence_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedReport:
+    label: str
+    directory: Path
+    formats: tuple[str, ...]
+    modified_at: str
+
+
+def _write_text(path: Path, text: str) -> Path:
+    # Written beside and renamed: a reader of the archive never sees half a report.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+    return path
+
+
+def write_report(report: Report, out_dir: str | Path, formats: Iterable[str],
+                 documents: Mapping[str, str]) -> WrittenReport:
+    """Writes the chosen formats and the evidence JSON of `documents` under out_dir/<label>/."""
+    directory = Path(out_dir) / report.period.label
+    written: list[Path] = []
+    chosen = list(dict.fromkeys(formats))
+    for name in chosen:
+        if name not in FORMATS:
+            raise ValueError(f"report format {name!r}: use one of {', '.join(FORMATS)}")
+    for name in chosen:
+        if name == "html":
+            written.append(_write_text(directory / _FILE_NAMES[name], render_html(report)))
+        elif name == "md":
+            written.append(_write_text(directory / _FILE_NAMES[name], render_markdown(report)))
+            for relative, svg in chart_files(report).items():
+                written.append(_write_text(directory / relative, svg))
+        else:
+            written.append(_write_text(directory / _FILE_NAMES[name], render_json(report)))
+    count = 0
+    for uid, text in sorted(documents.items()):
+        if not is_uid(uid):
+            continue  # never a path from data we did not make
+        document = json.loads(text)
+        _write_text(directory / "evidence" / f"{uid}.json",
+                    json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+        count += 1
+    return WrittenReport(directory, tuple(written), count)
+
+
+def generate_report(store: Any, period: Period, out_dir: str | Path,
+                    formats: Iterable[str] = FORMATS, *, targets: list[Target] | None = None,
+                    now: datetime | None = None) -> WrittenReport:
+    """Reads the period from the store, builds the report, writes it and its evidence."""
+    report = build_report(collect_inputs(store, period, targets, now=now))
+    documents = load_measurement_documents(ReadDatabase(store), report.evidence_uids)
+    return write_report(report, out_dir, formats, documents)
+
+
+def list_archive(out_dir: str | Path) -> list[ArchivedReport]:
+    """Reports in the archive, newest period first."""
+    root = Path(out_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for directory in root.iterdir():
+        if not directory.is_dir() or not _LABEL.fullmatch(directory.name):
+            continue
+        formats = tuple(name for name in FORMATS if (directory / _FILE_NAMES[name]).is_file())
+        if not formats:
+            continue
+        modified = max((directory / _FILE_NAMES[name]).stat().st_mtime for name in formats)
+        found.append(ArchivedReport(directory.name, directory, formats,
+                                    datetime.fromtimestamp(modified, UTC).strftime(
+                                        "%Y-%m-%dT%H:%M:%SZ")))
+    return sorted(found, key=lambda item: item.label, reverse=True)
+
+
+def report_file_name(file_format: str) -> str:
+    return _FILE_NAMES[file_format]
