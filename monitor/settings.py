@@ -12,7 +12,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +196,12 @@ class StorageSettings:
     retention_days: int = setting(
         0, "Delete measurements older than this many days (0 = keep forever).",
         check=_not_negative)
+
+    def retention_cutoff(self, now: datetime) -> datetime | None:
+        """Measurements older than this may be pruned; None when kept forever."""
+        if self.retention_days == 0:
+            return None
+        return now - timedelta(days=self.retention_days)
 
     @property
     def database_url(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,11 @@ def test_every_setting_is_documented() -> None:
         assert f"`{spec.env_var}`" in docs, f"docs/settings.md lacks {spec.section}.{spec.key}"
     assert render_settings_table() in docs, (
         "docs/settings.md is out of date: paste `python -m monitor.settings` into it")
+
+
+def test_retention_cutoff(tmp_path: Path) -> None:
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    forever = load_settings(write(tmp_path, ""), environ={})
+    assert forever.storage.retention_cutoff(now) is None
+    year = load_settings(write(tmp_path, "[storage]\nretention_days = 365\n"), environ={})
+    assert year.storage.retention_cutoff(now) == datetime(2025, 11, 25, 12, 0, tzinfo=UTC)

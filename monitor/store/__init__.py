@@ -34,7 +34,13 @@ def open_store(database_url: str, *, spool: bool = False, migrate: bool = True) 
 
         store = SQLiteStore(path, spool=spool)
     elif database_url.startswith(("postgresql://", "postgres://")):
-        module = importlib.import_module("monitor.store.postgres")
+        try:
+            module = importlib.import_module("monitor.store.postgres")
+        except ModuleNotFoundError as error:
+            if error.name not in ("psycopg", "monitor.store.postgres"):
+                raise
+            raise StoreError(f"database {database_url!r}: PostgreSQL support is not installed "
+                             "(pip install 'blockmon[postgres]')") from None
         store = module.PostgresStore(database_url, spool=spool)
     else:
         raise StoreError(f"database {database_url!r}: use sqlite:///PATH or postgresql://...")
