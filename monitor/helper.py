@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -24,7 +24,7 @@ from probes.analysis_compare import text_simhash
 from probes.bogons import is_bogon, parse_networks
 from probes.dns import addresses_from_queries, is_ip_literal, probe_dns
 from probes.errors import NETWORK_ERRORS, classify_failure
-from probes.http import REQUEST_HEADERS, extract_title
+from probes.http import REDIRECT_CODES, REQUEST_HEADERS, extract_title
 from probes.options import ProbeOptions
 from probes.tcp import close_streams, format_endpoint, probe_tcp
 from probes.tls import probe_tls
@@ -266,8 +266,7 @@ class ControlService:
         return await self.endpoint_cache.get((endpoint, server_name), measure)
 
     async def fetch_page(self, request: ControlRequest) -> dict[str, Any]:
-        """GET the URL over the pooled client, following redirects; the body read is capped."""
-        assert self.session is not None, "ControlService.start() was not awaited"
+        """GET the URL over the pooled client, following redirects itself; the body read is capped."""
         result: dict[str, Any] = {
             "body_length": -1,
             "failure": None,
@@ -277,31 +276,49 @@ class ControlService:
             "discovered_h3_endpoint": "",
         }
         extra: dict[str, Any] = {"body_sha256": "", "body_simhash": "", "body_is_truncated": False}
-        timeout = aiohttp.ClientTimeout(total=self.settings.http_timeout)
         try:
-            async with self.session.get(
-                request.url,
-                headers=request.headers,
-                timeout=timeout,
-                max_redirects=self.settings.max_redirects,
-                allow_redirects=True,
-            ) as response:
-                body = await response.content.read(self.settings.body_limit)
-                extra["body_is_truncated"] = not response.content.at_eof()
-                result.update(
-                    status_code=response.status,
-                    headers={key: value for key, value in response.headers.items()},
-                    body_length=len(body),
-                    title=extract_title(body),
-                )
-                text = body.decode("utf-8", errors="replace")
-                extra["body_sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
-                extra["body_simhash"] = text_simhash(text)
-        except aiohttp.TooManyRedirects:
-            result["failure"] = "http_too_many_redirects"
+            async with asyncio.timeout(self.settings.http_timeout):
+                body = await self._follow(request, result, extra)
         except NETWORK_ERRORS as error:
             result["failure"] = _classify_client_error(error)
+            return {"http_request": result, "x_blockmon": extra}
+        if body is not None:
+            result["body_length"] = len(body)
+            result["title"] = extract_title(body)
+            text = body.decode("utf-8", errors="replace")
+            extra["body_sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+            extra["body_simhash"] = text_simhash(text)
         return {"http_request": result, "x_blockmon": extra}
+
+    async def _follow(
+        self, request: ControlRequest, result: dict[str, Any], extra: dict[str, Any]
+    ) -> bytes | None:
+        # Redirects are followed here, not by aiohttp: aiohttp does not consult the resolver for an
+        # IP literal, so each hop's host is checked against the refused ranges before connecting.
+        assert self.session is not None, "ControlService.start() was not awaited"
+        url = request.url
+        for _hop in range(self.settings.max_redirects + 1):
+            parts = urlsplit(url)
+            if parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname:
+                result["failure"] = "http_invalid_response"
+                return None
+            if is_ip_literal(parts.hostname) and self.is_refused_address(parts.hostname):
+                result["failure"] = "host_unreachable"
+                return None
+            async with self.session.get(
+                url, headers=request.headers, allow_redirects=False
+            ) as response:
+                location = response.headers.get("Location")
+                if response.status in REDIRECT_CODES and location:
+                    url = urljoin(url, location.strip()).split("#", 1)[0]
+                    continue
+                body = await response.content.read(self.settings.body_limit)
+                extra["body_is_truncated"] = not response.content.at_eof()
+                result["status_code"] = response.status
+                result["headers"] = {key: value for key, value in response.headers.items()}
+                return body
+        result["failure"] = "http_too_many_redirects"
+        return None
 
     # -------------------------------------------------------- the protocol
 
@@ -456,7 +473,7 @@ async def handle_control(request: web.Request) -> web.Response:
         control_request = parse_control_request(payload, settings.max_addresses)
     except RequestRefused as refusal:
         return _error(refusal.status, refusal.reason)
-    if service.waiting >= settings.max_queue:
+    if service.slots.locked() and service.waiting >= settings.max_queue:
         return _error(503, "saturated: too many control requests waiting, retry later")
     service.waiting += 1
     try:
