@@ -188,3 +188,128 @@ def publish_targets(
         content, format="toml", schedule=schedule, now=datetime.now(UTC)
     )
     click.echo(f"published {path} as target list version {version}", file=sys.stdout)
+
+
+# ---- probe side -----------------------------------------------------------------------------
+
+
+@collector.command()
+@click.option("--url", "collector_url", metavar="URL", help="Collector base URL (default: [collector] url).")
+@click.option("--secret", envvar="BLOCKMON_ENROLMENT_SECRET", metavar="SECRET", required=True,
+              help="Enrolment secret from the operator (or env BLOCKMON_ENROLMENT_SECRET).")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the token (mode 0600); point [collector] token_file at it.")
+@click.pass_context
+def register(ctx: click.Context, collector_url: str | None, secret: str, token_file: Path) -> None:
+    """Probe side: enrol this probe ([probe] vantage_id, cc, asn) and save its token."""
+    import aiohttp
+
+    from monitor.collector.client import CollectorRefused, register_with_collector
+
+    settings = _settings(ctx)
+    url = collector_url or settings.collector.url
+    if not url:
+        raise click.UsageError("no collector URL: pass --url or set [collector] url")
+
+    async def enrol_here() -> tuple[str, str]:
+        async with aiohttp.ClientSession() as session:
+            return await register_with_collector(session, url, secret, settings.probe)
+
+    try:
+        probe_id, token = asyncio.run(enrol_here())
+    except CollectorRefused as error:
+        raise click.ClickException(f"registration refused: {error}") from None
+    except (aiohttp.ClientError, OSError, TimeoutError) as error:
+        raise click.ClickException(f"cannot reach collector {url}: {type(error).__name__}") from None
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.touch(mode=0o600, exist_ok=True)
+    token_file.chmod(0o600)
+    token_file.write_text(token + "\n", encoding="utf-8")
+    click.echo(f"registered as {probe_id}; token written to {token_file} "
+               f"(set [collector] token_file = \"{token_file}\")")
+
+
+@collector.command(name="check-in")
+@click.option("--save-targets", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the collector's target registry here when it changed.")
+@click.pass_context
+def check_in_command(ctx: click.Context, save_targets: Path | None) -> None:
+    """Probe side: check in with the collector and fetch its current target lists."""
+    import aiohttp
+
+    from monitor.collector.client import CollectorRefused, check_in
+
+    settings = _settings(ctx)
+    if not settings.collector.url or not settings.collector.token:
+        raise click.UsageError("set [collector] url and token (or token_file) first")
+    version_file = save_targets.with_name(save_targets.name + ".version") if save_targets else None
+    known = None
+    if version_file is not None and version_file.is_file():
+        text = version_file.read_text().strip()
+        known = int(text) if text.isdigit() else None
+
+    async def ask() -> Any:
+        async with aiohttp.ClientSession() as session:
+            return await check_in(session, settings.collector.url, settings.collector.token, known)
+
+    try:
+        answer = asyncio.run(ask())
+    except CollectorRefused as error:
+        raise click.ClickException(f"check-in refused: {error}") from None
+    except (aiohttp.ClientError, OSError, TimeoutError) as error:
+        raise click.ClickException(
+            f"cannot reach collector {settings.collector.url}: {type(error).__name__}") from None
+    if answer.targets is None:
+        click.echo(f"{answer.probe_id}: target lists unchanged (version {answer.targets_version})")
+        return
+    click.echo(f"{answer.probe_id}: target lists version {answer.targets_version}, "
+               f"schedule {json.dumps(answer.targets['schedule'], sort_keys=True)}")
+    if save_targets is not None and version_file is not None:
+        save_targets.write_text(answer.targets["content"], encoding="utf-8")
+        version_file.write_text(f"{answer.targets_version}\n", encoding="utf-8")
+        click.echo(f"saved to {save_targets}")
+
+
+@collector.command()
+@click.option("--loop", is_flag=True, help="Keep uploading every [collector] upload_interval_seconds.")
+@click.pass_context
+def upload(ctx: click.Context, loop: bool) -> None:
+    """Probe side: send the spooled measurements to [collector] url now (or keep doing so)."""
+    import aiohttp
+
+    from monitor.store import StoreError, open_store
+    from monitor.uploader import run_uploader, upload_pending
+
+    settings = _settings(ctx)
+    if not settings.collector.url or not settings.collector.token:
+        raise click.UsageError("set [collector] url and token (or token_file) first")
+    try:
+        store = open_store(settings.storage.database_url, spool=True)
+    except StoreError as error:
+        raise click.ClickException(str(error)) from None
+    rejections = Path(settings.storage.data_dir) / "upload-rejected.jsonl"
+
+    async def once() -> Any:
+        async with aiohttp.ClientSession() as session:
+            return await upload_pending(store, settings, session, rejection_log=rejections)
+
+    async def forever() -> None:
+        import signal
+
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        await run_uploader(store, settings, stop=stop, rejection_log=rejections)
+
+    try:
+        if loop:
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+            asyncio.run(forever())
+            return
+        result = asyncio.run(once())
+    finally:
+        store.close()
+    click.echo(f"uploaded {result.uploaded} ({result.new_at_collector} new at the collector), "
+               f"refused {result.rejected}, waiting {result.backlog}")
+    if result.error:
+        raise click.ClickException(f"upload stopped: {result.error}")

@@ -1,0 +1,75 @@
+"""A probe enrols, checks in and uploads through `blockmon collector` commands (real processes)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+from monitor.store import open_store
+from tests.fixtures.collector import CollectorProcess, run_blockmon, sample_measurement
+
+
+def test_probe_registers_checks_in_and_uploads(sqlite_collector: CollectorProcess, tmp_path: Path) -> None:
+    probe_dir = tmp_path / "probe"
+    probe_dir.mkdir()
+    token_file = probe_dir / "token"
+    (probe_dir / "blockmon.toml").write_text(
+        '[probe]\nvantage_id = "kz-cli"\ncc = "KZ"\nasn = "AS9198"\n'
+        f'[storage]\ndata_dir = "{probe_dir}"\n'
+        f'[collector]\nurl = "{sqlite_collector.url}"\ntoken_file = "{token_file}"\n'
+    )
+    (probe_dir / "token").write_text("placeholder")  # token_file must exist to load settings
+    secret = sqlite_collector.enrol("--vantage", "kz-cli")
+    os.environ["BLOCKMON_ENROLMENT_SECRET"] = secret
+    try:
+        result = run_blockmon("collector", "register", "--token-file", str(token_file), cwd=probe_dir)
+    finally:
+        del os.environ["BLOCKMON_ENROLMENT_SECRET"]
+    assert result.returncode == 0, result.stderr
+    assert "registered as kz-cli" in result.stdout
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert token_file.read_text().startswith("bmp_")
+
+    again = run_blockmon("collector", "register", "--secret", secret, "--token-file",
+                         str(probe_dir / "other"), cwd=probe_dir)
+    assert again.returncode != 0 and "enrolment_secret" in again.stderr
+
+    registry = tmp_path / "central.toml"
+    registry.write_text('[[target]]\nid = "kaztag"\n')
+    assert run_blockmon("collector", "publish-targets", str(registry), "--database",
+                        sqlite_collector.database, cwd=tmp_path).returncode == 0
+    saved = probe_dir / "targets.toml"
+    checked = run_blockmon("collector", "check-in", "--save-targets", str(saved), cwd=probe_dir)
+    assert checked.returncode == 0, checked.stderr
+    assert saved.read_text() == registry.read_text()
+    unchanged = run_blockmon("collector", "check-in", "--save-targets", str(saved), cwd=probe_dir)
+    assert "unchanged" in unchanged.stdout
+
+    store = open_store(f"sqlite:///{probe_dir / 'blockmon.db'}", spool=True)
+    uids = []
+    for number in range(12):
+        measurement = sample_measurement(number, vantage_id="kz-cli")
+        store.save_measurement(measurement, target_id="azattyq")
+        uids.append(measurement["measurement_uid"])
+    store.close()
+    uploaded = run_blockmon("collector", "upload", cwd=probe_dir)
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert "uploaded 12 (12 new at the collector), refused 0, waiting 0" in uploaded.stdout
+    with sqlite3.connect(sqlite_collector.database.removeprefix("sqlite:///")) as connection:
+        stored = [row[0] for row in connection.execute("SELECT uid FROM measurements ORDER BY uid")]
+    assert stored == sorted(uids)
+
+
+def test_commands_name_bad_input(tmp_path: Path) -> None:
+    result = run_blockmon("collector", "--database", "mysql://x", "probes", cwd=tmp_path)
+    assert result.returncode != 0 and "mysql://x" in result.stderr
+    result = run_blockmon("collector", "--listen", "nowhere", "--database",
+                          f"sqlite:///{tmp_path / 'c.db'}", cwd=tmp_path)
+    assert result.returncode != 0 and "--listen" in result.stderr and "HOST:PORT" in result.stderr
+    result = run_blockmon("collector", "upload", cwd=tmp_path)
+    assert result.returncode != 0 and "[collector] url" in result.stderr
+    result = run_blockmon("collector", "probes", "--database", "postgresql://nobody@127.0.0.1:1/x",
+                          cwd=tmp_path)
+    assert result.returncode != 0 and "cannot connect" in result.stderr
