@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,8 @@ class ShutdownRequest:
     def install(self) -> None:
         # Handlers run on the loop (not inside whatever code was interrupted), so a signal can
         # never land in the middle of a database write.
+        if threading.current_thread() is not threading.main_thread():
+            return  # Python delivers signals to the main thread only; nothing to listen for
         self._loop = asyncio.get_running_loop()
         for signal_number in STOP_SIGNALS:
             self._loop.add_signal_handler(signal_number, self._handle, signal_number)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import sqlite3
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 from monitor.cli import cli
 from monitor.commands.run import schedule_for
 from monitor.settings import load_settings
+from tests.fixtures.runner import write_lab_config, write_lab_registry
 
 
 def invoke(config: Path, *arguments: str):
@@ -113,3 +115,27 @@ def test_sigterm_mid_round_stops_cleanly_without_half_written_rows(tmp_path, lab
         # Each stored measurement got its state decided too: the pair is never left half-done.
         assert states[url][0] >= measured_at
     assert {last_uid for _, last_uid in states.values()} <= {row[0] for row in measurements}
+
+
+@pytest.mark.slow
+async def test_once_measures_confirms_and_prints_the_closing_table(tmp_path, lab_info,
+                                                                   lab_helper_url):
+    registry = write_lab_registry(tmp_path / "registry.toml", "lab", {
+        "honest": ["https://ok.lab.test/", "https://ok.lab.test/about"],
+        "censored": ["https://nxdomain.lab.test/"],
+    })
+    config = write_lab_config(tmp_path, lab_info, registry, "lab", helper_url=lab_helper_url,
+                              extra="[schedule]\nconfirm_retests = 1\nconfirm_delay_seconds = 0\n")
+    # The CLI runs its own event loop, so it goes to a thread while the helper serves here.
+    result = await asyncio.to_thread(invoke, config, "--once")
+
+    assert result.exit_code == 0, result.output
+    progress = result.stderr.strip().splitlines()
+    assert progress[-1] == "4/4 measured, 2 blocked"  # 3 URLs and one confirmation re-test
+    table = result.stdout.splitlines()
+    assert table[0].split() == ["target", "urls", "blocked", "state", "methods", "failures"]
+    assert table[2].split() == ["censored", "1", "1", "blocked", "dns.nxdomain",
+                                "dns_nxdomain_error"]
+    assert table[3].split() == ["honest", "2", "0", "accessible", "-", "-"]
+    assert table[4] == ("list lab: 2 targets, 3 URLs, 1 targets with blocked URLs "
+                        "(1 URLs confirmed blocked), round ok")
