@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from monitor.alerts.vocabulary import ALERT_KINDS
 from probes.options import ProbeIdentity, ProbeOptions
 
 DEFAULT_CONFIG_NAME = "blockmon.toml"
@@ -123,6 +124,17 @@ def _list_names(values: tuple[str, ...]) -> str | None:
         if _identifier(name):
             return f"list name {name!r} must be letters, digits, '.', '_' or '-'"
     return None
+
+
+def _alert_kinds(values: tuple[str, ...]) -> str | None:
+    for kind in values:
+        if kind not in ALERT_KINDS:
+            return f"unknown alert kind {kind!r} (known: {', '.join(ALERT_KINDS)})"
+    return None
+
+
+def _fraction(value: float) -> str | None:
+    return None if 0 < value <= 1 else "must be more than 0 and at most 1"
 
 
 # ---- sections -----------------------------------------------------------------------------
@@ -306,6 +318,58 @@ class AlertsSettings:
     """[alerts]: notifications of confirmed changes."""
 
     enabled: bool = setting(False, "Send alerts on confirmed state changes.")
+    kinds: tuple[str, ...] = setting(
+        ALERT_KINDS,
+        "Alert kinds to send (docs/alerts.md); others are still recorded as incidents.",
+        check=_alert_kinds)
+    check_interval_seconds: int = setting(
+        15, "Seconds between two passes of the alert job (rules, then deliveries).",
+        check=_positive)
+    outage_fraction: float = setting(
+        0.6, "Share of a vantage's URLs failing, controls included, that makes one outage "
+        "alert instead of one alert per target.", check=_fraction)
+    outage_min_urls: int = setting(3, "Fewest URLs measured at a vantage before it can be "
+                                   "called out (down or shut off).", check=_positive)
+    silence_factor: float = setting(
+        2.0, "Collector side: a probe is silent when its last check-in and measurement are "
+        "older than this many round intervals.", check=_positive)
+    dashboard_url: str | None = setting(
+        None, "Base URL of the dashboard; alerts link evidence as <url>/measurements/<uid>.",
+        check=_http_url, example='"https://blockmon.example.org"')
+    webhook_url: str | None = setting(
+        None, "Generic webhook: alerts are POSTed as JSON (schema in docs/alerts.md).",
+        check=_http_url, example='"https://hooks.example.org/blockmon"')
+    webhook_secret: str | None = setting(
+        None, "Shared secret: the webhook body is signed (X-Blockmon-Signature: "
+        "sha256=HMAC).", secret=True, example='"webhook-secret"')
+    slack_url: str | None = setting(
+        None, "Slack or Mattermost incoming-webhook URL (text messages).", check=_http_url,
+        secret=True, example='"https://hooks.slack.com/services/T000/B000/XXXX"')
+    smtp_host: str | None = setting(None, "SMTP server for e-mail alerts; unset = no e-mail.",
+                                    example='"smtp.example.org"')
+    smtp_port: int = setting(587, "SMTP server port.", check=_positive)
+    smtp_starttls: bool = setting(True, "Upgrade the SMTP connection with STARTTLS.")
+    smtp_username: str | None = setting(None, "SMTP login name; unset = no authentication.",
+                                        example='"blockmon"')
+    smtp_password: str | None = setting(None, "SMTP password.", secret=True,
+                                        example='"smtp-password"')
+    email_from: str = setting("blockmon@localhost", "Sender address of alert e-mails.")
+    email_to: tuple[str, ...] = setting((), "Recipients of alert e-mails.")
+    send_timeout_seconds: float = setting(15.0, "Seconds one delivery attempt may take.",
+                                          check=_positive)
+    retry_base_seconds: int = setting(
+        30, "First retry delay of a failed delivery; doubles each attempt.", check=_positive)
+    retry_max_seconds: int = setting(3600, "Longest delay between two delivery attempts.",
+                                     check=_positive)
+    give_up_hours: int = setting(
+        72, "Hours after which an undelivered alert is marked failed (still listed).",
+        check=_positive)
+    digest_threshold: int = setting(
+        5, "More alerts than this due at once on one channel are sent as one digest.",
+        check=_positive)
+    metrics_listen: str | None = setting(
+        None, "HOST:PORT for a Prometheus /metrics endpoint of `blockmon run`; the collector "
+        "serves /metrics on its own port.", check=_host_port, example='"127.0.0.1:9470"')
 
 
 @dataclass(frozen=True, slots=True)

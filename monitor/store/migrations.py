@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from monitor.alerts.schema import ALERT_TABLES
+
 
 @dataclass(frozen=True, slots=True)
 class Migration:
@@ -113,6 +115,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, targets, measurements, target_state, state_transitions, spool",
               _SCHEMA_1),
     Migration(2, "list_name on measurements and target_state", _SCHEMA_2),
+    Migration(3, "incidents, alerts, alert_deliveries (docs/alerts.md)", ALERT_TABLES),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

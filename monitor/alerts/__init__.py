@@ -1,0 +1,1 @@
+"""Alerts on confirmed changes: rules and incidents (pure), tables, channels, delivery, metrics."""
