@@ -149,6 +149,16 @@ async def test_dns_binds_to_source_address(dns_server):
     assert set(server.clients) == {"127.0.0.9"}
 
 
+async def test_dns_without_named_resolvers_uses_the_system_ones(dns_server, monkeypatch):
+    # Stands in for /etc/resolv.conf, whose nameserver must not be reached from tests.
+    import probes.dns
+
+    ip, port = dns_server[0].split(":")
+    monkeypatch.setattr(probes.dns, "system_resolvers", lambda: (probes.dns.Resolver(ip, int(port), "system"),))
+    queries = await probe_dns("www.ok.test", OPTIONS)
+    assert queries[0]["engine"] == "system" and queries[0]["failure"] is None
+
+
 async def test_dns_ip_literal_needs_no_query(dns_server):
     assert await probe_dns("127.0.0.5", _with_resolver(dns_server[0])) == []
 
