@@ -139,3 +139,51 @@ async def test_once_measures_confirms_and_prints_the_closing_table(tmp_path, lab
     assert table[3].split() == ["honest", "2", "0", "accessible", "-", "-"]
     assert table[4] == ("list lab: 2 targets, 3 URLs, 1 targets with blocked URLs "
                         "(1 URLs confirmed blocked), round ok")
+
+
+async def test_service_runs_rounds_confirms_through_the_scheduler_and_stops(tmp_path):
+    from monitor.commands.run import ServicePlan, run_service
+    from monitor.runner import RunnerConfig
+    from monitor.scheduler import ListSchedule
+    from monitor.shutdown import ShutdownRequest
+    from tests.fixtures.runner import ScriptedProbe, make_target_list
+
+    settings = load_settings(write_config(tmp_path, ""), environ={})
+    target_list = make_target_list("news", {"a.example": 1, "b.example": 1})
+    probe = ScriptedProbe({"https://a.example/0": ["ok", "dns.nxdomain"]})
+    shutdown = ShutdownRequest()
+    rounds, periodic_runs, transitions = [], [], []
+
+    def after_round(result) -> None:
+        rounds.append(result)
+        if len(rounds) == 3:
+            shutdown.trigger("test")
+
+    async def periodic() -> None:
+        periodic_runs.append(1)
+
+    def extend(runner, scheduler) -> None:
+        runner.on_transition.append(lambda event: transitions.append(event.transition))
+        scheduler.add_periodic("report", periodic, seconds=0.1)
+
+    plan = ServicePlan(
+        settings=settings, target_lists=[target_list],
+        runner_config=RunnerConfig(confirm_retests=1, confirm_delay_seconds=0.05),
+        schedules={"news": ListSchedule(interval_seconds=0.5)}, measure=probe,
+        on_round=[after_round], on_service=[extend])
+    assert await asyncio.wait_for(run_service(plan, shutdown=shutdown), timeout=60) == 0
+
+    assert [result.status for result in rounds] == ["ok", "ok", "ok"]
+    assert periodic_runs
+    changes = [(t["from_state"], t["to_state"]) for t in transitions
+               if t["url"] == "https://a.example/0"]
+    # Round 2 saw the anomaly; the scheduled re-test (confirmation 1) confirmed it.
+    assert changes == [(None, "accessible"), ("accessible", "anomaly"), ("anomaly", "blocked")]
+    database = tmp_path / "data" / "blockmon.db"
+    with sqlite3.connect(database) as connection:
+        confirmations = connection.execute(
+            "SELECT confirmation FROM measurements WHERE url = 'https://a.example/0' "
+            "ORDER BY measured_at, confirmation").fetchall()
+        runs = connection.execute("SELECT status FROM runs").fetchall()
+    assert (1,) in confirmations
+    assert runs == [("ok",)] * 3

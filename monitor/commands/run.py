@@ -95,6 +95,9 @@ class ServicePlan:
     measure: Callable[..., Awaitable[dict[str, Any]]] | None = None
     on_round: list[RoundHook] = field(default_factory=list)
     on_runner: list[Callable[[Runner], None]] = field(default_factory=list)
+    # Service mode only: where later consumers plug in, e.g. alerts append to
+    # runner.on_transition, uploads and reports call scheduler.add_periodic(...).
+    on_service: list[Callable[[Runner, MonitorScheduler], None]] = field(default_factory=list)
 
 
 def open_store_or_explain(database_url: str, *, spool: bool = False) -> Any:
@@ -212,6 +215,8 @@ async def run_service(plan: ServicePlan, *, shutdown: ShutdownRequest,
             schedule = plan.schedules.get(target_list.name) or schedule_for(
                 plan.settings, target_list.name)
             clock.add_list(target_list.name, partial(one_round, target_list.name), schedule)
+        for extend in plan.on_service:
+            extend(runner, clock)
         shutdown.install()
         clock.start()
         try:
