@@ -195,12 +195,15 @@ def publish_targets(
 
 @collector.command()
 @click.option("--url", "collector_url", metavar="URL", help="Collector base URL (default: [collector] url).")
-@click.option("--secret", envvar="BLOCKMON_ENROLMENT_SECRET", metavar="SECRET", required=True,
-              help="Enrolment secret from the operator (or env BLOCKMON_ENROLMENT_SECRET).")
+@click.option("--secret", envvar="BLOCKMON_ENROLMENT_SECRET", metavar="SECRET",
+              help="Enrolment secret from the operator (or env BLOCKMON_ENROLMENT_SECRET; "
+                   "default: [collector] enrolment_secret).")
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Where to write the token (mode 0600); point [collector] token_file at it.")
 @click.pass_context
-def register(ctx: click.Context, collector_url: str | None, secret: str, token_file: Path) -> None:
+def register(
+    ctx: click.Context, collector_url: str | None, secret: str | None, token_file: Path
+) -> None:
     """Probe side: enrol this probe ([probe] vantage_id, cc, asn) and save its token."""
     import aiohttp
 
@@ -210,6 +213,9 @@ def register(ctx: click.Context, collector_url: str | None, secret: str, token_f
     url = collector_url or settings.collector.url
     if not url:
         raise click.UsageError("no collector URL: pass --url or set [collector] url")
+    secret = secret or settings.collector.enrolment_secret
+    if not secret:
+        raise click.UsageError("no enrolment secret: pass --secret or set [collector] enrolment_secret")
 
     async def enrol_here() -> tuple[str, str]:
         async with aiohttp.ClientSession() as session:
