@@ -196,6 +196,7 @@ class ControlService:
         self.settings = settings
         self.options = settings.probe_options()
         self.public_networks = parse_networks(self.options.lab_public_ranges)
+        self._refused: dict[str, bool] = {}
         self.dns_cache = TTLCache(settings.cache_ttl, settings.cache_size)
         self.endpoint_cache = TTLCache(settings.cache_ttl, settings.cache_size)
         self.slots = asyncio.Semaphore(settings.max_concurrency)
@@ -226,7 +227,12 @@ class ControlService:
     # -------------------------------------------------------- steps
 
     def is_refused_address(self, ip: str) -> bool:
-        return is_bogon(ip, self.public_networks)
+        refused = self._refused.get(ip)
+        if refused is None:
+            refused = is_bogon(ip, self.public_networks)
+            if len(self._refused) < self.settings.cache_size:
+                self._refused[ip] = refused
+        return refused
 
     async def resolve(self, host: str) -> tuple[list[str], str | None]:
         """(addresses, failure) for a hostname, cached; an IP literal resolves to itself."""

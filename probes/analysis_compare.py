@@ -8,6 +8,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from probes.bogons import IPNetwork, is_bogon
@@ -276,16 +277,39 @@ def compare_titles(probe_title: Any, control_title: Any) -> bool | None:
     return shared * 2 >= min(len(probe_words), len(control_words))
 
 
+# Simhash counts, per bit, the words whose hash has it set. Each hash is spread into 64 lanes of
+# 32 bits of one big integer, so one multiply-add per word replaces 64 additions (5-10x faster).
+_LANE_BITS = 32
+_LANE_MASK = (1 << _LANE_BITS) - 1
+_SPREAD_BYTE = [sum(((byte >> i) & 1) << (_LANE_BITS * i) for i in range(8)) for byte in range(256)]
+
+
+def _spread(value: int) -> int:
+    spread = 0
+    for index in range(8):
+        spread |= _SPREAD_BYTE[(value >> (8 * index)) & 0xFF] << (_LANE_BITS * 8 * index)
+    return spread
+
+
+@lru_cache(maxsize=65536)
+def _spread_word(word: str) -> int:
+    # Pages share most words (markup, common language): hashing each once per process pays.
+    return _spread(
+        int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "big")
+    )
+
+
 def text_simhash(text: str) -> str:
     """64-bit simhash of a text's words (hex), shared by the helper and the analysis."""
-    weights = [0] * 64
-    for word, count in Counter(w.casefold() for w in _WORD.findall(text)).items():
-        value = int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "big")
-        for bit in range(64):
-            weights[bit] += count if value >> bit & 1 else -count
+    counts = Counter(_WORD.findall(text.casefold()))
+    lanes = 0
+    for word, count in counts.items():
+        lanes += count * _spread_word(word)
+    total = sum(counts.values())
     result = 0
     for bit in range(64):
-        if weights[bit] > 0:
+        # A bit is set when more of the words' weight has it set than not.
+        if 2 * ((lanes >> (_LANE_BITS * bit)) & _LANE_MASK) > total:
             result |= 1 << bit
     return f"{result:016x}"
 
