@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from monitor.progress import ProgressReporter, UrlOutcome
+from probes.errors import InvalidInput
 from probes.options import ProbeOptions
 from targets.model import Target, TargetList
 
@@ -282,6 +283,11 @@ class Runner:
                                                  annotations=annotations, report_id=run_id)
             except asyncio.CancelledError:
                 raise
+            except InvalidInput as error:  # a bad URL in a target file: one line, no traceback
+                log.error("not measured: %s", error)
+                if result is not None:
+                    result.errors.append(str(error))
+                return
             except Exception as error:  # a probe bug must not end the service; it is logged whole
                 log.exception("measuring %s raised", url)
                 if result is not None:

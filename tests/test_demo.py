@@ -59,3 +59,27 @@ def test_short_demo_confirms_blocks_and_keeps_honest_sites_accessible(tmp_path):
     # Sites the censor never touched stay accessible.
     for honest in ("https://example.com/", "https://today.kz/", "https://www.rferl.org/"):
         assert states[honest] == ("accessible", None), honest
+
+
+def test_demo_without_root_says_why(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    result = CliRunner().invoke(cli, ["demo", "--data-dir", str(tmp_path / "demo")], obj={})
+    assert result.exit_code == 1
+    assert "blockmon demo needs root" in result.stderr
+    assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "demo"])
+def test_every_option_is_documented(command):
+    from monitor.cli import SUBCOMMANDS
+
+    module_name, attribute = SUBCOMMANDS[command].split(":")
+    click_command = getattr(__import__(module_name, fromlist=[attribute]), attribute)
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "monitor.md").read_text()
+    for parameter in click_command.params:
+        for option in parameter.opts:
+            assert option in docs, f"docs/monitor.md does not mention blockmon {command} {option}"

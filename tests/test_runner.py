@@ -130,6 +130,18 @@ async def test_a_probe_that_raises_is_reported_and_the_round_goes_on(writer_stor
     assert run["status"] == "ok" and '"errors": 1' in run["counts"]
 
 
+async def test_a_url_the_probe_refuses_is_one_error_line(writer_store, store_path):
+    from probes.errors import InvalidInput
+
+    async def refuses(url, options, **keywords):
+        raise InvalidInput(f"URL {url!r}: scheme must be http or https")
+
+    runner = make_runner(writer_store, make_target_list("news", {"a.example": 1}), refuses)
+    result = await runner.run_round("news")
+    assert result.errors == ["URL 'https://a.example/0': scheme must be http or https"]
+    assert rows(store_path, "SELECT * FROM measurements") == []
+
+
 async def test_stop_mid_round_stores_finished_work_and_cancels_the_rest(writer_store, store_path):
     fast_urls = {f"https://a.example/{number}" for number in range(2)}
     probe = ScriptedProbe()
