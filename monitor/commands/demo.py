@@ -228,7 +228,7 @@ def load_final_states(data_dir: Path) -> list[dict[str, Any]]:
 
 @click.command()
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("blockmon-demo"), show_default=True,
+              default=Path("demo-data"), show_default=True,
               help="Where the demo's database, settings and lab certificates go.")
 @click.option("--rounds", type=click.IntRange(2, 20), default=3, show_default=True,
               help="Rounds to measure (blocks start after the first).")
