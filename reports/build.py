@@ -5,221 +5,33 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
-from monitor.queries import (
-    DailyCounts,
-    EvidenceDetail,
-    MeasurementOutcome,
-    MethodCount,
-    StateAt,
-    Transition,
-)
+from monitor.queries import DailyCounts, MeasurementOutcome, MethodCount, StateAt
 from reports.methods import describe_method, method_family
-from reports.periods import Period, store_text
-from targets.model import BriefingClaim, Target
-
-Verdict = Literal["still blocked", "no longer blocked", "never seen blocked", "not measurable"]
-# One URL from one vantage: the four verdicts, plus "down" (the site fails for the control too).
-UrlVerdict = Literal["still blocked", "no longer blocked", "never seen blocked", "down",
-                     "not measurable"]
-# What a URL is in the outlet's lineage, across all vantages.
-LineageStatus = Literal["blocked", "no longer blocked", "accessible", "dead", "moved",
-                        "not measurable"]
-
-# Stronger verdicts win when vantages or URLs disagree: one blocked vantage is a finding.
-VERDICT_ORDER: Final[tuple[str, ...]] = ("still blocked", "no longer blocked",
-                                         "never seen blocked", "not measurable")
-_URL_VERDICT_ORDER: Final[tuple[str, ...]] = ("still blocked", "no longer blocked",
-                                              "never seen blocked", "down", "not measurable")
-
-
-@dataclass(frozen=True, slots=True)
-class ReportInputs:
-    """Everything build_report reads; gathered by reports.collect from the store."""
-
-    period: Period
-    generated_at: str
-    targets: tuple[Target, ...]
-    daily: tuple[DailyCounts, ...]
-    methods: tuple[MethodCount, ...]
-    states_at_start: tuple[StateAt, ...]
-    states_at_end: tuple[StateAt, ...]
-    transitions: tuple[Transition, ...]
-    outcomes: Mapping[str, MeasurementOutcome]
-    evidence: Mapping[str, EvidenceDetail]
-    title: str = "blockmon report"
-
-
-@dataclass(frozen=True, slots=True)
-class MethodFinding:
-    method: str
-    family: str
-    description: str
-    measurements: int
-    tls_issuer: str | None
-    fingerprint: dict[str, Any] | None
-    first_seen_at: str
-    last_seen_at: str
-    evidence_uid: str
-
-
-@dataclass(frozen=True, slots=True)
-class UrlEvidence:
-    """One URL seen from one vantage over the period."""
-
-    url: str
-    role: str
-    state: str  # at the end of the period; "not measured" when no state was ever recorded
-    state_since: str | None
-    verdict: str
-    measurements: int
-    anomalies: int
-    blocked: int
-    accessible: int
-    down: int
-    unknown: int
-    anomaly_share: float
-    first_blocked_at: str | None
-    last_blocked_at: str | None
-    methods: tuple[MethodFinding, ...]
-    evidence_uids: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Vantage:
-    vantage_id: str
-    probe_cc: str | None
-    probe_asn: str | None
-    probe_network_name: str | None
-
-    @property
-    def label(self) -> str:
-        network = f" {self.probe_network_name}" if self.probe_network_name else ""
-        return f"{self.vantage_id} ({self.probe_cc or 'ZZ'}, {self.probe_asn or 'AS?'}{network})"
-
-
-@dataclass(frozen=True, slots=True)
-class VantageFinding:
-    vantage: Vantage
-    verdict: str
-    explanation: str
-    urls: tuple[UrlEvidence, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class LineageEntry:
-    url: str
-    role: str
-    status: str
-    note: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class DayCell:
-    day: str
-    measurements: int
-    blocked: int
-    accessible: int
-    down: int
-    unknown: int
-
-
-@dataclass(frozen=True, slots=True)
-class Timeline:
-    target_id: str
-    vantage_id: str
-    days: tuple[DayCell, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class TargetFinding:
-    """A target's verdict across vantages and its domain lineage, with the claim it tests."""
-
-    target_id: str
-    target_name: str
-    category_code: str
-    claim: BriefingClaim | None
-    verdict: str
-    explanation: str
-    lineage: tuple[LineageEntry, ...]
-    vantages: tuple[VantageFinding, ...]
-    timelines: tuple[Timeline, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    kind: Literal["new block", "unblock"]
-    target_id: str | None
-    target_name: str
-    url: str
-    vantage_id: str
-    at: str
-    from_state: str | None
-    to_state: str
-    method: str | None
-    measurement_uid: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class BlockedPlace:
-    """A vantage where targets are blocked at the end of the period, and since when."""
-
-    vantage: Vantage
-    target_ids: tuple[str, ...]
-    since: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Summary:
-    targets_total: int
-    targets_measured: int
-    measurements: int
-    vantages: int
-    blocked_targets: tuple[str, ...]
-    unblocked_targets: tuple[str, ...]
-    never_blocked_targets: tuple[str, ...]
-    not_measurable_targets: tuple[str, ...]
-    blocked_where: tuple[BlockedPlace, ...]
-    blocked_since: tuple[tuple[str, str, str | None], ...]  # (target, vantage, since)
-    new_blocks: int
-    unblocks: int
-
-
-@dataclass(frozen=True, slots=True)
-class AsnMethods:
-    probe_asn: str
-    probe_network_name: str | None
-    counts: tuple[tuple[str, int], ...]  # (method, measurements), most first
-
-
-@dataclass(frozen=True, slots=True)
-class HeatRow:
-    target_id: str
-    target_name: str
-    cells: tuple[DayCell, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    title: str
-    period: Period
-    generated_at: str
-    summary: Summary
-    claims: tuple[TargetFinding, ...]  # targets with a briefing claim
-    others: tuple[TargetFinding, ...]  # measured targets without one
-    changes: tuple[Change, ...]
-    methods_by_asn: tuple[AsnMethods, ...]
-    heatmap: tuple[HeatRow, ...]
-    methodology: tuple[str, ...]
-    caveats: tuple[str, ...]
-    evidence_uids: tuple[str, ...] = field(default=())
-
-
-def format_share(share: float) -> str:
-    """0.4 -> '40%', 1/3 -> '33.3%'."""
-    percent = round(share * 100, 1)
-    return f"{percent:g}%"
+from reports.model import (
+    _URL_VERDICT_ORDER,
+    VERDICT_ORDER,
+    AsnMethods,
+    BlockedPlace,
+    Change,
+    DayCell,
+    EvidenceDetail,
+    HeatRow,
+    LineageEntry,
+    MethodFinding,
+    Report,
+    ReportInputs,
+    Summary,
+    TargetFinding,
+    Timeline,
+    UrlEvidence,
+    Vantage,
+    VantageFinding,
+    format_share,
+)
+from reports.periods import Period
+from targets.model import Target, TargetURL
 
 
 def needed_uids(daily: Iterable[DailyCounts], methods: Iterable[MethodCount],
@@ -460,7 +272,8 @@ def _target_finding(target: Target, tallies: dict[tuple[str, str], _Tally],
         vantages=tuple(findings), timelines=timelines)
 
 
-def _day_cells(rows: Iterable[DailyCounts], period: Period) -> tuple[DayCell, ...]:
+def day_cells(rows: Iterable[DailyCounts], period: Period) -> tuple[DayCell, ...]:
+    """Daily rows summed per day, one cell for every day of the period (empty when unmeasured)."""
     by_day: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     for row in rows:
         totals = by_day[row.day]
@@ -476,7 +289,7 @@ def _timeline(target: Target, vantage_id: str, tallies: dict[tuple[str, str], _T
     rows = [row for target_url in target.urls
             for row in (tallies[(vantage_id, target_url.url)].days.values()
                         if (vantage_id, target_url.url) in tallies else ())]
-    return Timeline(target.id, vantage_id, _day_cells(rows, period))
+    return Timeline(target.id, vantage_id, day_cells(rows, period))
 
 
 # ---- the whole report -----------------------------------------------------------------------
@@ -491,8 +304,6 @@ def _targets_with_strays(inputs: ReportInputs) -> list[Target]:
         if row.url not in known_urls:
             strays[row.target_id or row.url].append(row.url)
             known_urls.add(row.url)
-    from targets.model import TargetURL  # local: only strays need it
-
     for stray_id, urls in sorted(strays.items()):
         if stray_id in known_ids:
             index = next(i for i, target in enumerate(targets) if target.id == stray_id)
@@ -630,7 +441,7 @@ def build_report(inputs: ReportInputs) -> Report:
                    if finding.claim is None and finding.vantages)
     heatmap = tuple(
         HeatRow(finding.target_id, finding.target_name,
-                _day_cells((row for (vantage_id, url), tally in tallies.items()
+                day_cells((row for (vantage_id, url), tally in tallies.items()
                             if url_owner.get(url) == finding.target_id
                             for row in tally.days.values()), inputs.period))
         for finding in (*claims, *others) if finding.vantages)
@@ -646,5 +457,5 @@ def build_report(inputs: ReportInputs) -> Report:
         evidence_uids=tuple(dict.fromkeys(uids)))
 
 
-__all__ = ["Report", "ReportInputs", "build_report", "format_share", "needed_uids",
-           "store_text", "decide_url_verdict"]
+__all__ = ["AsnMethods", "DayCell", "HeatRow", "Report", "ReportInputs", "Timeline",
+           "build_report", "day_cells", "decide_url_verdict", "format_share", "needed_uids"]

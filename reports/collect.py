@@ -42,3 +42,9 @@ def collect_inputs(store: Any, period: Period, targets: list[Target] | None = No
         evidence=load_evidence(db, evidence_uids),
         title=title,
     )
+
+
+def merge_targets(registry: list[Target], stored: list[Target]) -> list[Target]:
+    """The registry file's targets, plus those only the store knows (a collector's probes')."""
+    known = {target.id for target in registry}
+    return [*registry, *(target for target in stored if target.id not in known)]

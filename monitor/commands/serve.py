@@ -1,0 +1,64 @@
+"""`blockmon serve`: the read-only dashboard and its JSON API over the local store."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import click
+from aiohttp import web
+
+from monitor.commands.status import load_settings_or_fail, open_store_for_reading
+from monitor.dashboard import build_dashboard_app
+from monitor.settings import Settings
+from monitor.store import open_store
+from targets import TargetFileError, load_registry
+
+
+def parse_listen(listen: str, where: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.ClickException(f"{where} {listen!r}: use HOST:PORT like 127.0.0.1:8080")
+    return host.strip("[]"), int(port)
+
+
+async def serve_dashboard(settings: Settings, host: str, port: int) -> None:
+    url = settings.storage.database_url
+    try:
+        registry = load_registry(settings.targets.registry_path).targets
+    except TargetFileError as error:
+        raise click.ClickException(str(error)) from None
+    app = build_dashboard_app(lambda: open_store(url, migrate=False), settings,
+                              registry=registry)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+        await site.start()
+    except OSError as error:
+        await runner.cleanup()
+        raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    click.echo(f"dashboard on http://{host}:{port}/ (database {url}); Ctrl-C stops", err=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+@click.command()
+@click.option("--listen", metavar="HOST:PORT",
+              help="Address to serve on. Default: [reports] listen (127.0.0.1:8080).")
+@click.pass_context
+def serve(ctx: click.Context, listen: str | None) -> None:
+    """Serve the dashboard (current states, filters, target pages with evidence, the reports
+    archive) and its JSON API under /api/v1/ from the local store. Read-only without login;
+    generating a report needs [reports] operator_token."""
+    settings = load_settings_or_fail(ctx)
+    open_store_for_reading(settings).close()  # fails early, in one line, on a missing database
+    host, port = parse_listen(listen or settings.reports.listen,
+                              "--listen" if listen else "[reports] listen")
+    asyncio.run(serve_dashboard(settings, host, port))

@@ -1,0 +1,95 @@
+"""Pure: a measurement's probe and control observations side by side, step by step."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationPair:
+    step: str  # DNS, TCP, TLS, HTTP
+    probe: str
+    control: str
+
+
+def _dns_probe(test_keys: Mapping[str, Any]) -> str:
+    queries = test_keys.get("queries") or []
+    failure = test_keys.get("dns_experiment_failure")
+    addresses = [answer.get("ipv4") or answer.get("ipv6") for query in queries
+                 for answer in query.get("answers") or [] if answer.get("ipv4") or
+                 answer.get("ipv6")]
+    if failure:
+        return f"failed: {failure}"
+    return ", ".join(dict.fromkeys(addresses)) or "no answer recorded"
+
+
+def _tcp_probe(test_keys: Mapping[str, Any]) -> str:
+    entries = test_keys.get("tcp_connect") or []
+    parts = [f"{entry.get('ip')}:{entry.get('port')} "
+             f"{(entry.get('status') or {}).get('failure') or 'connected'}" for entry in entries]
+    return "; ".join(parts) or "not tried"
+
+
+def _tls_probe(test_keys: Mapping[str, Any]) -> str:
+    parts = []
+    for handshake in test_keys.get("tls_handshakes") or []:
+        chain = handshake.get("certificate_chain") or []
+        issuer = f", issuer {chain[0].get('issuer')}" if chain and chain[0].get("issuer") else ""
+        parts.append(f"{handshake.get('server_name')}@{handshake.get('address')}: "
+                     f"{handshake.get('failure') or 'ok'}{issuer}")
+    for retry in test_keys.get("sni_differential") or []:
+        parts.append(f"retry SNI {retry.get('server_name') or '(none)'}: "
+                     f"{retry.get('failure') or 'ok'}")
+    return "; ".join(parts) or "not tried"
+
+
+def _http_probe(test_keys: Mapping[str, Any]) -> str:
+    requests = test_keys.get("requests") or []
+    failure = test_keys.get("http_experiment_failure")
+    if failure:
+        return f"failed: {failure}"
+    if not requests:
+        return "not tried"
+    response = requests[0].get("response") or {}
+    return _http_words(response.get("code"), response.get("body_length"), response.get("title"))
+
+
+def _http_words(status: Any, body_length: Any, title: Any) -> str:
+    parts = [f"status {status}"]
+    if body_length is not None:
+        parts.append(f"{body_length} bytes")
+    if title:
+        parts.append(f"title {title!r}")
+    return ", ".join(parts)
+
+
+def _control_parts(control: Mapping[str, Any]) -> dict[str, str]:
+    dns = control.get("dns") or {}
+    tcp = control.get("tcp_connect") or {}
+    tls = control.get("tls_handshake") or {}
+    http = control.get("http_request") or {}
+    return {
+        "DNS": f"failed: {dns['failure']}" if dns.get("failure") else
+        ", ".join(dns.get("addrs") or []) or "-",
+        "TCP": "; ".join(f"{address} {'connected' if result.get('status') else result.get('failure')}"
+                         for address, result in tcp.items()) or "-",
+        "TLS": "; ".join(f"{result.get('server_name')}@{address}: "
+                         f"{'ok' if result.get('status') else result.get('failure')}"
+                         for address, result in tls.items()) or "-",
+        "HTTP": f"failed: {http['failure']}" if http.get("failure") else
+        (_http_words(http.get("status_code"), http.get("body_length"), http.get("title"))
+         if http else "-"),
+    }
+
+
+def compare_observations(measurement: Mapping[str, Any]) -> list[ObservationPair]:
+    """What the probe saw next to what the control helper saw, for DNS, TCP, TLS and HTTP."""
+    test_keys = measurement.get("test_keys") or {}
+    control = _control_parts(test_keys.get("control") or {})
+    if test_keys.get("control_failure"):
+        control = {step: f"control failed: {test_keys['control_failure']}" for step in control}
+    probe = {"DNS": _dns_probe(test_keys), "TCP": _tcp_probe(test_keys),
+             "TLS": _tls_probe(test_keys), "HTTP": _http_probe(test_keys)}
+    return [ObservationPair(step, probe[step], control[step]) for step in probe]

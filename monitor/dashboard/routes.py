@@ -1,0 +1,266 @@
+"""The dashboard's aiohttp routes: server-rendered pages and the JSON API they are built on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from monitor.dashboard.access import DashboardDatabase, require_operator
+from monitor.dashboard.evidence import compare_observations
+from monitor.queries import (
+    ReadDatabase,
+    StateFilters,
+    is_uid,
+    load_current_states,
+    load_daily_counts,
+    load_filter_choices,
+    load_recent_measurements,
+    load_target_row,
+)
+from monitor.settings import Settings
+from reports.build import DayCell, Timeline, day_cells
+from reports.charts import OUTCOME_COLOURS, render_timeline_svg
+from reports.formatting import when
+from reports.periods import Period, PeriodError, parse_period, previous_month
+from reports.write import FORMATS, generate_report, list_archive
+from targets.model import Target
+
+_HERE = Path(__file__).parent
+# Days of history the target page's timelines show, ending at the target's last measurement.
+TIMELINE_DAYS = 30
+_FILTER_KEYS = ("list", "category", "asn", "state", "method")
+
+CONFIG_KEY = web.AppKey("blockmon_dashboard", object)
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    database: DashboardDatabase
+    settings: Settings
+    prefix: str
+    registry: tuple[Target, ...]
+    templates: jinja2.Environment
+    store_factory: Callable[[], Any]
+
+
+def _config(request: web.Request) -> DashboardConfig:
+    config = request.config_dict[CONFIG_KEY]
+    assert isinstance(config, DashboardConfig)
+    return config
+
+
+def _filters(request: web.Request) -> StateFilters:
+    query = request.query
+    return StateFilters(list_name=query.get("list") or None,
+                        category=query.get("category") or None, asn=query.get("asn") or None,
+                        state=query.get("state") or None, method=query.get("method") or None)
+
+
+def _page(request: web.Request, template: str, **context: Any) -> web.Response:
+    config = _config(request)
+    html = config.templates.get_template(template).render(
+        prefix=config.prefix, when=when, colours=OUTCOME_COLOURS, **context)
+    return web.Response(text=html, content_type="text/html", headers={
+        # Everything the pages need is served here; nothing may be fetched from elsewhere.
+        "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+                                   "style-src 'self'; script-src 'self'",
+        "Referrer-Policy": "no-referrer"})
+
+
+def _find_target(config: DashboardConfig, db: ReadDatabase, target_id: str) -> Target | None:
+    stored = load_target_row(db, target_id)
+    if stored is not None:
+        return stored
+    return next((target for target in config.registry if target.id == target_id), None)
+
+
+# ---- data shared by pages and API ----------------------------------------------------------
+
+def _states_data(db: ReadDatabase, filters: StateFilters) -> dict[str, Any]:
+    rows = load_current_states(db, filters)
+    return {"filters": asdict(filters), "count": len(rows), "states": rows}
+
+
+def _target_data(config: DashboardConfig, db: ReadDatabase, store: Any,
+                 target_id: str) -> dict[str, Any] | None:
+    target = _find_target(config, db, target_id)
+    states = load_current_states(db, StateFilters(target_id=target_id))
+    if target is None and not states:
+        return None
+    recent = load_recent_measurements(db, target_id)
+    last_measured = max((row["measured_at"] for row in recent), default=None)
+    end = (datetime.fromisoformat(last_measured.replace("Z", "+00:00")) if last_measured
+           else datetime.now(UTC)).replace(hour=0, minute=0, second=0) + timedelta(days=1)
+    window = Period(end - timedelta(days=TIMELINE_DAYS), end, "recent")
+    daily = load_daily_counts(db, window.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                              window.end.strftime("%Y-%m-%dT%H:%M:%SZ"), target_id=target_id)
+    timelines = []
+    for vantage_id, url in sorted({(row.vantage_id, row.url) for row in daily}):
+        cells = day_cells((row for row in daily
+                           if row.vantage_id == vantage_id and row.url == url), window)
+        timelines.append({"url": url, **asdict(Timeline(target_id, vantage_id, cells))})
+    evidence = []
+    for state in states:
+        document = store.load_measurement(state["last_uid"]) if state["last_uid"] else None
+        pairs = compare_observations(document) if document else []
+        evidence.append({"vantage_id": state["vantage_id"], "url": state["url"],
+                         "uid": state["last_uid"], "state": state["state"],
+                         "observations": [asdict(pair) for pair in pairs]})
+    return {"target": asdict(target) if target else {"id": target_id, "name": target_id},
+            "states": states, "recent_measurements": recent,
+            "timeline": timelines,
+            "latest_evidence": evidence}
+
+
+def _archive_data(config: DashboardConfig) -> list[dict[str, Any]]:
+    return [{"label": item.label, "formats": list(item.formats), "modified_at": item.modified_at,
+             "files": {name: f"{config.prefix}/reports/{item.label}/report.{name}"
+                       for name in item.formats}}
+            for item in list_archive(config.settings.reports.out_dir)]
+
+
+# ---- pages ---------------------------------------------------------------------------------
+
+async def overview_page(request: web.Request) -> web.Response:
+    config = _config(request)
+    filters = _filters(request)
+
+    def work(db: ReadDatabase, _store: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
+        return _states_data(db, filters), load_filter_choices(db)
+
+    data, choices = await config.database.run(work)
+    counts: dict[str, int] = {}
+    for row in data["states"]:
+        counts[row["state"]] = counts.get(row["state"], 0) + 1
+    selected = {key: request.query.get(key, "") for key in _FILTER_KEYS}
+    return _page(request, "overview.html.j2", data=data, choices=choices, selected=selected,
+                 counts=counts)
+
+
+async def target_page(request: web.Request) -> web.Response:
+    config = _config(request)
+    target_id = request.match_info["target_id"]
+    data = await config.database.run(
+        lambda db, store: _target_data(config, db, store, target_id))
+    if data is None:
+        raise web.HTTPNotFound(text=f"no target {target_id!r}")
+    charts = [(f"{timeline['url']} from {timeline['vantage_id']}", render_timeline_svg(
+        Timeline(target_id, timeline["vantage_id"],
+                 tuple(DayCell(**cell) for cell in timeline["days"])),
+        f"{timeline['url']} from {timeline['vantage_id']}, last {TIMELINE_DAYS} days"))
+        for timeline in data["timeline"]]
+    return _page(request, "target.html.j2", data=data, charts=charts)
+
+
+async def reports_page(request: web.Request) -> web.Response:
+    config = _config(request)
+    return _page(request, "reports.html.j2", reports=_archive_data(config),
+                 actions_enabled=bool(config.settings.reports.operator_token))
+
+
+async def report_file(request: web.Request) -> web.StreamResponse:
+    config = _config(request)
+    root = Path(config.settings.reports.out_dir).resolve()
+    wanted = (root / request.match_info["label"] / request.match_info["path"]).resolve()
+    if not wanted.is_relative_to(root) or not wanted.is_file():
+        raise web.HTTPNotFound(text="no such report file")
+    return web.FileResponse(wanted)
+
+
+# ---- JSON API ------------------------------------------------------------------------------
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda value: json.dumps(
+        value, ensure_ascii=False, default=str))
+
+
+async def api_states(request: web.Request) -> web.Response:
+    config = _config(request)
+    filters = _filters(request)
+    return _json(await config.database.run(lambda db, _store: _states_data(db, filters)))
+
+
+async def api_target(request: web.Request) -> web.Response:
+    config = _config(request)
+    target_id = request.match_info["target_id"]
+    data = await config.database.run(
+        lambda db, store: _target_data(config, db, store, target_id))
+    if data is None:
+        return _json({"error": f"no target {target_id!r}"}, status=404)
+    return _json(data)
+
+
+async def api_measurement(request: web.Request) -> web.Response:
+    config = _config(request)
+    uid = request.match_info["uid"]
+    if not is_uid(uid):
+        return _json({"error": f"not a measurement uid: {uid!r}"}, status=400)
+    document = await config.database.run(lambda _db, store: store.load_measurement(uid))
+    if document is None:
+        return _json({"error": f"no measurement {uid!r}"}, status=404)
+    return _json(document)
+
+
+async def api_reports(request: web.Request) -> web.Response:
+    return _json({"reports": _archive_data(_config(request))})
+
+
+async def api_generate_report(request: web.Request) -> web.Response:
+    """POST {"period": "2026-11", "formats": ["html"]}: writes a report now (operator only)."""
+    config = _config(request)
+    require_operator(request, config.settings.reports.operator_token)
+    try:
+        body = await request.json() if request.can_read_body else {}
+    except json.JSONDecodeError:
+        return _json({"error": "body: not valid JSON"}, status=400)
+    if not isinstance(body, dict):
+        return _json({"error": "body: expected a JSON object"}, status=400)
+    formats = body.get("formats") or list(FORMATS)
+    if not isinstance(formats, list) or any(name not in FORMATS for name in formats):
+        return _json({"error": f"formats: a list of {', '.join(FORMATS)}"}, status=400)
+    try:
+        period = parse_period(str(body["period"])) if body.get("period") else previous_month(
+            datetime.now(UTC))
+    except PeriodError as error:
+        return _json({"error": str(error)}, status=400)
+    out_dir = config.settings.reports.out_dir
+    registry = list(config.registry)
+
+    def work() -> Any:
+        # A store of its own on a worker thread: a month of aggregation must not hold up pages.
+        store = config.store_factory()
+        try:
+            from monitor.queries import load_targets
+            from reports.collect import merge_targets
+
+            targets = merge_targets(registry, load_targets(ReadDatabase(store)))
+            return generate_report(store, period, out_dir, formats, targets=targets)
+        finally:
+            store.close()
+
+    written = await asyncio.to_thread(work)
+    return _json({"label": period.label, "evidence": written.evidence_count,
+                  "files": [str(path.relative_to(Path(out_dir))) for path in written.files]},
+                 status=201)
+
+
+def add_routes(app: web.Application, prefix: str) -> None:
+    router = app.router
+    router.add_get(f"{prefix}/" if prefix else "/", overview_page)
+    router.add_get(f"{prefix}/targets/{{target_id}}", target_page)
+    router.add_get(f"{prefix}/reports", reports_page)
+    router.add_get(f"{prefix}/reports/{{label}}/{{path:.+}}", report_file)
+    router.add_get(f"{prefix}/api/v1/states", api_states)
+    router.add_get(f"{prefix}/api/v1/targets/{{target_id}}", api_target)
+    router.add_get(f"{prefix}/api/v1/measurements/{{uid}}", api_measurement)
+    router.add_get(f"{prefix}/api/v1/reports", api_reports)
+    router.add_post(f"{prefix}/api/v1/reports", api_generate_report)
+    router.add_static(f"{prefix}/static", _HERE / "static")
