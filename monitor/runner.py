@@ -221,6 +221,8 @@ class Runner:
         self._stopping = False
         self._progress: ProgressReporter | None = None
         self._retest_outcomes: list[UrlOutcome] = []
+        # One-shot runs report re-test outcomes at the end; the service must not pile them up.
+        self.keep_retest_outcomes = False
 
     # ---- rounds ------------------------------------------------------------------------
 
@@ -245,7 +247,8 @@ class Runner:
         return result
 
     async def wait_for_confirmations(self) -> list[UrlOutcome]:
-        """For one-shot use: wait until no re-test is pending or running; returns their outcomes."""
+        """For one-shot use: wait until no re-test is pending or running; returns their outcomes
+        (collected when keep_retest_outcomes is set)."""
         while (self._pending_retests or self._retest_timers) and not self._stopping:
             await asyncio.sleep(0.05)
         if self._in_flight:
@@ -312,7 +315,7 @@ class Runner:
                  confirmation)
         if result is not None:
             result.outcomes.append(outcome)
-        else:
+        elif self.keep_retest_outcomes:
             self._retest_outcomes.append(outcome)
         if self._progress is not None:
             self._progress.record(outcome)

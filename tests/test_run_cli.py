@@ -187,3 +187,23 @@ async def test_service_runs_rounds_confirms_through_the_scheduler_and_stops(tmp_
         runs = connection.execute("SELECT status FROM runs").fetchall()
     assert (1,) in confirmations
     assert runs == [("ok",)] * 3
+
+
+def test_progress_redraws_one_line_on_a_terminal_and_prints_lines_otherwise():
+    import io
+
+    from monitor.progress import ProgressReporter, UrlOutcome
+
+    def outcome(blocking):
+        return UrlOutcome("t", "https://a.example/", "uid", blocking, None, None, None, None)
+
+    terminal, pipe = io.StringIO(), io.StringIO()
+    for stream, is_tty in ((terminal, True), (pipe, False)):
+        reporter = ProgressReporter(stream, 2, is_tty=is_tty)
+        reporter.record(outcome("dns"))
+        reporter.record(outcome(False))
+        reporter.close()
+    assert terminal.getvalue() == (
+        "\r[###############---------------] 1/2 measured, 1 blocked"
+        "\r[##############################] 2/2 measured, 1 blocked\n")
+    assert pipe.getvalue() == "1/2 measured, 1 blocked\n2/2 measured, 1 blocked\n"

@@ -18,8 +18,10 @@ def make_runner(writer_store, target_list, probe, **config) -> Runner:
     store, call = writer_store
     recorder = StoreRecorder(store, call, vantage_id="local")
     settings = None  # the runner only reads its RunnerConfig when one is given
-    return Runner(settings, recorder, target_list, OPTIONS,
-                  config=RunnerConfig(**{"confirm_delay_seconds": 0.0, **config}), measure=probe)
+    runner = Runner(settings, recorder, target_list, OPTIONS,
+                    config=RunnerConfig(**{"confirm_delay_seconds": 0.0, **config}), measure=probe)
+    runner.keep_retest_outcomes = True
+    return runner
 
 
 def rows(store_path, sql, *params):

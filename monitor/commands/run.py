@@ -140,6 +140,7 @@ async def run_once(plan: ServicePlan, *, stderr: TextIO, stdout: TextIO,
     results: list[RoundResult] = []
 
     async def body(runner: Runner) -> int:
+        runner.keep_retest_outcomes = True
         stop = shutdown or ShutdownRequest()
         stop.install()
         watcher = asyncio.ensure_future(_stop_on_request(stop, runner))
