@@ -118,16 +118,14 @@ def test_sigterm_mid_round_stops_cleanly_without_half_written_rows(tmp_path, lab
 
 
 @pytest.mark.slow
-async def test_once_measures_confirms_and_prints_the_closing_table(tmp_path, lab_info,
-                                                                   lab_helper_url):
+def test_once_measures_confirms_and_prints_the_closing_table(tmp_path, lab_info, helper_url):
     registry = write_lab_registry(tmp_path / "registry.toml", "lab", {
         "honest": ["https://ok.lab.test/", "https://ok.lab.test/about"],
         "censored": ["https://nxdomain.lab.test/"],
     })
-    config = write_lab_config(tmp_path, lab_info, registry, "lab", helper_url=lab_helper_url,
+    config = write_lab_config(tmp_path, lab_info, registry, "lab", helper_url=helper_url,
                               extra="[schedule]\nconfirm_retests = 1\nconfirm_delay_seconds = 0\n")
-    # The CLI runs its own event loop, so it goes to a thread while the helper serves here.
-    result = await asyncio.to_thread(invoke, config, "--once")
+    result = invoke(config, "--once")
 
     assert result.exit_code == 0, result.output
     progress = result.stderr.strip().splitlines()

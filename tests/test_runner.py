@@ -173,7 +173,7 @@ async def test_stop_mid_round_stores_finished_work_and_cancels_the_rest(writer_s
 
 
 @pytest.mark.slow
-async def test_runner_against_the_lab_confirms_real_blocks(lab_info, lab_helper_url, writer_store,
+async def test_runner_against_the_lab_confirms_real_blocks(lab_info, helper_url, writer_store,
                                                            store_path):
     from monitor.settings import load_settings
     from targets.registry import load_registry
@@ -185,7 +185,7 @@ async def test_runner_against_the_lab_confirms_real_blocks(lab_info, lab_helper_
         "blockpage": ["http://http-blockpage.lab.test/"],
     })
     config = write_lab_config(store_path.parent.parent, lab_info, registry, "lab",
-                              helper_url=lab_helper_url)
+                              helper_url=helper_url)
     settings = load_settings(config, environ={})
     store, call = writer_store
     runner = Runner(settings, StoreRecorder(store, call, vantage_id="local"),
