@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
 import os
-import re
 import tomllib
-import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from monitor.alerts.vocabulary import ALERT_KINDS
+from monitor.settings_values import (
+    WatchWindow,
+    address_ranges,
+    as_number,
+    convert_value,
+    country_code,
+    crontab,
+    database_scheme,
+    host_port,
+    http_url,
+    identifier,
+    list_names,
+    not_negative,
+    positive,
+    resolver_addresses,
+    toml_value,
+    watch_window_order,
+)
 from probes.options import ProbeIdentity, ProbeOptions
 
 DEFAULT_CONFIG_NAME = "blockmon.toml"
@@ -45,87 +60,6 @@ def setting(default: Any, help: str, *, check: Check | None = None, secret: bool
     return field(default=default, metadata=metadata)
 
 
-# ---- value checks -------------------------------------------------------------------------
-
-def _positive(value: Any) -> str | None:
-    return None if value > 0 else "must be greater than 0"
-
-
-def _not_negative(value: Any) -> str | None:
-    return None if value >= 0 else "must be 0 or more"
-
-
-def _country_code(value: str) -> str | None:
-    return None if re.fullmatch(r"[A-Z]{2}", value) else "must be two upper-case letters (ISO 3166)"
-
-
-def _asn(value: str) -> str | None:
-    return None if re.fullmatch(r"AS\d+", value) else "must look like AS9198"
-
-
-def _identifier(value: str) -> str | None:
-    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", value):
-        return None
-    return "must be 1-64 letters, digits, '.', '_' or '-'"
-
-
-def _http_url(value: str | None) -> str | None:
-    if value is None or re.match(r"https?://[^\s/]+", value):
-        return None
-    return "must be an http:// or https:// URL"
-
-
-def _host_port(value: str) -> str | None:
-    host, _, port = value.rpartition(":")
-    if host and port.isdigit() and 0 < int(port) < 65536:
-        return None
-    return "must be HOST:PORT"
-
-
-def _resolvers(values: tuple[str, ...]) -> str | None:
-    for resolver in values:
-        address, port = resolver, ""
-        if resolver.count(":") == 1:  # IPv4:PORT; a bare IPv6 address has several colons
-            address, port = resolver.split(":")
-        elif resolver.startswith("[") and "]:" in resolver:
-            address, port = resolver[1:].split("]:")
-        try:
-            ipaddress.ip_address(address)
-        except ValueError:
-            return f"{resolver!r} is not an IP address or IP:PORT"
-        if port and not (port.isdigit() and 0 < int(port) < 65536):
-            return f"{resolver!r} has a bad port"
-    return None
-
-
-def _networks(values: tuple[str, ...]) -> str | None:
-    for network in values:
-        try:
-            ipaddress.ip_network(network, strict=False)
-        except ValueError:
-            return f"{network!r} is not an address range like 127.0.0.0/8"
-    return None
-
-
-def _database(value: str | None) -> str | None:
-    if value is None or value.startswith(("sqlite:///", "postgresql://", "postgres://")):
-        return None
-    return "must start with sqlite:/// or postgresql://"
-
-
-def _cron(value: str | None) -> str | None:
-    if value is None or len(value.split()) == 5:
-        return None
-    return "must be a 5-field crontab expression like '0 * * * *'"
-
-
-def _list_names(values: tuple[str, ...]) -> str | None:
-    for name in values:
-        if _identifier(name):
-            return f"list name {name!r} must be letters, digits, '.', '_' or '-'"
-    return None
-
-
 def _alert_kinds(values: tuple[str, ...]) -> str | None:
     for kind in values:
         if kind not in ALERT_KINDS:
@@ -144,18 +78,18 @@ class ProbeSettings:
     """[probe]: who this probe is and how it measures."""
 
     vantage_id: str = setting("local", "Name of this vantage point, unique among your probes.",
-                              check=_identifier, starter=True)
+                              check=identifier, starter=True)
     cc: str = setting("ZZ", "Country code of the probe's network (ZZ = unknown).",
-                      check=_country_code, starter=True)
+                      check=country_code, starter=True)
     asn: str = setting("AS0", "Autonomous system of the probe's network, e.g. AS9198.",
-                       check=_asn, starter=True)
+                       check=as_number, starter=True)
     network_name: str = setting("", "Name of the probe's network, e.g. JSC Kazakhtelecom.",
                                 starter=True)
     resolvers: tuple[str, ...] = setting(
-        (), "DNS resolvers to ask (IP or IP:PORT); empty = the system resolver.", check=_resolvers)
+        (), "DNS resolvers to ask (IP or IP:PORT); empty = the system resolver.", check=resolver_addresses)
     helper_url: str | None = setting(
         None, "Control helper (oohelperd-compatible) URL; unset = no control, verdicts unknown.",
-        check=_http_url, example='"https://helper.example.org/"')
+        check=http_url, example='"https://helper.example.org/"')
     helper_token: str | None = setting(None, "Bearer token for the control helper.", secret=True, example='"secret-token"')
     source_address: str | None = setting(
         None, "Local address to bind outgoing sockets to (multi-homed hosts).", example='"192.0.2.5"')
@@ -163,18 +97,18 @@ class ProbeSettings:
         None, "CA bundle for TLS verification; unset = the system store.", example='"/etc/ssl/certs/ca-certificates.crt"')
     lab_public_ranges: tuple[str, ...] = setting(
         (), "Address ranges that count as public although they are bogons (lab only).",
-        check=_networks)
-    dns_timeout: float = setting(5.0, "Seconds to wait for one DNS answer.", check=_positive)
-    connect_timeout: float = setting(10.0, "Seconds to wait for a TCP connect.", check=_positive)
-    tls_timeout: float = setting(10.0, "Seconds to wait for a TLS handshake.", check=_positive)
-    http_timeout: float = setting(15.0, "Seconds to wait for an HTTP response.", check=_positive)
+        check=address_ranges)
+    dns_timeout: float = setting(5.0, "Seconds to wait for one DNS answer.", check=positive)
+    connect_timeout: float = setting(10.0, "Seconds to wait for a TCP connect.", check=positive)
+    tls_timeout: float = setting(10.0, "Seconds to wait for a TLS handshake.", check=positive)
+    http_timeout: float = setting(15.0, "Seconds to wait for an HTTP response.", check=positive)
     control_timeout: float = setting(30.0, "Seconds to wait for the control helper.",
-                                     check=_positive)
+                                     check=positive)
     body_limit: int = setting(1024 * 1024, "Bytes of a response body to read and keep.",
-                              check=_positive)
-    concurrency: int = setting(20, "URLs measured at the same time.", check=_positive)
+                              check=positive)
+    concurrency: int = setting(20, "URLs measured at the same time.", check=positive)
     per_host_limit: int = setting(2, "URLs of one host measured at the same time.",
-                                  check=_positive)
+                                  check=positive)
 
     def to_probe_options(self) -> ProbeOptions:
         return ProbeOptions(
@@ -204,10 +138,10 @@ class StorageSettings:
                             "(relative to the working directory).", starter=True)
     database: str | None = setting(
         None, "Database URL: sqlite:///PATH or postgresql://...; "
-        "unset = sqlite:///<data_dir>/blockmon.db.", check=_database, example='"postgresql://blockmon@localhost/blockmon"')
+        "unset = sqlite:///<data_dir>/blockmon.db.", check=database_scheme, example='"postgresql://blockmon@localhost/blockmon"')
     retention_days: int = setting(
         0, "Delete measurements older than this many days (0 = keep forever).",
-        check=_not_negative)
+        check=not_negative)
 
     def retention_cutoff(self, now: datetime) -> datetime | None:
         """Measurements older than this may be pruned; None when kept forever."""
@@ -229,7 +163,7 @@ class TargetsSettings:
     registry: str | None = setting(
         None, "Target registry TOML file; unset = the registry shipped in targets/registry.toml.", example='"./my-registry.toml"')
     lists: tuple[str, ...] = setting(("briefing",), "Names of the target lists to measure.",
-                                     check=_list_names, starter=True)
+                                     check=list_names, starter=True)
 
     @property
     def registry_path(self) -> Path:
@@ -239,41 +173,22 @@ class TargetsSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class WatchWindow:
-    """A period of closer watching (an election, a protest): other interval, maybe other lists."""
-
-    start: datetime
-    end: datetime
-    interval_minutes: int
-    lists: tuple[str, ...] = ()
-
-
-def _watch_windows(windows: tuple[WatchWindow, ...]) -> str | None:
-    for number, window in enumerate(windows, start=1):
-        if window.end <= window.start:
-            return f"window {number} ends before it starts"
-        if window.interval_minutes <= 0:
-            return f"window {number}: interval_minutes must be greater than 0"
-    return None
-
-
-@dataclass(frozen=True, slots=True)
 class ScheduleSettings:
     """[schedule]: when to measure and how to confirm anomalies."""
 
     interval_minutes: int = setting(60, "Minutes between two rounds over the lists.",
-                                    check=_positive, starter=True)
+                                    check=positive, starter=True)
     cron: str | None = setting(None, "Crontab expression (UTC) for the rounds; overrides "
-                               "interval_minutes.", check=_cron, example='"0 * * * *"')
+                               "interval_minutes.", check=crontab, example='"0 * * * *"')
     jitter_seconds: int = setting(60, "Random delay of up to this many seconds per round, so "
-                                  "probes do not measure in lockstep.", check=_not_negative)
+                                  "probes do not measure in lockstep.", check=not_negative)
     confirm_retests: int = setting(2, "Re-tests of an anomalous URL before it counts as blocked.",
-                                   check=_not_negative)
+                                   check=not_negative)
     confirm_delay_seconds: int = setting(30, "Seconds between an anomaly and its re-test.",
-                                         check=_not_negative)
+                                         check=not_negative)
     watch_windows: tuple[WatchWindow, ...] = setting(
         (), "Periods of closer watching: list of {start, end, interval_minutes, lists} with "
-        "start/end as ISO 8601 UTC times; lists empty = [targets] lists.", check=_watch_windows)
+        "start/end as ISO 8601 UTC times; lists empty = [targets] lists.", check=watch_window_order)
 
     @property
     def confirmations_needed(self) -> int:
@@ -286,17 +201,17 @@ class CollectorSettings:
     """[collector]: uploading to a central collector, or being one."""
 
     url: str | None = setting(None, "Collector to upload measurements to; unset = keep them "
-                              "local only.", check=_http_url,
+                              "local only.", check=http_url,
                               example='"https://collector.example.org/"')
     token: str | None = setting(None, "This probe's upload token from the collector.",
                                 secret=True, example='"probe-token"')
     enrolment_secret: str | None = setting(
         None, "Collector side: secret a new probe shows to get its token.", secret=True, example='"enrolment-secret"')
     listen: str = setting("127.0.0.1:8470", "Collector side: HOST:PORT to listen on.",
-                          check=_host_port)
-    upload_batch: int = setting(500, "Measurements per upload request.", check=_positive)
+                          check=host_port)
+    upload_batch: int = setting(500, "Measurements per upload request.", check=positive)
     upload_interval_seconds: int = setting(60, "Seconds between two uploads of the spool.",
-                                           check=_positive)
+                                           check=positive)
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,7 +222,7 @@ class ReportsSettings:
     weekly: bool = setting(True, "Write a report every Monday for the week before.")
     monthly: bool = setting(True, "Write a report on the 1st for the month before.")
     listen: str = setting("127.0.0.1:8080", "blockmon serve: HOST:PORT the dashboard listens on.",
-                          check=_host_port)
+                          check=host_port)
     operator_token: str | None = setting(
         None, "Bearer token for dashboard actions that change something (generate a report "
         "now); unset = such actions are refused.", secret=True, example='"operator-token"')
@@ -324,30 +239,30 @@ class AlertsSettings:
         check=_alert_kinds)
     check_interval_seconds: int = setting(
         15, "Seconds between two passes of the alert job (rules, then deliveries).",
-        check=_positive)
+        check=positive)
     outage_fraction: float = setting(
         0.6, "Share of a vantage's URLs failing, controls included, that makes one outage "
         "alert instead of one alert per target.", check=_fraction)
     outage_min_urls: int = setting(3, "Fewest URLs measured at a vantage before it can be "
-                                   "called out (down or shut off).", check=_positive)
+                                   "called out (down or shut off).", check=positive)
     silence_factor: float = setting(
         2.0, "Collector side: a probe is silent when its last check-in and measurement are "
-        "older than this many round intervals.", check=_positive)
+        "older than this many round intervals.", check=positive)
     dashboard_url: str | None = setting(
         None, "Base URL of the dashboard; alerts link evidence as <url>/measurements/<uid>.",
-        check=_http_url, example='"https://blockmon.example.org"')
+        check=http_url, example='"https://blockmon.example.org"')
     webhook_url: str | None = setting(
         None, "Generic webhook: alerts are POSTed as JSON (schema in docs/alerts.md).",
-        check=_http_url, example='"https://hooks.example.org/blockmon"')
+        check=http_url, example='"https://hooks.example.org/blockmon"')
     webhook_secret: str | None = setting(
         None, "Shared secret: the webhook body is signed (X-Blockmon-Signature: "
         "sha256=HMAC).", secret=True, example='"webhook-secret"')
     slack_url: str | None = setting(
-        None, "Slack or Mattermost incoming-webhook URL (text messages).", check=_http_url,
+        None, "Slack or Mattermost incoming-webhook URL (text messages).", check=http_url,
         secret=True, example='"https://hooks.slack.com/services/T000/B000/XXXX"')
     smtp_host: str | None = setting(None, "SMTP server for e-mail alerts; unset = no e-mail.",
                                     example='"smtp.example.org"')
-    smtp_port: int = setting(587, "SMTP server port.", check=_positive)
+    smtp_port: int = setting(587, "SMTP server port.", check=positive)
     smtp_starttls: bool = setting(True, "Upgrade the SMTP connection with STARTTLS.")
     smtp_username: str | None = setting(None, "SMTP login name; unset = no authentication.",
                                         example='"blockmon"')
@@ -356,20 +271,20 @@ class AlertsSettings:
     email_from: str = setting("blockmon@localhost", "Sender address of alert e-mails.")
     email_to: tuple[str, ...] = setting((), "Recipients of alert e-mails.")
     send_timeout_seconds: float = setting(15.0, "Seconds one delivery attempt may take.",
-                                          check=_positive)
+                                          check=positive)
     retry_base_seconds: int = setting(
-        30, "First retry delay of a failed delivery; doubles each attempt.", check=_positive)
+        30, "First retry delay of a failed delivery; doubles each attempt.", check=positive)
     retry_max_seconds: int = setting(3600, "Longest delay between two delivery attempts.",
-                                     check=_positive)
+                                     check=positive)
     give_up_hours: int = setting(
         72, "Hours after which an undelivered alert is marked failed (still listed).",
-        check=_positive)
+        check=positive)
     digest_threshold: int = setting(
         5, "More alerts than this due at once on one channel are sent as one digest.",
-        check=_positive)
+        check=positive)
     metrics_listen: str | None = setting(
         None, "HOST:PORT for a Prometheus /metrics endpoint of `blockmon run`; the collector "
-        "serves /metrics on its own port.", check=_host_port, example='"127.0.0.1:9470"')
+        "serves /metrics on its own port.", check=host_port, example='"127.0.0.1:9470"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,86 +341,6 @@ def setting_specs() -> list[SettingSpec]:
     return specs
 
 
-# ---- conversion ---------------------------------------------------------------------------
-
-def _parse_time(text: Any) -> datetime:
-    if not isinstance(text, (str, datetime)):
-        raise ValueError("expected an ISO 8601 time like 2026-12-01T00:00:00Z")
-    moment = text if isinstance(text, datetime) else datetime.fromisoformat(
-        text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
-def _convert_window(value: Any) -> WatchWindow:
-    if not isinstance(value, Mapping):
-        raise ValueError("each watch window must be a table {start, end, interval_minutes, lists}")
-    unknown = set(value) - {"start", "end", "interval_minutes", "lists"}
-    if unknown:
-        raise ValueError(f"unknown watch window key {sorted(unknown)[0]!r}")
-    missing = {"start", "end", "interval_minutes"} - set(value)
-    if missing:
-        raise ValueError(f"watch window lacks {sorted(missing)[0]!r}")
-    return WatchWindow(
-        start=_parse_time(value["start"]), end=_parse_time(value["end"]),
-        interval_minutes=_convert(int, value["interval_minutes"], from_env=False),
-        lists=_convert(tuple[str, ...], value.get("lists", []), from_env=False))
-
-
-def _convert(kind: Any, value: Any, *, from_env: bool) -> Any:
-    """Turns a TOML or environment value into `kind`; raises ValueError with the reason."""
-    origin = typing.get_origin(kind)
-    if origin in (types.UnionType, typing.Union):  # X | None
-        inner = next(arg for arg in typing.get_args(kind) if arg is not type(None))
-        if value is None or (from_env and value == ""):
-            return None
-        return _convert(inner, value, from_env=from_env)
-    if origin is tuple:
-        item_kind = typing.get_args(kind)[0]
-        if from_env and isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                value = json.loads(text)
-            else:
-                value = [part.strip() for part in text.split(",") if part.strip()]
-        if not isinstance(value, list | tuple):
-            raise ValueError("expected a list")
-        if item_kind is WatchWindow:
-            return tuple(_convert_window(item) for item in value)
-        return tuple(_convert(item_kind, item, from_env=from_env) for item in value)
-    if kind is bool:
-        if from_env and isinstance(value, str):
-            lowered = value.strip().lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-        if not isinstance(value, bool):
-            raise ValueError("expected true or false")
-        return value
-    if kind is int:
-        if from_env and isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-            return int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"expected an integer, got {value!r}")
-        return value
-    if kind is float:
-        if from_env and isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"expected a number, got {value!r}")
-        return float(value)
-    if kind is str:
-        if not isinstance(value, str):
-            raise ValueError(f"expected a string, got {value!r}")
-        return value
-    raise TypeError(f"settings cannot convert to {kind!r}")  # a programming error
-
-
 def _read_secret_file(path: str, where: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8").strip()
@@ -559,7 +394,7 @@ def load_settings(path: str | Path | None = None,
             secret_key = key.removesuffix("_file")
             if key.endswith("_file") and secret_key in specs and specs[secret_key].secret:
                 where = f"{where_file}: [{section}] {key}"
-                values[secret_key] = _read_secret_file(_convert(str, raw, from_env=False), where)
+                values[secret_key] = _read_secret_file(convert_value(str, raw, from_env=False), where)
                 continue
             if key not in specs:
                 raise SettingsError(f"{where_file}: [{section}] unknown key {key!r} "
@@ -579,7 +414,7 @@ def load_settings(path: str | Path | None = None,
 
 def _checked(spec: SettingSpec, raw: Any, where: str, *, from_env: bool) -> Any:
     try:
-        value = _convert(spec.kind, raw, from_env=from_env)
+        value = convert_value(spec.kind, raw, from_env=from_env)
     except (ValueError, json.JSONDecodeError) as error:
         raise SettingsError(f"{where}: {error}") from None
     problem = spec.check(value) if spec.check and value is not None else None
@@ -589,18 +424,6 @@ def _checked(spec: SettingSpec, raw: Any, where: str, *, from_env: bool) -> Any:
 
 
 # ---- rendering: blockmon init's file and docs/settings.md ---------------------------------
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, tuple):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    raise TypeError(f"no TOML form for {value!r}")
-
 
 def render_default_config() -> str:
     """The commented TOML file `blockmon init` writes; it loads to the defaults."""
@@ -618,11 +441,11 @@ def render_default_config() -> str:
             lines.append('# watch_windows = [{start = "2026-12-01T00:00:00Z", '
                          'end = "2026-12-03T00:00:00Z", interval_minutes = 10, lists = []}]')
         elif spec.default is None:
-            lines.append(f"# {spec.key} = {spec.example or _toml_value('')}")
+            lines.append(f"# {spec.key} = {spec.example or toml_value('')}")
         elif spec.starter:
-            lines.append(f"{spec.key} = {_toml_value(spec.default)}")
+            lines.append(f"{spec.key} = {toml_value(spec.default)}")
         else:
-            lines.append(f"# {spec.key} = {_toml_value(spec.default)}")
+            lines.append(f"# {spec.key} = {toml_value(spec.default)}")
     return "\n".join(lines) + "\n"
 
 
@@ -635,7 +458,7 @@ def render_settings_table() -> str:
             current = spec.section
             lines += ["", f"### [{spec.section}]", "",
                       "| key | default | environment | meaning |", "|---|---|---|---|"]
-        default = "(unset)" if spec.default is None else f"`{_toml_value(spec.default)}`"
+        default = "(unset)" if spec.default is None else f"`{toml_value(spec.default)}`"
         env = f"`{spec.env_var}`" + (f", `{spec.env_var}_FILE`" if spec.secret else "")
         lines.append(f"| `{spec.key}` | {default} | {env} | {spec.help} |")
     return "\n".join(lines).strip() + "\n"
