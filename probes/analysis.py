@@ -162,9 +162,9 @@ def analyze(
     networks = parse_networks(public_networks)
     observed = read_observations(test_keys)
     control_failure = test_keys.get("control_failure")
-    control = test_keys.get("control") if isinstance(test_keys.get("control"), dict) else {}
-    have_control = control_failure is None and bool(control)
-    control = control if have_control else {}
+    raw_control = test_keys.get("control")
+    have_control = control_failure is None and isinstance(raw_control, dict) and bool(raw_control)
+    control: dict[str, Any] = raw_control if have_control else {}  # type: ignore[assignment]
     control_http = control.get("http_request") or {}
     dns = compare_dns(
         observed.addresses,

@@ -410,10 +410,10 @@ def _blockpage_match(fingerprint: BlockpageFingerprint, evidence: str) -> Match:
 
 def match_dns_blockpage(db: FingerprintDB, addresses: list[str] | tuple[str, ...]) -> Match | None:
     """The first DNS blockpage fingerprint covering one of the answer addresses."""
-    parsed = []
-    for address in addresses:
+    parsed: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+    for text in addresses:
         try:
-            parsed.append(ipaddress.ip_address(address))
+            parsed.append(ipaddress.ip_address(text))
         except ValueError:
             continue
     for fingerprint in db.blockpages:

@@ -61,12 +61,9 @@ async def serve(settings: object, host: str, port: int) -> None:
     except OSError as error:
         await runner.cleanup()
         raise click.ClickException(f"--listen {host}:{port}: {error.strerror or error}") from None
-    bound = (
-        site._server.sockets[0].getsockname()
-        if site._server and site._server.sockets
-        else (host, port)
-    )  # type: ignore[union-attr]
-    click.echo(f"blockmon helper listening on http://{host}:{bound[1]}/", err=False)
+    # With port 0 the system picked one: report the real one so callers can connect.
+    bound_port = runner.addresses[0][1] if runner.addresses else port
+    click.echo(f"blockmon helper listening on http://{host}:{bound_port}/", err=False)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGINT, signal.SIGTERM):
