@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -14,6 +18,7 @@ from monitor.store import StoreError, open_store, sqlite_path
 from monitor.store.migrations import LATEST_VERSION, MIGRATIONS, VERSION_TABLE
 from monitor.store.sqlite import SQLiteStore
 from monitor.store.writer import StoreWriter
+from tests.conftest import PROJECT_ROOT
 from tests.fixtures.store import synthetic_measurement
 
 
@@ -162,3 +167,50 @@ async def test_writer_runs_calls_on_one_thread_off_the_loop(tmp_path: Path) -> N
         await writer.call(store.count_measurements)
     with pytest.raises(sqlite3.ProgrammingError):
         store.count_measurements()  # closed by the writer
+
+
+_WRITER_SCRIPT = """
+import sys
+from monitor.state import Observation, decide_next_state
+from monitor.store import open_store
+from monitor.store.rows import measurement_row
+from tests.fixtures.store import synthetic_measurement
+
+store = open_store(sys.argv[1], spool=True)
+number = 0
+while True:
+    number += 1
+    measurement = synthetic_measurement(
+        url=f"https://site{number % 7}.example/", blocking="dns" if number % 3 else False,
+        blocking_method="dns.nxdomain" if number % 3 else None,
+        measured_at=f"2026-11-25 {number // 3600 % 24:02d}:{number // 60 % 60:02d}:{number % 60:02d}")
+    store.save_measurement(measurement, target_id="site")
+    row = measurement_row(measurement, target_id="site", run_id=None, confirmation=0)
+    decision = decide_next_state(store.load_state(row["vantage_id"], row["url"]),
+                                 Observation.from_row(row), confirmations_needed=2)
+    store.save_state(decision.new_state_row, decision.transition)
+    print(number, flush=True)
+"""
+
+
+def test_kill_9_while_writing_leaves_a_sound_database(tmp_path: Path) -> None:
+    path = tmp_path / "killed.db"
+    child = subprocess.Popen([sys.executable, "-c", _WRITER_SCRIPT, str(path)],
+                             cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        for line in child.stdout:  # kill it mid-stream, once it has written a while
+            if int(line) >= 200:
+                break
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    store = open_store(str(path))
+    assert store.integrity_check() == "ok"
+    saved = store.count_measurements()
+    assert saved >= 200
+    assert store.spool_backlog() == saved  # measurement and spool entry commit together
+    for state in store.load_states():
+        assert store.load_measurement(state["last_uid"]) is not None
+    store.close()
