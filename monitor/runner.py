@@ -217,7 +217,8 @@ class Runner:
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._recordings: set[asyncio.Task[Any]] = set()
         self._retest_timers: dict[str, asyncio.Task[None]] = {}
-        self._pending_retests: set[str] = set()
+        # key -> the latest re-test asked for it; a newer ask for the same key replaces it.
+        self._pending_retests: dict[str, object] = {}
         self._stopping = False
         self._progress: ProgressReporter | None = None
         self._retest_outcomes: list[UrlOutcome] = []
@@ -343,7 +344,8 @@ class Runner:
             return
         key = f"{self.probe_options.identity.vantage_id}|{url}"
         at = datetime.now(UTC) + timedelta(seconds=self.config.confirm_delay_seconds)
-        self._pending_retests.add(key)
+        token = object()
+        self._pending_retests[key] = token
         if self._progress is not None:
             self._progress.add_total(1)
 
@@ -351,7 +353,9 @@ class Runner:
             try:
                 await self._spawn(self._measure_and_record(target, url, run_id, confirmation, None))
             finally:
-                self._pending_retests.discard(key)
+                # Unless this re-test asked for the next one meanwhile, nothing is pending.
+                if self._pending_retests.get(key) is token:
+                    del self._pending_retests[key]
 
         log.info("anomaly on %s: re-test %d of %d at %s", url, confirmation,
                  self.config.confirm_retests, at.isoformat(timespec="seconds"))

@@ -210,3 +210,20 @@ async def test_runner_against_the_lab_confirms_real_blocks(lab_info, helper_url,
         ("https://ok.lab.test/", 0)]
     assert {(row["blocking"], row["accessible"]) for row in stored
             if row["url"] == "https://ok.lab.test/"} == {("false", 1)}
+
+
+async def test_a_retest_that_asks_for_the_next_keeps_it_pending(writer_store):
+    url = "https://a.example/0"
+    runner = make_runner(writer_store, make_target_list("news", {"a.example": 1}),
+                         ScriptedProbe({url: ["dns.nxdomain"]}), confirm_retests=2)
+    scheduled = []
+    runner.schedule_retest = lambda key, job, at: scheduled.append((key, job, at))
+
+    await runner.run_round("news")
+    assert [key for key, _, _ in scheduled] == [f"local|{url}"]
+    assert runner.has_pending_retests
+
+    await scheduled[0][1]()  # the scheduler runs re-test 1; still anomalous
+    assert len(scheduled) == 2 and runner.has_pending_retests
+    await scheduled[1][1]()  # re-test 2 confirms the block; no third is asked for
+    assert len(scheduled) == 2 and not runner.has_pending_retests
