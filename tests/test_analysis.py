@@ -178,3 +178,13 @@ def test_analysis_modules_stay_pure() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_outcomes_doc_lists_every_failure_and_method() -> None:
+    from probes.vocabulary import FAILURES
+
+    text = (Path(__file__).parent.parent / "docs" / "outcomes.md").read_text(encoding="utf-8")
+    missing = [value for value in (*FAILURES, *BLOCKING_METHODS) if f"| `{value}` |" not in text]
+    assert missing == [], f"docs/outcomes.md has no row for {missing}"
+    undocumented = [p.stem for p in SCENARIOS if p.stem not in text]
+    assert undocumented == [], f"docs/outcomes.md does not cite golden {undocumented}"

@@ -330,3 +330,15 @@ def test_cli_rejects_a_bad_listen_address_in_one_line() -> None:
     )
     assert result.returncode != 0
     assert "--listen" in result.stderr and "'nowhere'" in result.stderr
+
+
+def test_every_helper_option_is_documented() -> None:
+    from pathlib import Path
+
+    from monitor.commands.helper import helper
+
+    text = (Path(__file__).parent.parent / "docs" / "control-protocol.md").read_text(
+        encoding="utf-8"
+    )
+    options = [name for param in helper.params for name in param.opts if name.startswith("--")]
+    assert options and [o for o in options if o not in text] == []
