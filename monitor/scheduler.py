@@ -173,7 +173,9 @@ class MonitorScheduler:
             # Confirmations are worth running late rather than never.
             misfire_grace_time=3600,
             coalesce=True,
-            max_instances=1,
+            # A re-test asks for the next one before its own job has returned; with a short
+            # delay the next may fire while this one is still finishing, and must not be skipped.
+            max_instances=2,
             replace_existing=True,
         )
 

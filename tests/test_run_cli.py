@@ -166,7 +166,7 @@ async def test_service_runs_rounds_confirms_through_the_scheduler_and_stops(tmp_
 
     plan = ServicePlan(
         settings=settings, target_lists=[target_list],
-        runner_config=RunnerConfig(confirm_retests=1, confirm_delay_seconds=0.05),
+        runner_config=RunnerConfig(confirm_retests=2, confirm_delay_seconds=0.0),
         schedules={"news": ListSchedule(interval_seconds=0.5)}, measure=probe,
         on_round=[after_round], on_service=[extend])
     assert await asyncio.wait_for(run_service(plan, shutdown=shutdown), timeout=60) == 0
@@ -175,7 +175,7 @@ async def test_service_runs_rounds_confirms_through_the_scheduler_and_stops(tmp_
     assert periodic_runs
     changes = [(t["from_state"], t["to_state"]) for t in transitions
                if t["url"] == "https://a.example/0"]
-    # Round 2 saw the anomaly; the scheduled re-test (confirmation 1) confirmed it.
+    # Round 2 saw the anomaly; the scheduled re-tests (confirmations 1 and 2) confirmed it.
     assert changes == [(None, "accessible"), ("accessible", "anomaly"), ("anomaly", "blocked")]
     database = tmp_path / "data" / "blockmon.db"
     with sqlite3.connect(database) as connection:
@@ -183,7 +183,7 @@ async def test_service_runs_rounds_confirms_through_the_scheduler_and_stops(tmp_
             "SELECT confirmation FROM measurements WHERE url = 'https://a.example/0' "
             "ORDER BY measured_at, confirmation").fetchall()
         runs = connection.execute("SELECT status FROM runs").fetchall()
-    assert (1,) in confirmations
+    assert (1,) in confirmations and (2,) in confirmations
     assert runs == [("ok",)] * 3
 
 
