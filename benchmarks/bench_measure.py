@@ -89,6 +89,12 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (from /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_urls(count: int, sites: int) -> list[str]:
     return [f"https://{bulk_hostname(n % sites + 1)}/page/{n // sites}" for n in range(count)]
 
@@ -173,7 +179,14 @@ def main() -> int:
             helper_url=helper_url,
         )
         urls = bench_urls(arguments.urls, arguments.sites)
+        pids = {"engine": os.getpid(), "lab": lab_process.pid}
+        if helper_process:
+            pids["helper"] = helper_process.pid
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         engine = asyncio.run(run_engine(urls, options, arguments.concurrency))
+        # CPU per measurement shows which process the 2 shared cores went to.
+        cpu_ms = {name: round((cpu_seconds(pid) - cpu_before[name]) * 1000 / max(engine["measured"], 1), 2)
+                  for name, pid in pids.items()}
         engine_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         helper_rss = peak_rss_mb(helper_process.pid) if helper_process else None
         lab_rss = peak_rss_mb(lab_process.pid)
@@ -201,6 +214,7 @@ def main() -> int:
         "p95_seconds": engine["p95"] and round(engine["p95"], 3),
         "peak_rss_mb": {"engine": round(engine_rss, 1), "helper": helper_rss and round(helper_rss, 1),
                         "lab": lab_rss and round(lab_rss, 1)},
+        "cpu_ms_per_measurement": cpu_ms,
         "false_positives": len(engine["false_positives"]),
         "errors": len(engine["errors"]),
         "curl_connection_close_per_second": curl_close and round(curl_close["rate"], 1),

@@ -14,6 +14,7 @@ import dns.exception
 import dns.flags
 import dns.message
 import dns.name
+import dns.query
 import dns.rcode
 import dns.rdatatype
 import dns.resolver
@@ -156,16 +157,56 @@ async def _ask(
         name = dns.name.from_text(hostname)
     except dns.exception.DNSException:
         raise InvalidInput(f"hostname {hostname!r} is not a valid DNS name") from None
-    message = dns.message.make_query(name, query_type)
-    message.flags |= dns.flags.RD
-    response, _ = await dns.asyncquery.udp_with_fallback(
-        message,
-        resolver.ip,
-        timeout=options.dns_timeout,
-        port=resolver.port,
-        source=options.source_address,
+    query = dns.message.make_query(name, query_type)
+    query.flags |= dns.flags.RD
+    wire = await asyncio.wait_for(
+        _exchange_udp(query.to_wire(), resolver, options.source_address), timeout=options.dns_timeout
     )
+    response = dns.message.from_wire(wire)
+    if not query.is_response(response):
+        raise dns.query.BadResponse
+    if response.flags & dns.flags.TC:
+        # Too big for UDP: ask again over TCP, as a stub resolver does.
+        response = await dns.asyncquery.tcp(
+            query, resolver.ip, timeout=options.dns_timeout, port=resolver.port, source=options.source_address
+        )
     return response
+
+
+class _ReplyCatcher(asyncio.DatagramProtocol):
+    """Resolves `reply` with the first datagram carrying our query id."""
+
+    def __init__(self, query_id: bytes, reply: asyncio.Future[bytes]) -> None:
+        self.query_id = query_id
+        self.reply = reply
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if data[:2] == self.query_id and not self.reply.done():
+            self.reply.set_result(data)
+
+    def error_received(self, exc: Exception) -> None:
+        # An ICMP port unreachable comes back as ConnectionRefusedError on the connected socket.
+        if not self.reply.done():
+            self.reply.set_exception(exc)
+
+
+async def _exchange_udp(wire: bytes, resolver: Resolver, source_address: str | None) -> bytes:
+    """One query, one reply, on a fresh connected UDP socket (a random source port per query).
+
+    Leaner than dnspython's async backend, which costs more than the query itself at the
+    throughput the engine aims for; dnspython still builds and parses the messages.
+    """
+    loop = asyncio.get_running_loop()
+    reply: asyncio.Future[bytes] = loop.create_future()
+    local_addr = (source_address, 0) if source_address else None
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: _ReplyCatcher(wire[:2], reply), remote_addr=(resolver.ip, resolver.port), local_addr=local_addr
+    )
+    try:
+        transport.sendto(wire)
+        return await reply
+    finally:
+        transport.close()
 
 
 def _record_response(entry: dict, response: dns.message.Message, query_type: QueryType) -> None:
