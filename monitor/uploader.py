@@ -237,3 +237,26 @@ async def run_uploader(
                 await asyncio.wait_for(stop.wait(), timeout=wait)
             except TimeoutError:
                 pass
+
+
+def upload_job(
+    store: Any, settings: Any, *, rejection_log: Path | None = None,
+    policy: UploadPolicy | None = None,
+) -> Callable[[], Awaitable[UploadResult]]:
+    """A job for MonitorScheduler.add_periodic: one upload pass with its own HTTP session.
+
+        scheduler.add_periodic("upload", upload_job(writer, settings),
+                               seconds=settings.collector.upload_interval_seconds)
+
+    Retries within a pass follow `policy`; what is left waits for the next tick.
+    """
+
+    async def one_pass() -> UploadResult:
+        async with aiohttp.ClientSession() as session:
+            result = await upload_pending(store, settings, session, policy=policy,
+                                          rejection_log=rejection_log)
+        if result.error:
+            log.info("upload pass stopped: %s (%d waiting)", result.error, result.backlog)
+        return result
+
+    return one_pass

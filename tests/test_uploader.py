@@ -204,3 +204,15 @@ async def test_uploading_through_collector_restarts_stores_each_measurement_once
         await writer.close()
     assert collector_uids(collector) == sorted(expected)
     assert len(expected) == 160
+
+
+async def test_the_scheduler_job_uploads_one_pass(
+    probe_store: Store, collector: CollectorProcess
+) -> None:
+    from monitor.uploader import upload_job
+
+    spool(probe_store, range(6))
+    job = upload_job(probe_store, probe_settings(collector, register_probe(collector, VANTAGE)))
+    result = await job()
+    assert (result.uploaded, result.backlog, result.error) == (6, 0, None)
+    assert len(collector_uids(collector)) == 6
