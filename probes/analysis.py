@@ -289,10 +289,20 @@ def _decide(context: _Context) -> _Decision:
     mitm = _detect_mitm_on_success(context)
     if mitm is not None:
         return mitm
-    if context.page_match is not None:
+    # No censor can alter a page (or a redirect) that came over https with a certificate that
+    # verifies for the host: a different page is the site's own answer (geo-restriction, a WAF
+    # that treats the control's datacenter address as a bot).
+    verified = observed.all_hops_https and https_page_verified(observed)
+    if context.page_match is not None and not verified:
         context.notes.append(f"http: {context.page_match.evidence}")
         return _blocked("http.blockpage", context.page_match)
     if context.http is not None and context.http.same_page:
+        return _ACCESSIBLE
+    if verified:
+        what = f"; it matches {context.page_match.id}" if context.page_match else ""
+        context.notes.append(
+            f"http: another page than the control's, over verified https (the site's own){what}"
+        )
         return _ACCESSIBLE
     context.notes.append("http: the page differs from the control's")
     return _blocked("http.diff")

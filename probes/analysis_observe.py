@@ -25,6 +25,8 @@ class Observations:
     final_request: dict[str, Any] | None
     http_failure: str | None
 
+    all_hops_https: bool = False
+
     @property
     def page(self) -> dict[str, Any] | None:
         """The final response, when the probe got one without failure."""
@@ -77,6 +79,8 @@ def read_observations(test_keys: dict[str, Any]) -> Observations:
         tls_handshakes=handshakes,
         final_request=final_request,
         http_failure=http_failure,
+        all_hops_https=bool(requests)
+        and all(urlsplit(request_url(r)).scheme == "https" for r in requests),
     )
 
 
@@ -147,9 +151,27 @@ def verified_addresses(handshakes: list[dict[str, Any]], hostname: str | None) -
 
 
 def https_page_verified(observed: Observations) -> bool:
-    """The probe fetched its final page over https with a certificate that verified."""
+    """The probe fetched its final page over https with a certificate that verified.
+
+    Redirect hops record no handshake of their own; their fetch verifies the certificate (a
+    failure would be the request's failure), so a successful https hop without a handshake entry
+    counts as verified. A recorded handshake for the same address must have verified.
+    """
     if observed.page is None or observed.final_request is None:
         return False
+    url = urlsplit(request_url(observed.final_request))
+    if url.scheme != "https":
+        return False
+    address = observed.final_request.get("address")
+    matching = [
+        h
+        for h in observed.tls_handshakes
+        if (address and h.get("address") == address)
+        or (not address and h.get("server_name") == url.hostname)
+    ]
+    if not matching:
+        return True
+    return any(h.get("failure") is None and not h.get("no_tls_verify") for h in matching)
     url = urlsplit(request_url(observed.final_request))
     if url.scheme != "https":
         return False
