@@ -76,6 +76,8 @@ class _DnsServer(asyncio.DatagramProtocol):
         rcodes = {"nx.test": dns.rcode.NXDOMAIN, "fail.test": dns.rcode.SERVFAIL, "refuse.test": dns.rcode.REFUSED}
         if name in rcodes:
             response.set_rcode(rcodes[name])
+        elif name == "big.test":
+            response.flags |= dns.flags.TC  # "too big for UDP": the client must retry over TCP
         elif name == "www.ok.test":
             response.answer.append(dns.rrset.from_text("www.ok.test.", 60, "IN", "CNAME", "edge.ok.test."))
             if qtype == "A":
@@ -85,12 +87,30 @@ class _DnsServer(asyncio.DatagramProtocol):
         self.transport.sendto(response.to_wire(), addr)
 
 
+async def _answer_over_tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    length = struct.unpack("!H", await reader.readexactly(2))[0]
+    query = dns.message.from_wire(await reader.readexactly(length))
+    response = dns.message.make_response(query)
+    response.answer.append(dns.rrset.from_text(query.question[0].name, 30, "IN", "A", "127.0.0.7"))
+    wire = response.to_wire()
+    writer.write(struct.pack("!H", len(wire)) + wire)
+    await writer.drain()
+    writer.close()
+
+
 @pytest.fixture
 async def dns_server() -> AsyncIterator[tuple[str, _DnsServer]]:
     loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(_DnsServer, local_addr=(LOOPBACK, 0))
-    port = transport.get_extra_info("sockname")[1]
+    for _ in range(10):  # the same port number for UDP and TCP; retry when TCP's is taken
+        transport, protocol = await loop.create_datagram_endpoint(_DnsServer, local_addr=(LOOPBACK, 0))
+        port = transport.get_extra_info("sockname")[1]
+        try:
+            tcp = await asyncio.start_server(_answer_over_tcp, LOOPBACK, port)
+            break
+        except OSError:
+            transport.close()
     yield f"{LOOPBACK}:{port}", protocol
+    tcp.close()
     transport.close()
 
 
@@ -141,6 +161,18 @@ async def test_dns_junk_reply_is_server_misbehaving(dns_server):
     queries = await probe_dns("garbage.test", _with_resolver(address, dns_timeout=0.3))
     assert queries[0]["failure"] == "dns_server_misbehaving"
     assert queries[0]["answers"] == []
+
+
+async def test_dns_truncated_answer_is_retried_over_tcp(dns_server):
+    address, _ = dns_server
+    queries = await probe_dns("big.test", _with_resolver(address))
+    assert queries[0]["failure"] is None
+    assert queries[0]["answers"] == [{"answer_type": "A", "ipv4": "127.0.0.7", "ttl": 30}]
+
+
+async def test_dns_closed_port_is_connection_refused():
+    queries = await probe_dns("www.ok.test", _with_resolver(f"{LOOPBACK}:{_closed_port()}"))
+    assert [q["failure"] for q in queries] == ["connection_refused"] * 2
 
 
 async def test_dns_binds_to_source_address(dns_server):
