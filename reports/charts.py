@@ -60,7 +60,9 @@ def _day_tip(cell: DayCell) -> str:
 
 def render_timeline_svg(timeline: Timeline, label: str) -> str:
     """One column per day, split by the share of blocked / down / unknown / accessible results."""
-    day_width, bar_height, left, top = 14, 44, 4, 4
+    # About 640 px whatever the period: a week gets wide columns, a quarter thin ones.
+    day_width = max(6, min(40, 640 // max(len(timeline.days), 1)))
+    bar_height, left, top = 44, 4, 4
     width = left * 2 + day_width * len(timeline.days)
     body: list[str] = []
     for index, cell in enumerate(timeline.days):
@@ -117,12 +119,16 @@ def render_methods_by_asn_svg(rows: Sequence[AsnMethods]) -> str:
 
 
 def heat_colour(cell: DayCell) -> str:
-    """No data: pale grey; never blocked: blue; down only: grey; else orange by blocked share."""
+    """No data: pale grey; down only: grey; not blocked: blue; else orange by blocked share."""
     if not cell.measurements:
         return NO_DATA
+    # Down results (the site fails for the control too) say nothing about blocking.
+    telling = cell.measurements - cell.down
+    if telling == 0:
+        return OUTCOME_COLOURS["down"]
     if cell.blocked == 0:
-        return OUTCOME_COLOURS["down"] if cell.accessible == 0 and cell.down else "#9ecae1"
-    share = cell.blocked / cell.measurements
+        return "#9ecae1"
+    share = cell.blocked / telling
     # From a light orange (a few blocked) to the full blocked colour (all blocked).
     low, high = (0xfd, 0xd0, 0xa2), (0xd5, 0x5e, 0x00)
     mixed = [round(a + (b - a) * share) for a, b in zip(low, high, strict=True)]
@@ -131,7 +137,8 @@ def heat_colour(cell: DayCell) -> str:
 
 def render_heatmap_svg(rows: Sequence[HeatRow]) -> str:
     """Targets by day: each cell's colour is the share of blocked measurements that day."""
-    label_width, cell, top = 170, 14, 18
+    label_width, top = 170, 18
+    cell = max(8, min(28, 760 // max(len(rows[0].cells) if rows else 1, 1)))
     days = rows[0].cells if rows else ()
     width = label_width + cell * len(days) + 10
     height = top + cell * len(rows) + 34
