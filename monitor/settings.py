@@ -268,6 +268,9 @@ class AlertsSettings:
                                         example='"blockmon"')
     smtp_password: str | None = setting(None, "SMTP password.", secret=True,
                                         example='"smtp-password"')
+    smtp_ca_file: str | None = setting(
+        None, "CA bundle to verify the SMTP server's STARTTLS certificate; unset = system store.",
+        example='"/etc/ssl/certs/ca-certificates.crt"')
     email_from: str = setting("blockmon@localhost", "Sender address of alert e-mails.")
     email_to: tuple[str, ...] = setting((), "Recipients of alert e-mails.")
     send_timeout_seconds: float = setting(15.0, "Seconds one delivery attempt may take.",

@@ -18,7 +18,9 @@ ALERT_TABLES: tuple[str, ...] = (
         asns TEXT NOT NULL DEFAULT '[]',
         methods TEXT NOT NULL DEFAULT '[]'
     )""",
-    "CREATE INDEX incidents_key_status ON incidents (incident_key, status)",
+    # At most one open incident per key, even with two collector replicas deciding at once.
+    "CREATE UNIQUE INDEX incidents_one_open ON incidents (incident_key) WHERE status = 'open'",
+    "CREATE INDEX incidents_opened ON incidents (opened_at)",
     """CREATE TABLE alerts (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         dedup_key TEXT NOT NULL UNIQUE,

@@ -171,7 +171,11 @@ async def submit_measurements(request: web.Request) -> web.Response:
     if oversized is not None:
         return refuse(oversized)
     # One transaction per batch: every measurement of it is stored, or none.
-    stored_count = await database.run(lambda store, _registry: store.save_measurements(rows))
+    # With alerts on, the rows also go through the state machine (monitor.alerts.intake).
+    after_store = request.app.get("after_store")
+    stored_count = await database.run(
+        lambda store, _registry: store.save_measurements(rows) if after_store is None
+        else after_store(store, rows))
     return web.json_response(
         {
             "received": len(body["measurements"]),

@@ -249,8 +249,13 @@ def load_plan(config_path: str | None, list_names: Sequence[str]) -> ServicePlan
     target_lists = load_target_lists(settings, names)
     if not any(target.urls for target_list in target_lists for target in target_list.targets):
         raise RoundCannotRun(f"no targets to measure in list(s) {', '.join(names)}")
-    return ServicePlan(settings=settings, target_lists=target_lists,
+    plan = ServicePlan(settings=settings, target_lists=target_lists,
                        runner_config=RunnerConfig.from_settings(settings))
+    if settings.alerts.enabled:
+        from monitor.alerts.service import attach_to_service
+
+        plan.on_service.append(attach_to_service(settings))
+    return plan
 
 
 def configure_logging(level: str) -> None:

@@ -1,0 +1,172 @@
+"""Reliable delivery: claim each recorded delivery once, send, retry with backoff, digest floods."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from monitor.alerts.channels.base import Channel, TransportError
+from monitor.alerts.messages import build_digest
+from monitor.alerts.store_tables import AlertTables
+from monitor.store.rows import store_time
+
+log = logging.getLogger(__name__)
+
+# Runs work(store) where the store lives (its writer thread, a collector DB thread), awaited.
+InStore = Callable[[Callable[[Any], Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPolicy:
+    """[alerts] retry and digest knobs."""
+
+    retry_base_seconds: float = 30.0
+    retry_max_seconds: float = 3600.0
+    give_up_hours: float = 72.0
+    digest_threshold: int = 5
+    send_timeout_seconds: float = 15.0
+
+    @property
+    def lease_seconds(self) -> float:
+        # A claim outlives the longest send; after that a crashed sender's claim is taken over.
+        return self.send_timeout_seconds * 4 + 30
+
+    @classmethod
+    def from_settings(cls, alerts: Any) -> DeliveryPolicy:
+        return cls(retry_base_seconds=alerts.retry_base_seconds,
+                   retry_max_seconds=alerts.retry_max_seconds,
+                   give_up_hours=alerts.give_up_hours,
+                   digest_threshold=alerts.digest_threshold,
+                   send_timeout_seconds=alerts.send_timeout_seconds)
+
+
+def retry_delay(attempts: int, policy: DeliveryPolicy) -> float:
+    """Seconds before the next try after `attempts` failed ones: base, 2 x base, ... capped."""
+    if attempts < 1:
+        raise ValueError("retry_delay is for after a failed attempt (attempts >= 1)")
+    return float(min(policy.retry_max_seconds,
+                     policy.retry_base_seconds * 2 ** min(attempts - 1, 30)))
+
+
+@dataclass(slots=True)
+class DeliveryReport:
+    """What one pass did, per channel: sent, retried later, given up."""
+
+    sent: dict[str, int] = field(default_factory=dict)
+    retried: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    digests: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, bucket: dict[str, int], channel: str, count: int = 1) -> None:
+        bucket[channel] = bucket.get(channel, 0) + count
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def claim_due(store: Any, now: datetime, lease_seconds: float) -> list[dict[str, Any]]:
+    """Runs on the store thread: due deliveries, each claimed with a conditional UPDATE so a
+    second process (or collector replica) never sends the same one."""
+    tables = AlertTables(store)
+    lease_until = store_time(now + timedelta(seconds=lease_seconds))
+    claimed = []
+    for delivery in tables.due_deliveries(store_time(now)):
+        if tables.claim_delivery(delivery, now=store_time(now), lease_until=lease_until):
+            payload = json.loads(delivery["payload"])
+            payload["alert_id"] = delivery["alert_id"]
+            claimed.append({**delivery, "payload": payload, "attempts": delivery["attempts"] + 1})
+    return claimed
+
+
+async def deliver_due(in_store: InStore, channels: Mapping[str, Channel],
+                      policy: DeliveryPolicy, *,
+                      clock: Callable[[], datetime] = _utc_now) -> DeliveryReport:
+    """One pass: claim what is due, send per channel concurrently, record each outcome.
+
+    Channels run side by side, so one that hangs or is down delays no other; a delivery to a
+    channel no longer configured stays pending (nothing is lost by editing the config).
+    """
+    now = clock()
+    claimed = await in_store(lambda store: claim_due(store, now, policy.lease_seconds))
+    by_channel: dict[str, list[dict[str, Any]]] = {}
+    unconfigured: list[dict[str, Any]] = []
+    for delivery in claimed:
+        if delivery["channel"] in channels:
+            by_channel.setdefault(delivery["channel"], []).append(delivery)
+        else:
+            unconfigured.append(delivery)
+    report = DeliveryReport()
+    if unconfigured:
+        await in_store(lambda store: _release(store, unconfigured))
+    await asyncio.gather(*(
+        _send_channel(in_store, channels[name], deliveries, policy, report, clock)
+        for name, deliveries in sorted(by_channel.items())))
+    return report
+
+
+def _release(store: Any, deliveries: Sequence[Mapping[str, Any]]) -> None:
+    tables = AlertTables(store)
+    for delivery in deliveries:
+        # Undo the claim's attempt count: nothing was tried.
+        tables.execute("UPDATE alert_deliveries SET status = 'pending', claimed_until = NULL, "
+                       "attempts = attempts - 1, last_error = ? WHERE id = ?",
+                       (f"channel {delivery['channel']!r} is not configured", delivery["id"]))
+
+
+async def _send_channel(in_store: InStore, channel: Channel,
+                        deliveries: list[dict[str, Any]], policy: DeliveryPolicy,
+                        report: DeliveryReport, clock: Callable[[], datetime]) -> None:
+    if len(deliveries) > policy.digest_threshold:
+        digest = build_digest([delivery["payload"] for delivery in deliveries])
+        await _attempt(in_store, channel, deliveries, policy, report, clock,
+                       lambda: channel.send_digest(digest, delivery_id=deliveries[0]["id"]),
+                       digest=True)
+        return
+    for delivery in deliveries:
+        await _attempt(in_store, channel, [delivery], policy, report, clock,
+                       lambda d=delivery: channel.send(d["payload"], delivery_id=d["id"]),
+                       digest=False)
+
+
+async def _attempt(in_store: InStore, channel: Channel,
+                   deliveries: list[dict[str, Any]], policy: DeliveryPolicy,
+                   report: DeliveryReport, clock: Callable[[], datetime],
+                   send: Callable[[], Awaitable[None]], *, digest: bool) -> None:
+    ids = [delivery["id"] for delivery in deliveries]
+    try:
+        await asyncio.wait_for(send(), timeout=policy.send_timeout_seconds)
+    except (TransportError, asyncio.TimeoutError) as error:
+        message = (error.message if isinstance(error, TransportError)
+                   else f"{channel.name}: no answer within {policy.send_timeout_seconds:g} s")
+        permanent = isinstance(error, TransportError) and error.permanent
+        report.errors.append(message)
+        now = clock()
+        retry, give_up = [], []
+        for delivery in deliveries:
+            created = datetime.fromisoformat(delivery["created_at"].replace("Z", "+00:00"))
+            too_old = now - created > timedelta(hours=policy.give_up_hours)
+            (give_up if permanent or too_old else retry).append(delivery)
+        for delivery in retry:
+            at = store_time(now + timedelta(seconds=retry_delay(delivery["attempts"], policy)))
+            await in_store(lambda store, i=delivery["id"], at=at: AlertTables(store).mark_unsent(
+                [i], error=message, next_attempt_at=at))
+        if give_up:
+            await in_store(lambda store: AlertTables(store).mark_unsent(
+                [d["id"] for d in give_up], error=message, next_attempt_at=None))
+        report.add(report.retried, channel.name, len(retry))
+        report.add(report.failed, channel.name, len(give_up))
+        log.warning("alert delivery via %s failed (%d to retry, %d given up): %s",
+                    channel.name, len(retry), len(give_up), message)
+        return
+    sent_at = store_time(clock())
+    await in_store(lambda store: AlertTables(store).mark_sent(ids, sent_at, digest=digest))
+    report.add(report.sent, channel.name, len(ids))
+    if digest:
+        report.digests += 1

@@ -1,0 +1,85 @@
+"""One pass of the rules over the store: current states -> incidents -> recorded alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from monitor.alerts.incidents import (
+    AlertEvent,
+    IncidentChange,
+    reconcile,
+    wanted_blocks,
+    wanted_outages,
+    wanted_silences,
+)
+from monitor.alerts.messages import build_payload
+from monitor.alerts.rules import (
+    RuleConfig,
+    assess_vantages,
+    confirmed_blocks,
+    detect_silent_probes,
+)
+from monitor.alerts.store_tables import AlertTables
+from monitor.store.rows import store_time
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationConfig:
+    """What a pass needs besides the store."""
+
+    rules: RuleConfig = field(default_factory=RuleConfig)
+    kinds: frozenset[str] = frozenset()
+    channels: tuple[str, ...] = ()
+    control_ids: frozenset[str] = frozenset()
+    dashboard_url: str | None = None
+    round_interval_seconds: float = 3600.0
+
+
+def evaluate_alerts(store: Any, config: EvaluationConfig, now: datetime) -> list[int]:
+    """Runs on the store's thread, in one transaction: reconcile the open incidents with the
+    current target states (and, at a collector, with probe silence); record the alerts and
+    their pending deliveries. Returns the ids of new alerts.
+
+    Deciding from current states rather than from single transitions makes a pass idempotent:
+    a restart, a second replica or a late batch of spooled measurements re-derives the same
+    incidents, and the unique dedup key refuses any alert already recorded.
+    """
+    tables = AlertTables(store)
+    stamp = store_time(now)
+    with tables.transaction():
+        statuses = tables.load_url_statuses(config.control_ids)
+        health = assess_vantages(statuses, config.rules)
+        silent = detect_silent_probes(tables.load_probe_activity(),
+                                      interval_seconds=config.round_interval_seconds,
+                                      config=config.rules, now=now)
+        silent_ids = {probe.vantage_id for probe in silent}
+        frozen = frozenset({vantage for vantage, state in health.items() if not state.trusted}
+                           | silent_ids)
+        open_incidents = tables.load_incidents(status="open")
+        lifted_at = {(status.vantage_id, status.url): status.since for status in statuses
+                     if status.state != "blocked"}
+        changes: list[IncidentChange] = []
+        changes += reconcile("block", open_incidents,
+                             wanted_blocks(confirmed_blocks(statuses, health)), now=stamp,
+                             frozen_vantages=frozen, lifted_at=lifted_at)
+        # A silent probe's last states are stale: it neither starts nor ends an outage.
+        changes += reconcile("outage", open_incidents, wanted_outages(
+            state for vantage, state in health.items() if vantage not in silent_ids),
+            now=stamp, frozen_vantages=frozenset(silent_ids))
+        changes += reconcile("silence", open_incidents, wanted_silences(silent), now=stamp)
+        if not changes:
+            return []
+        targets = tables.load_targets(change.incident.target_id for change in changes
+                                      if change.incident.target_id)
+
+        def build(event: AlertEvent) -> dict[str, Any]:
+            return build_payload(event, target=targets.get(event.incident.target_id or ""),
+                                 dashboard_url=config.dashboard_url)
+
+        def channels_for(kind: str) -> Sequence[str]:
+            return config.channels if kind in config.kinds else ()
+
+        return tables.apply_changes(changes, now=stamp, build=build, channels_for=channels_for)

@@ -1,0 +1,186 @@
+"""Wiring: the alert job (rules, then deliveries) on the monitor's scheduler and in the collector."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from monitor.alerts.channels.base import Channel
+from monitor.alerts.delivery import DeliveryPolicy, DeliveryReport, InStore, deliver_due
+from monitor.alerts.evaluate import EvaluationConfig, evaluate_alerts
+from monitor.alerts.metrics import MetricsSnapshot, add_metrics_route, read_snapshot
+from monitor.alerts.rules import RuleConfig
+
+log = logging.getLogger(__name__)
+
+
+def channels_from_settings(alerts: Any) -> dict[str, Channel]:
+    """The configured channels by name: webhook, slack, email (each only when set)."""
+    from monitor.alerts.channels.email import EmailChannel
+    from monitor.alerts.channels.slack import SlackChannel
+    from monitor.alerts.channels.webhook import WebhookChannel
+
+    channels: dict[str, Channel] = {}
+    if alerts.webhook_url:
+        channels["webhook"] = WebhookChannel(alerts.webhook_url, secret=alerts.webhook_secret,
+                                             timeout=alerts.send_timeout_seconds)
+    if alerts.slack_url:
+        channels["slack"] = SlackChannel(alerts.slack_url, timeout=alerts.send_timeout_seconds)
+    if alerts.smtp_host:
+        channels["email"] = EmailChannel(
+            host=alerts.smtp_host, port=alerts.smtp_port, sender=alerts.email_from,
+            recipients=alerts.email_to, starttls=alerts.smtp_starttls,
+            username=alerts.smtp_username, password=alerts.smtp_password,
+            timeout=alerts.send_timeout_seconds, ca_file=alerts.smtp_ca_file)
+    return channels
+
+
+def load_control_ids(settings: Any) -> frozenset[str]:
+    """Control targets of the registry; by id prefix when the registry cannot be read (a
+    collector may run without it)."""
+    try:
+        from targets.registry import load_registry
+
+        registry = load_registry(settings.targets.registry_path)
+    except Exception as error:  # a missing or broken registry: fall back, and say so
+        log.warning("alerts: registry unreadable (%s); controls are targets named control-*",
+                    error)
+        return frozenset()  # rules.UrlStatus then goes by the control- prefix
+    return frozenset(target.id for target in registry.targets if target.control)
+
+
+def evaluation_config(settings: Any, channels: dict[str, Channel],
+                      control_ids: frozenset[str]) -> EvaluationConfig:
+    return EvaluationConfig(
+        rules=RuleConfig.from_settings(settings.alerts),
+        kinds=frozenset(settings.alerts.kinds),
+        channels=tuple(sorted(channels)),
+        control_ids=control_ids,
+        dashboard_url=settings.alerts.dashboard_url,
+        round_interval_seconds=settings.schedule.interval_minutes * 60.0)
+
+
+class AlertService:
+    """One alert job: a pass of the rules, then a pass of deliveries; never two at once."""
+
+    def __init__(self, in_store: InStore, config: EvaluationConfig,
+                 channels: dict[str, Channel], policy: DeliveryPolicy, *,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.in_store = in_store
+        self.config = config
+        self.channels = channels
+        self.policy = policy
+        self.clock = clock
+        self._lock = asyncio.Lock()
+        self._woken: asyncio.Task[Any] | None = None
+        self.new_alert_ids: list[int] = []
+
+    @classmethod
+    def from_settings(cls, settings: Any, in_store: InStore, *,
+                      channels: dict[str, Channel] | None = None,
+                      control_ids: frozenset[str] | None = None) -> AlertService:
+        chosen = channels_from_settings(settings.alerts) if channels is None else channels
+        controls = load_control_ids(settings) if control_ids is None else control_ids
+        return cls(in_store, evaluation_config(settings, chosen, controls), chosen,
+                   DeliveryPolicy.from_settings(settings.alerts))
+
+    async def tick(self) -> DeliveryReport:
+        async with self._lock:
+            now = self.clock()
+            created = await self.in_store(lambda store: evaluate_alerts(store, self.config, now))
+            if created:
+                log.info("alerts recorded: %s", created)
+                self.new_alert_ids.extend(created)
+            return await deliver_due(self.in_store, self.channels, self.policy,
+                                     clock=self.clock)
+
+    def wake(self, _event: Any = None) -> None:
+        """A transition hook: run a pass now rather than at the next period (latency)."""
+        if self._woken is None or self._woken.done():
+            self._woken = asyncio.ensure_future(self.run_pass())
+
+    async def run_pass(self) -> None:
+        try:
+            await self.tick()
+        except Exception:  # the periodic job will try again; measuring must go on
+            log.exception("alert pass failed")
+
+    async def wait_idle(self) -> None:
+        if self._woken is not None:
+            await asyncio.gather(self._woken, return_exceptions=True)
+
+
+async def serve_metrics(listen: str, fetch: Callable[[], Awaitable[MetricsSnapshot]]) -> Any:
+    """Our own small /metrics listener (for `blockmon run`); returns the aiohttp runner."""
+    from aiohttp import web
+
+    host, _, port = listen.rpartition(":")
+    app = web.Application()
+    add_metrics_route(app, fetch)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, int(port)).start()
+    return runner
+
+
+def attach_to_service(settings: Any) -> Callable[[Any, Any], None]:
+    """For ServicePlan.on_service: the alert job on the monitor's scheduler, woken by the
+    runner's transitions, plus /metrics when [alerts] metrics_listen is set."""
+
+    def extend(runner: Any, scheduler: Any) -> None:
+        recorder = runner.store  # StoreRecorder: the store and its writer thread
+
+        async def in_store(work: Callable[[Any], Any]) -> Any:
+            return await recorder.call_in_writer(work, recorder.store)
+
+        service = AlertService.from_settings(settings, in_store)
+        runner.on_transition.append(service.wake)
+        scheduler.add_periodic("alerts", service.run_pass,
+                               seconds=settings.alerts.check_interval_seconds)
+        if settings.alerts.metrics_listen:
+            async def fetch() -> MetricsSnapshot:
+                snapshot: MetricsSnapshot = await in_store(read_snapshot)
+                return snapshot
+
+            asyncio.ensure_future(serve_metrics(settings.alerts.metrics_listen, fetch))
+
+    return extend
+
+
+def attach_to_collector(app: Any, settings: Any, database: Any) -> None:
+    """The collector: /metrics always; with [alerts] enabled, uploads go through the state
+    machine and the alert job runs every check_interval_seconds while the app is up."""
+
+    async def in_store(work: Callable[[Any], Any]) -> Any:
+        return await database.run(lambda store, _registry: work(store))
+
+    async def fetch() -> MetricsSnapshot:
+        snapshot: MetricsSnapshot = await in_store(read_snapshot)
+        return snapshot
+
+    add_metrics_route(app, fetch)
+    if settings is None or not settings.alerts.enabled:
+        return
+    from monitor.alerts.intake import save_and_decide
+
+    needed = settings.schedule.confirmations_needed
+    app["after_store"] = lambda store, rows: save_and_decide(store, rows,
+                                                             confirmations_needed=needed)
+    service = AlertService.from_settings(settings, in_store)
+    app["alert_service"] = service
+
+    async def alert_loop(_app: Any) -> Any:
+        async def loop() -> None:
+            while True:
+                await service.run_pass()
+                await asyncio.sleep(settings.alerts.check_interval_seconds)
+
+        task = asyncio.ensure_future(loop())
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    app.cleanup_ctx.append(alert_loop)
