@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -33,6 +34,8 @@ class CollectorConfig:
     upload_advice: UploadAdvice = field(default_factory=UploadAdvice)
     database_threads: int | None = None
     log_client_addresses: bool = False
+    # The loaded Settings: [alerts] turns on state decisions on upload and the alert job.
+    settings: Any = None
 
 
 @web.middleware
@@ -66,6 +69,9 @@ def build_app(config: CollectorConfig, database: DatabaseThreads) -> web.Applica
     app["limits"] = config.limits
     app["upload_advice"] = config.upload_advice
     add_routes(app)
+    from monitor.alerts.service import attach_to_collector  # /metrics, and alerts if enabled
+
+    attach_to_collector(app, config.settings, database)
     return app
 
 
