@@ -99,3 +99,38 @@ def test_a_token_issued_by_one_replica_is_revoked_on_both(
     # Privacy: the probe's address is kept neither in its measurement nor in its record.
     assert row is not None and json.loads(row[0])["probe_ip"] == "127.0.0.1"
     assert not [column for column in probe_columns if "ip" in column or "address" in column]
+
+
+def test_the_collector_reconnects_after_the_database_drops_it(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    application = "blockmon-reconnect-test"
+    # One database thread, so the request after the drop meets the dead connection for sure.
+    collector = CollectorProcess(database=f"{postgres_url}&application_name={application}",
+                                 workdir=tmp_path, extra_arguments=("--database-threads", "1"))
+    collector.start()
+    try:
+        token = register_probe(collector, "kz-reconnect")
+        batches = [[sample_measurement(number, vantage_id="kz-reconnect")] for number in range(8)]
+        first = {"measurements": batches[0]}
+        assert http_json("POST", f"{collector.url}/api/v1/measurements", first, token=token)[0] == 200
+        with psycopg.connect(postgres_url, autocommit=True) as connection:
+            dropped = connection.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = %s", (application,)).fetchone()
+        assert dropped is not None and dropped[0] >= 1
+        # A request on a dropped connection is refused as retryable (503), never as the probe's
+        # fault; the ones after it work again on a fresh connection.
+        statuses = [
+            http_json("POST", f"{collector.url}/api/v1/measurements", {"measurements": batch},
+                      token=token)[0]
+            for batch in batches[1:]
+        ]
+        assert statuses == [503] + [200] * 6, statuses
+        assert http_json("GET", f"{collector.url}/api/v1/health")[0] == 200
+    finally:
+        collector.stop()
+    accepted = [batches[0][0]["measurement_uid"]] + [
+        batch[0]["measurement_uid"] for batch, status in zip(batches[1:], statuses, strict=True) if status == 200
+    ]
+    assert stored_uids(postgres_url) == sorted(accepted)

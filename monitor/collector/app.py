@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from monitor.collector.backend import DatabaseThreads
+from monitor.collector.backend import DatabaseThreads, DatabaseUnavailable
 from monitor.collector.database import DatabaseUrl
 from monitor.collector.routes import UploadAdvice, add_routes
 from monitor.collector.validation import BatchLimits
@@ -55,6 +55,13 @@ async def json_errors(
         )
     except asyncio.CancelledError:
         raise
+    except DatabaseUnavailable as error:
+        log.warning("collector: database unavailable (%s) on %s %s", error, request.method, request.path)
+        return web.json_response(
+            {"error": "database unavailable, retry later", "field": None},
+            status=503,
+            headers={"Retry-After": "5"},
+        )
     except Exception:
         log.exception("collector: internal error on %s %s", request.method, request.path)
         return web.json_response({"error": "internal error", "field": None}, status=500)

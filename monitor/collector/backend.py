@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +13,25 @@ from monitor.collector.database import DatabaseUrl, connect
 from monitor.collector.registry import Registry
 
 T = TypeVar("T")
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database did not answer or dropped the connection; the client should retry."""
+
+
+def is_connection_failure(error: BaseException) -> bool:
+    """Errors that mean "the database is not reachable now", not "this request is wrong"."""
+    from monitor.store.base import StoreError
+
+    if isinstance(error, StoreError):
+        return "cannot connect" in str(error)
+    if isinstance(error, sqlite3.OperationalError):
+        return "locked" in str(error) or "unable to open" in str(error)
+    try:
+        import psycopg
+    except ImportError:
+        return False
+    return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
 
 
 def open_store(url: DatabaseUrl) -> Any:
@@ -64,9 +84,37 @@ class DatabaseThreads:
             if close is not None:
                 close()
 
+    def _run_here(self, work: Callable[[Any, Registry], T]) -> T:
+        try:
+            return work(*self._resources())
+        except Exception as error:
+            if not is_connection_failure(error):
+                raise
+            # The server restarted or dropped us: forget this thread's connections so the next
+            # request connects afresh, and tell the client to retry.
+            self._discard_resources()
+            raise DatabaseUnavailable(type(error).__name__) from error
+
+    def _discard_resources(self) -> None:
+        resources = getattr(self._local, "resources", None)
+        self._local.resources = None
+        if resources is None:
+            return
+        store, registry = resources
+        with self._lock:
+            self._opened = [pair for pair in self._opened if pair[0] is not store]
+        for closing in (registry.connection.close, getattr(store, "close", None)):
+            try:
+                if closing is not None:
+                    closing()
+            except Exception:  # already broken; closing is best effort
+                pass
+
     async def run(self, work: Callable[[Any, Registry], T]) -> T:
+        """Run `work(store, registry)` on a database thread; DatabaseUnavailable when the
+        database cannot be reached (the request is then safe to retry)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, lambda: work(*self._resources()))
+        return await loop.run_in_executor(self.executor, self._run_here, work)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
