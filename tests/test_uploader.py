@@ -216,3 +216,60 @@ async def test_the_scheduler_job_uploads_one_pass(
     result = await job()
     assert (result.uploaded, result.backlog, result.error) == (6, 0, None)
     assert len(collector_uids(collector)) == 6
+
+
+def collector_count(collector: CollectorProcess) -> int:
+    with sqlite3.connect(collector.database.removeprefix("sqlite:///"), timeout=30) as connection:
+        return int(connection.execute("SELECT COUNT(*) FROM measurements").fetchone()[0])
+
+
+@pytest.mark.slow
+def test_an_uploader_killed_9_and_restarted_loses_and_doubles_nothing(
+    tmp_path: Path, collector: CollectorProcess
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from monitor.store.rows import measurement_row
+    from tests.fixtures.collector import PROJECT_ROOT, blockmon_command
+
+    probe_dir = tmp_path / "probe"
+    store = open_store(f"sqlite:///{probe_dir / 'blockmon.db'}", spool=True)
+    measurements = [sample_measurement(n, vantage_id=VANTAGE) for n in range(1500)]
+    store.save_measurements([measurement_row(m, target_id=None, run_id=None, confirmation=0)
+                             for m in measurements])
+    store.close()
+    environment = {
+        **os.environ, "PYTHONPATH": str(PROJECT_ROOT),
+        "BLOCKMON_STORAGE_DATA_DIR": str(probe_dir),
+        "BLOCKMON_COLLECTOR_URL": collector.url,
+        "BLOCKMON_COLLECTOR_TOKEN": register_probe(collector, VANTAGE),
+        "BLOCKMON_COLLECTOR_UPLOAD_BATCH": "10",
+        "BLOCKMON_COLLECTOR_UPLOAD_INTERVAL_SECONDS": "1",
+    }
+
+    def start_uploader() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(blockmon_command("collector", "upload", "--loop"), cwd=tmp_path,
+                                env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    for kill_after in (100, 600):
+        uploader = start_uploader()
+        deadline = time.monotonic() + 60
+        while collector_count(collector) < kill_after and time.monotonic() < deadline:
+            time.sleep(0.02)
+        uploader.send_signal(signal.SIGKILL)  # mid-batch, between POST and marking, wherever
+        uploader.wait(timeout=10)
+    uploader = start_uploader()
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            with sqlite3.connect(probe_dir / "blockmon.db", timeout=30) as connection:
+                if connection.execute("SELECT COUNT(*) FROM spool").fetchone()[0] == 0:
+                    break
+            time.sleep(0.2)
+    finally:
+        uploader.send_signal(signal.SIGTERM)
+        uploader.wait(timeout=20)
+    assert collector_uids(collector) == sorted(m["measurement_uid"] for m in measurements)
