@@ -255,6 +255,10 @@ def load_plan(config_path: str | None, list_names: Sequence[str]) -> ServicePlan
         from monitor.alerts.service import attach_to_service
 
         plan.on_service.append(attach_to_service(settings))
+    if settings.reports.weekly or settings.reports.monthly:
+        from reports.periodic import attach_reports_to_service
+
+        plan.on_service.append(attach_reports_to_service(settings))
     return plan
 
 
