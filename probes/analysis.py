@@ -389,7 +389,11 @@ def _tls_decision(
             context.notes.append(f"tls: the control's handshake with {endpoint} failed too")
         context.notes.append(
             f"tls: {failure} at {endpoint}; issuer {issuer or 'unknown'}"
-            + (f"; {match.evidence}" if match else "; no known interception CA")
+            + (
+                f"; known interception CA {match.id} (by {match.matched_by})"
+                if match
+                else "; no known interception CA"
+            )
         )
         return _blocked(method, match)
     context.notes.append(f"tls: {failure} at {endpoint} while the control's handshake succeeded")
