@@ -73,3 +73,28 @@ def test_commands_name_bad_input(tmp_path: Path) -> None:
     result = run_blockmon("collector", "probes", "--database", "postgresql://nobody@127.0.0.1:1/x",
                           cwd=tmp_path)
     assert result.returncode != 0 and "cannot connect" in result.stderr
+
+
+def test_a_standing_secret_from_settings_enrols_many_until_changed(tmp_path: Path) -> None:
+    from tests.fixtures.collector import http_json
+
+    collector = CollectorProcess(database=f"sqlite:///{tmp_path / 'c.db'}", workdir=tmp_path,
+                                 environment={"BLOCKMON_COLLECTOR_ENROLMENT_SECRET": "first-secret"})
+    collector.start()
+    try:
+        def register(vantage: str, secret: str) -> int:
+            return http_json("POST", f"{collector.url}/api/v1/register",
+                             {"enrolment_secret": secret, "vantage_id": vantage})[0]
+
+        assert register("kz-a", "first-secret") == 201
+        assert register("kz-b", "first-secret") == 201
+        collector.stop()
+        collector.environment["BLOCKMON_COLLECTOR_ENROLMENT_SECRET"] = "second-secret"
+        collector.start()
+        assert register("kz-c", "first-secret") == 403
+        assert register("kz-c", "second-secret") == 201
+    finally:
+        collector.stop()
+    with sqlite3.connect(tmp_path / "c.db") as connection:
+        hashes = [row[0] for row in connection.execute("SELECT secret_hash FROM enrolment_secrets")]
+    assert hashes and not any("secret" in value for value in hashes)

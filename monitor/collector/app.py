@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -34,6 +35,8 @@ class CollectorConfig:
     upload_advice: UploadAdvice = field(default_factory=UploadAdvice)
     database_threads: int | None = None
     log_client_addresses: bool = False
+    # [collector] enrolment_secret: a standing, multi-use secret (stored hashed like the others).
+    standing_enrolment_secret: str | None = None
     # The loaded Settings: [alerts] turns on state decisions on upload and the alert job.
     settings: Any = None
 
@@ -86,6 +89,11 @@ async def serve_collector(config: CollectorConfig, stop: asyncio.Event | None = 
     """Migrate the database, then serve until `stop` is set or SIGTERM/SIGINT arrives."""
     database = DatabaseThreads(config.database, config.database_threads)
     await asyncio.get_running_loop().run_in_executor(database.executor, database.migrate)
+    standing = config.standing_enrolment_secret
+    if standing:
+        await database.run(
+            lambda _store, registry: registry.ensure_standing_secret(standing, now=datetime.now(UTC))
+        )
     app = build_app(config, database)
     runner = web.AppRunner(
         app,

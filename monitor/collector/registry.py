@@ -50,6 +50,7 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+STANDING_SECRET_NOTE = "[collector] enrolment_secret"
 
 RegistrationOutcome = Literal["registered", "bad_secret", "vantage_taken", "vantage_mismatch"]
 TokenStatus = Literal["valid", "unknown", "revoked"]
@@ -148,6 +149,30 @@ class Registry:
                 ),
             )
         return secret
+
+    def ensure_standing_secret(self, secret: str, *, now: datetime) -> None:
+        """Accept `[collector] enrolment_secret` for any number of probes until it is changed.
+
+        Convenient for a small network; `enrol` gives single-use secrets for a larger one.
+        """
+        with transaction(self.connection, self.dialect):
+            self._execute(
+                "UPDATE enrolment_secrets SET uses_left = 0 WHERE note = ? AND secret_hash <> ?",
+                (STANDING_SECRET_NOTE, hash_secret(secret)),
+            )
+            self._execute(
+                "INSERT INTO enrolment_secrets "
+                "(secret_hash, vantage_id, note, created_at, expires_at, uses_left) "
+                "VALUES (?, NULL, ?, ?, ?, ?) ON CONFLICT (secret_hash) DO UPDATE SET "
+                "uses_left = excluded.uses_left, expires_at = excluded.expires_at",
+                (
+                    hash_secret(secret),
+                    STANDING_SECRET_NOTE,
+                    format_time(now),
+                    format_time(now + timedelta(days=3650)),
+                    1_000_000_000,
+                ),
+            )
 
     def register_probe(self, request: dict[str, str], *, now: datetime) -> Registration:
         """Spend one use of an enrolment secret and give the probe its id and a fresh token."""

@@ -100,6 +100,7 @@ def collector(
         ),
         database_threads=database_threads,
         log_client_addresses=log_client_addresses,
+        standing_enrolment_secret=settings.collector.enrolment_secret,
         settings=settings,
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
