@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from reports.build import Report, TargetFinding
 from reports.formatting import evidence_path, format_share, when
+from reports.model import Report, TargetFinding
 from reports.render_html import render_charts
 
 
