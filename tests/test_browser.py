@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,9 @@ def dashboard_url(history_store: HistoryStore, tmp_path: Path) -> Iterator[str]:
     out_dir = tmp_path / "reports"
     store = open_store(history_store.url, migrate=False)
     try:
+        # A fixed "generated at": the screenshot only changes when the report does.
         generate_report(store, parse_period("2026-11"), out_dir, ("html",),
-                        targets=list(REPORT_TARGETS))
+                        targets=list(REPORT_TARGETS), now=datetime(2026, 12, 1, 0, 40, tzinfo=UTC))
     finally:
         store.close()
     config = tmp_path / "blockmon.toml"
