@@ -209,18 +209,30 @@ def load_method_counts(db: ReadDatabase, since: str, until: str) -> list[MethodC
     return [MethodCount(**{**row, "measurements": _int(row["measurements"])}) for row in rows]
 
 
-def load_states_at(db: ReadDatabase, moment: str) -> list[StateAt]:
-    """Each (vantage, URL)'s state as of `moment`: the last transition recorded before it."""
-    rows = db.rows(
+def _last_transitions(db: ReadDatabase, moment: str, changes_only: bool) -> list[dict[str, Any]]:
+    condition = "AND (from_state IS NULL OR from_state <> to_state)" if changes_only else ""
+    return db.rows(
         "SELECT vantage_id, url, target_id, to_state, method, at, measurement_uid FROM ("
         "SELECT vantage_id, url, target_id, to_state, method, at, measurement_uid, "
         "ROW_NUMBER() OVER (PARTITION BY vantage_id, url ORDER BY at DESC, id DESC) AS position "
-        "FROM state_transitions WHERE at < :moment) AS ranked WHERE position = 1",
+        f"FROM state_transitions WHERE at < :moment {condition}) AS ranked WHERE position = 1",
         {"moment": store_time(moment)},
     )
+
+
+def load_states_at(db: ReadDatabase, moment: str) -> list[StateAt]:
+    """Each (vantage, URL)'s state as of `moment`: its last transition before then.
+
+    `since` is when that state began: a method change while blocked (blocked -> blocked) is a
+    transition too, but the block began at the last change of state.
+    """
+    began = {(row["vantage_id"], row["url"]): row["at"]
+             for row in _last_transitions(db, moment, changes_only=True)}
     return [StateAt(vantage_id=row["vantage_id"], url=row["url"], target_id=row["target_id"],
-                    state=row["to_state"], method=row["method"], since=row["at"],
-                    measurement_uid=row["measurement_uid"]) for row in rows]
+                    state=row["to_state"], method=row["method"],
+                    since=began.get((row["vantage_id"], row["url"]), row["at"]),
+                    measurement_uid=row["measurement_uid"])
+            for row in _last_transitions(db, moment, changes_only=False)]
 
 
 def load_transitions_between(db: ReadDatabase, since: str, until: str) -> list[Transition]:

@@ -33,8 +33,8 @@ from reports.periods import Period
 from targets.model import Target, TargetURL
 
 
-def needed_uids(daily: Iterable[DailyCounts], methods: Iterable[MethodCount],
-                states: Iterable[StateAt]) -> tuple[set[str], set[str]]:
+def needed_uids(daily: Iterable[DailyCounts],
+                methods: Iterable[MethodCount]) -> tuple[set[str], set[str]]:
     """(uids whose outcome decides an end state, uids whose JSON is quoted as evidence)."""
     last_by_pair: dict[tuple[str, str], str] = {}
     evidence: set[str] = set()
@@ -43,7 +43,6 @@ def needed_uids(daily: Iterable[DailyCounts], methods: Iterable[MethodCount],
         last_by_pair[key] = max(last_by_pair.get(key, ""), row.last_uid)
     for method in methods:
         evidence.add(method.last_uid)
-    del states  # the states' uids are linked, not parsed
     return set(last_by_pair.values()), evidence
 
 

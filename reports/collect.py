@@ -28,7 +28,7 @@ def collect_inputs(store: Any, period: Period, targets: list[Target] | None = No
     daily = load_daily_counts(db, since, until)
     methods = load_method_counts(db, since, until)
     states_at_end = load_states_at(db, until)
-    outcome_uids, evidence_uids = needed_uids(daily, methods, states_at_end)
+    outcome_uids, evidence_uids = needed_uids(daily, methods)
     return ReportInputs(
         period=period,
         generated_at=store_text(now or datetime.now(UTC)),

@@ -208,3 +208,30 @@ def test_periods_and_their_errors() -> None:
         range_period("2026-11-05", "2026-11-01")
     with pytest.raises(PeriodError, match="nov"):
         parse_period("nov")
+
+
+def test_a_method_change_keeps_the_block_start(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from monitor.queries import ReadDatabase, load_states_at
+
+    store = open_store(f"sqlite:///{tmp_path / 'states.db'}")
+    try:
+        base = {"vantage_id": "v", "url": "https://x.example/", "target_id": "x",
+                "measurement_uid": None, "from_method": None}
+        state_row = {"vantage_id": "v", "url": "https://x.example/", "target_id": "x",
+                     "list_name": None, "state": "blocked", "method": "tls.timeout",
+                     "since": "2026-11-02T00:00:00Z", "last_change": "2026-11-05T00:00:00Z",
+                     "last_measured_at": "2026-11-05T00:00:00Z", "last_uid": None,
+                     "probe_asn": None, "probe_cc": None, "streak": 3}
+        for from_state, to_state, method, at in (
+                (None, "accessible", None, "2026-11-01T00:00:00Z"),
+                ("accessible", "blocked", "dns.nxdomain", "2026-11-02T00:00:00Z"),
+                ("blocked", "blocked", "tls.timeout", "2026-11-05T00:00:00Z")):
+            store.save_state(state_row, {**base, "from_state": from_state, "to_state": to_state,
+                                         "method": method, "at": at})
+        (state,) = load_states_at(ReadDatabase(store), "2026-12-01T00:00:00Z")
+        assert (state.state, state.method, state.since) == (
+            "blocked", "tls.timeout", "2026-11-02T00:00:00Z")
+        (earlier,) = load_states_at(ReadDatabase(store), "2026-11-02T00:00:00Z")
+        assert (earlier.state, earlier.since) == ("accessible", "2026-11-01T00:00:00Z")
+    finally:
+        store.close()
