@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import Any
 
 from cryptography import x509
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
-def describe_certificate(der: bytes) -> dict:
+def describe_certificate(der: bytes) -> dict[str, Any]:
     """Subject, issuer, SANs, validity and fingerprints; an unparsable blob is said so, not raised."""
-    description: dict = {
+    description: dict[str, Any] = {
         "subject": None,
         "issuer": None,
         "sans": [],
@@ -44,6 +45,6 @@ def subject_alternative_names(certificate: x509.Certificate) -> list[str]:
     return names
 
 
-def peer_certificate_entry(der: bytes) -> dict:
+def peer_certificate_entry(der: bytes) -> dict[str, Any]:
     """OONI's peer_certificates[] item (df-006): base64 DER."""
     return {"format": "base64", "data": base64.b64encode(der).decode("ascii")}

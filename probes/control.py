@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import aiohttp
 
@@ -12,7 +13,7 @@ from probes.options import ProbeOptions
 from probes.tcp import format_endpoint
 
 
-def build_control_request(url: str, addresses: list[str]) -> dict:
+def build_control_request(url: str, addresses: list[str]) -> dict[str, Any]:
     """The oohelperd request body: the probe's resolved IPs become "ip:port" on the URL's port."""
     _, _, port = url_endpoint(url)
     return {
@@ -25,7 +26,7 @@ def build_control_request(url: str, addresses: list[str]) -> dict:
 
 async def fetch_control(
     session: aiohttp.ClientSession, options: ProbeOptions, url: str, addresses: list[str]
-) -> tuple[dict, str | None]:
+) -> tuple[dict[str, Any], str | None]:
     """POST to options.helper_url; returns (control, control_failure), ({}, None) without a helper."""
     if not options.helper_url:
         return {}, None

@@ -7,7 +7,7 @@ import functools
 import ipaddress
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import dns.asyncquery
 import dns.exception
@@ -79,7 +79,7 @@ def resolvers_for(options: ProbeOptions) -> tuple[Resolver, ...]:
     return system_resolvers()
 
 
-def addresses_from_queries(queries: list[dict]) -> list[str]:
+def addresses_from_queries(queries: list[dict[str, Any]]) -> list[str]:
     """The IPv4 then IPv6 addresses the queries returned, in answer order, without duplicates."""
     seen: dict[str, None] = {}
     for query in sorted(queries, key=lambda q: q["query_type"] != "A"):
@@ -98,7 +98,7 @@ def is_ip_literal(host: str) -> bool:
     return True
 
 
-async def probe_dns(hostname: str, options: ProbeOptions, *, started: float | None = None) -> list[dict]:
+async def probe_dns(hostname: str, options: ProbeOptions, *, started: float | None = None) -> list[dict[str, Any]]:
     """Ask for A and AAAA concurrently; an IP literal needs no query and yields []."""
     if is_ip_literal(hostname):
         return []
@@ -117,9 +117,9 @@ async def _query(
     resolvers: tuple[Resolver, ...],
     options: ProbeOptions,
     started: float,
-) -> dict:
+) -> dict[str, Any]:
     t0 = time.monotonic() - started
-    entry: dict = {
+    entry: dict[str, Any] = {
         "hostname": hostname,
         "query_type": query_type,
         "engine": resolvers[0].engine if resolvers else "system",
@@ -209,7 +209,7 @@ async def _exchange_udp(wire: bytes, resolver: Resolver, source_address: str | N
         transport.close()
 
 
-def _record_response(entry: dict, response: dns.message.Message, query_type: QueryType) -> None:
+def _record_response(entry: dict[str, Any], response: dns.message.Message, query_type: QueryType) -> None:
     rcode = response.rcode()
     entry["rcode"] = dns.rcode.to_text(rcode)
     if rcode in _RCODE_FAILURES:
@@ -219,7 +219,7 @@ def _record_response(entry: dict, response: dns.message.Message, query_type: Que
         entry["failure"] = "dns_server_misbehaving"
         return
     wanted = dns.rdatatype.from_text(query_type)
-    answers: list[dict] = []
+    answers: list[dict[str, Any]] = []
     found = False
     for rrset in response.answer:
         for rdata in rrset:

@@ -6,6 +6,7 @@ import asyncio
 import html
 import re
 import time
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import h11
@@ -60,13 +61,13 @@ async def probe_http(
     streams: Streams | None = None,
     address: str | None = None,
     started: float | None = None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """GET `url` (over `streams` when given) and every redirect; requests[] most recent first.
 
     Redirect hops take fresh DNS, TCP and TLS steps of their own, as a browser would.
     """
     started = time.monotonic() if started is None else started
-    requests: list[dict] = []
+    requests: list[dict[str, Any]] = []
     current = url
     while True:
         if streams is None:
@@ -86,7 +87,7 @@ async def probe_http(
         current = next_url
 
 
-def _redirect_target(current: str, entry: dict) -> str | None:
+def _redirect_target(current: str, entry: dict[str, Any]) -> str | None:
     response = entry.get("response")
     if entry["failure"] or not response or response["code"] not in REDIRECT_CODES:
         return None
@@ -104,7 +105,7 @@ def _header(headers_list: list[list[str]], name: str) -> str | None:
     return None
 
 
-async def _fetch_fresh(url: str, options: ProbeOptions, started: float) -> dict:
+async def _fetch_fresh(url: str, options: ProbeOptions, started: float) -> dict[str, Any]:
     """One hop with its own DNS, TCP and TLS: tries each public address until one works."""
     t0 = time.monotonic() - started
     parts = urlsplit(url)
@@ -141,7 +142,7 @@ async def _fetch_fresh(url: str, options: ProbeOptions, started: float) -> dict:
     return entry
 
 
-def new_request_entry(url: str, address: str, t0: float) -> dict:
+def new_request_entry(url: str, address: str, t0: float) -> dict[str, Any]:
     """A requests[] item (OONI df-001) with the headers we send and no response yet."""
     host_header = _host_header(url)
     headers = {"Host": host_header, **REQUEST_HEADERS} if host_header else dict(REQUEST_HEADERS)
@@ -173,7 +174,7 @@ def _host_header(url: str) -> str:
 
 async def fetch_one(
     url: str, streams: Streams, address: str, options: ProbeOptions, *, started: float | None = None
-) -> dict:
+) -> dict[str, Any]:
     """One GET over already-open streams, which it closes; the response is kept even if partial."""
     started = time.monotonic() if started is None else started
     entry = new_request_entry(url, address, time.monotonic() - started)
@@ -207,7 +208,7 @@ class _ExchangeState:
 async def _exchange(
     url: str,
     streams: Streams,
-    entry: dict,
+    entry: dict[str, Any],
     body: bytearray,
     body_limit: int,
     state: _ExchangeState,
@@ -242,7 +243,7 @@ async def _exchange(
             return
 
 
-def _response_entry(event: h11.Response) -> dict:
+def _response_entry(event: h11.Response) -> dict[str, Any]:
     # raw_items keeps the header names as the server spelled them (h11 lowercases the rest).
     headers_list = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in event.headers.raw_items()]
     headers: dict[str, str] = {}

@@ -8,6 +8,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -35,7 +36,7 @@ _SNI_RETRY_FAILURES = frozenset(
     {"connection_reset", "generic_timeout_error", "eof_error", "ssl_failed_handshake"}
 )
 
-ResultCallback = Callable[[str, dict | None, str | None], Awaitable[None] | None]
+ResultCallback = Callable[[str, dict[str, Any] | None, str | None], Awaitable[None] | None]
 
 
 def validate_url(url: str) -> str:
@@ -81,10 +82,10 @@ async def measure_url(
     options: ProbeOptions,
     *,
     session: aiohttp.ClientSession | None = None,
-    annotations: dict | None = None,
+    annotations: dict[str, Any] | None = None,
     report_id: str = "adhoc",
     test_start_time: datetime | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Measure one URL and return the whole OONI measurement; network failures are data."""
     url = validate_url(url)
     started_at = datetime.now(UTC)
@@ -126,10 +127,10 @@ async def measure_url(
 
 async def _collect_observations(
     url: str, options: ProbeOptions, session: aiohttp.ClientSession | None, started: float
-) -> dict:
+) -> dict[str, Any]:
     scheme, host, port = _endpoint(url)
     if is_ip_literal(host):
-        queries: list[dict] = []
+        queries: list[dict[str, Any]] = []
         addresses = [host.strip("[]")]
     else:
         queries = await probe_dns(host, options, started=started)
@@ -146,7 +147,7 @@ async def _collect_observations(
         connections: list[tuple[str, Streams]] = [
             (ip, streams) for ip, (_, streams) in zip(public, tcp_results, strict=True) if streams
         ]
-        tls_handshakes: list[dict] = []
+        tls_handshakes: list[dict[str, Any]] = []
         if scheme == "https" and connections:
             tls_results = await asyncio.gather(
                 *(probe_tls(ip, port, host, options, streams=streams, started=started) for ip, streams in connections)
@@ -160,7 +161,7 @@ async def _collect_observations(
         if control_task is not None:
             control_task.cancel()
 
-    sni_differential: list[dict] = []
+    sni_differential: list[dict[str, Any]] = []
     if scheme == "https":
         retries = await _sni_retries(tls_handshakes, control, options, started)
         for entry in retries:
@@ -194,11 +195,11 @@ async def _fetch_first(
     url: str,
     port: int,
     connections: list[tuple[str, Streams]],
-    tcp_connect: list[dict],
-    tls_handshakes: list[dict],
+    tcp_connect: list[dict[str, Any]],
+    tls_handshakes: list[dict[str, Any]],
     options: ProbeOptions,
     started: float,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """HTTP over the first working connection (one handshake per measurement, as OONI LTE)."""
     if not connections:
         return _unreachable_requests(url, port, tcp_connect, tls_handshakes, started)
@@ -208,8 +209,8 @@ async def _fetch_first(
 
 
 def _unreachable_requests(
-    url: str, port: int, tcp_connect: list[dict], tls_handshakes: list[dict], started: float
-) -> list[dict]:
+    url: str, port: int, tcp_connect: list[dict[str, Any]], tls_handshakes: list[dict[str, Any]], started: float
+) -> list[dict[str, Any]]:
     """No connection to speak HTTP over: the request failed as the last step before it did.
 
     With nothing to connect to (no answer, or only bogons) there was no request at all.
@@ -230,8 +231,8 @@ def _unreachable_requests(
 
 
 async def _sni_retries(
-    tls_handshakes: list[dict], control: dict, options: ProbeOptions, started: float
-) -> list[dict]:
+    tls_handshakes: list[dict[str, Any]], control: dict[str, Any], options: ProbeOptions, started: float
+) -> list[dict[str, Any]]:
     control_tls = control.get("tls_handshake") or {}
     candidates = [
         entry
@@ -250,7 +251,7 @@ async def _sni_retries(
 
 async def _sni_retry(
     ip: str, port: int, server_name: str | None, options: ProbeOptions, started: float
-) -> dict:
+) -> dict[str, Any]:
     # Unverified: a neutral name cannot match the certificate; what counts is getting through.
     entry, streams = await probe_tls(ip, port, server_name, options, verify=False, started=started)
     await close_streams(streams)
@@ -258,7 +259,7 @@ async def _sni_retry(
     return entry
 
 
-def _analysis_keys(test_keys: dict, options: ProbeOptions) -> dict:
+def _analysis_keys(test_keys: dict[str, Any], options: ProbeOptions) -> dict[str, Any]:
     # The packaged fingerprints, loaded once per process by the analysis itself.
     verdict = analyze(test_keys, public_networks=options.public_networks())
     return verdict.as_test_keys()
@@ -270,7 +271,7 @@ async def measure_many(
     concurrency: int,
     on_result: ResultCallback,
     *,
-    annotations: dict | None = None,
+    annotations: dict[str, Any] | None = None,
     report_id: str = "adhoc",
 ) -> int:
     """Measure every URL with at most `concurrency` in flight; returns how many were measured.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from probes.errors import NETWORK_ERRORS, classify_failure
 from probes.options import ProbeOptions
@@ -21,7 +22,7 @@ def format_endpoint(ip: str, port: int) -> str:
 
 async def probe_tcp(
     ip: str, port: int, options: ProbeOptions, *, started: float | None = None
-) -> tuple[dict, Streams | None]:
+) -> tuple[dict[str, Any], Streams | None]:
     """Connect within connect_timeout; the open streams are returned so TLS/HTTP reuse them."""
     started = time.monotonic() if started is None else started
     t0 = time.monotonic() - started

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import ssl
 import time
-from typing import Literal
+from typing import Any, Literal
 
 from probes.certificates import describe_certificate, peer_certificate_entry
 from probes.errors import NETWORK_ERRORS, classify_failure
@@ -41,7 +41,7 @@ async def probe_tls(
     verify: bool = True,
     streams: Streams | None = None,
     started: float | None = None,
-) -> tuple[dict, Streams | None]:
+) -> tuple[dict[str, Any], Streams | None]:
     """Handshake over `streams` (or a fresh connection); returns the entry and the TLS streams.
 
     On a verification failure the entry also carries the chain the server presented, fetched by
@@ -49,7 +49,7 @@ async def probe_tls(
     """
     started = time.monotonic() if started is None else started
     t0 = time.monotonic() - started
-    entry: dict = {
+    entry: dict[str, Any] = {
         "address": format_endpoint(ip, port),
         "server_name": server_name,
         "failure": None,
@@ -99,7 +99,7 @@ async def _handshake(
 
 
 async def _record_presented_chain(
-    entry: dict, ip: str, port: int, server_name: str | None, options: ProbeOptions
+    entry: dict[str, Any], ip: str, port: int, server_name: str | None, options: ProbeOptions
 ) -> None:
     _, streams = await probe_tcp(ip, port, options)
     if streams is None:
@@ -109,7 +109,7 @@ async def _record_presented_chain(
     await close_streams(streams)
 
 
-def _record_session(entry: dict, streams: Streams) -> None:
+def _record_session(entry: dict[str, Any], streams: Streams) -> None:
     ssl_object = streams[1].get_extra_info("ssl_object")
     entry["tls_version"] = ssl_object.version()
     cipher = ssl_object.cipher()
@@ -118,7 +118,7 @@ def _record_session(entry: dict, streams: Streams) -> None:
     entry["peer_certificates"], entry["certificate_chain"] = _peer_chain(streams)
 
 
-def _peer_chain(streams: Streams) -> tuple[list[dict], list[dict]]:
+def _peer_chain(streams: Streams) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     ssl_object = streams[1].get_extra_info("ssl_object")
     if ssl_object is None:
         return [], []

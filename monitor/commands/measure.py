@@ -9,6 +9,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -153,7 +154,7 @@ def measure(
 async def _measure_all(urls: list[str], options: ProbeOptions, concurrency: int) -> int:
     from probes.measure import measure_many  # aiohttp and the analysis load only when measuring
 
-    def print_result(url: str, measurement: dict | None, error: str | None) -> None:
+    def print_result(url: str, measurement: dict[str, Any] | None, error: str | None) -> None:
         if measurement is None:
             click.echo(f"error: {error}", err=True)
             return
