@@ -167,6 +167,10 @@ class StoreRecorder:
         self.call_in_writer = call_in_writer
         self.vantage_id = vantage_id
 
+    async def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Any other store call, on the writer thread (StoreWriter's spelling, for the uploader)."""
+        return await self.call_in_writer(function, *args, **kwargs)
+
     async def start_run(self, list_name: str) -> str:
         run_id: str = await self.call_in_writer(self.store.start_run, list_name, self.vantage_id)
         return run_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -130,7 +131,23 @@ class MonitorScheduler:
     def __init__(self, *, scheduler: AsyncIOScheduler | None = None) -> None:
         self.scheduler = scheduler or AsyncIOScheduler(timezone=UTC)
         self.skipped_overlaps: dict[str, int] = {}
+        self._running: set[asyncio.Task[Any]] = set()
         self.scheduler.add_listener(self._on_job_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_ERROR)
+
+    def _tracked(self, job: AsyncJob) -> AsyncJob:
+        """The job, remembered while it runs, so a shutdown can wait for it to finish."""
+
+        async def run_tracked() -> Any:
+            task = asyncio.current_task()
+            if task is not None:
+                self._running.add(task)
+            try:
+                return await job()
+            finally:
+                if task is not None:
+                    self._running.discard(task)
+
+        return run_tracked
 
     def add_list(
         self,
@@ -151,7 +168,7 @@ class MonitorScheduler:
                 trigger, schedule.watch_windows, jitter_seconds=schedule.jitter_seconds
             )
         self.scheduler.add_job(
-            run_round,
+            self._tracked(run_round),
             trigger=trigger,
             id=f"list:{list_name}",
             name=f"round over list {list_name}",
@@ -166,7 +183,7 @@ class MonitorScheduler:
     def add_confirmation(self, key: str, retest: AsyncJob, *, at: datetime) -> None:
         """A one-off re-test; a newer request for the same key replaces the pending one."""
         self.scheduler.add_job(
-            retest,
+            self._tracked(retest),
             trigger=DateTrigger(run_date=at, timezone=UTC),
             id=f"confirm:{key}",
             name=f"confirmation re-test {key}",
@@ -197,7 +214,7 @@ class MonitorScheduler:
             schedule, start=now + timedelta(seconds=seconds or 0)
         )
         self.scheduler.add_job(
-            job,
+            self._tracked(job),
             trigger=trigger,
             id=f"periodic:{name}",
             name=name,
@@ -217,6 +234,12 @@ class MonitorScheduler:
         """Stop starting new jobs; jobs already running carry on."""
         if self.scheduler.running:
             self.scheduler.pause()
+
+    async def wait_for_running_jobs(self, timeout: float) -> int:
+        """After pause(): wait up to `timeout` for jobs still running; returns how many remain."""
+        if self._running:
+            await asyncio.wait(list(self._running), timeout=timeout)
+        return len(self._running)
 
     def shutdown(self) -> None:
         if self.scheduler.running:

@@ -205,3 +205,47 @@ def test_progress_redraws_one_line_on_a_terminal_and_prints_lines_otherwise():
         "\r[###############---------------] 1/2 measured, 1 blocked"
         "\r[##############################] 2/2 measured, 1 blocked\n")
     assert pipe.getvalue() == "1/2 measured, 1 blocked\n2/2 measured, 1 blocked\n"
+
+
+async def test_service_uploads_the_spool_to_the_collector(tmp_path):
+    from aiohttp import web
+
+    from monitor.commands.demo import serve_on_loopback
+    from monitor.commands.run import ServicePlan, attach_uploads, run_service
+    from monitor.runner import RunnerConfig
+    from monitor.scheduler import ListSchedule
+    from monitor.shutdown import ShutdownRequest
+    from tests.fixtures.runner import ScriptedProbe, make_target_list
+
+    received: list[str] = []
+    shutdown = ShutdownRequest()
+
+    async def collect(request: web.Request) -> web.Response:
+        assert request.headers["Authorization"] == "Bearer probe-token"
+        batch = (await request.json())["measurements"]
+        received.extend(measurement["measurement_uid"] for measurement in batch)
+        if len(received) >= 2:
+            shutdown.trigger("test")
+        return web.json_response({"stored": len(batch)})
+
+    app = web.Application()
+    app.router.add_post("/api/v1/measurements", collect)
+    url, app_runner = await serve_on_loopback(app)
+    try:
+        settings = load_settings(write_config(tmp_path, (
+            f'[collector]\nurl = "{url}"\ntoken = "probe-token"\nupload_interval_seconds = 1\n')),
+            environ={})
+        plan = ServicePlan(
+            settings=settings, target_lists=[make_target_list("news", {"a.example": 2})],
+            runner_config=RunnerConfig(), measure=ScriptedProbe(),
+            schedules={"news": ListSchedule(interval_seconds=3600)},
+            on_service=[attach_uploads(settings)])
+        assert await asyncio.wait_for(run_service(plan, shutdown=shutdown), timeout=60) == 0
+    finally:
+        await app_runner.cleanup()
+
+    with sqlite3.connect(tmp_path / "data" / "blockmon.db") as connection:
+        stored = {uid for (uid,) in connection.execute("SELECT uid FROM measurements")}
+        spooled = connection.execute("SELECT count(*) FROM spool").fetchone()[0]
+    assert set(received) == stored and len(stored) == 2
+    assert spooled == 0

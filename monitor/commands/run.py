@@ -194,18 +194,11 @@ async def run_service(plan: ServicePlan, *, shutdown: ShutdownRequest,
 
     async def body(runner: Runner) -> int:
         runner.schedule_retest = lambda key, job, at: clock.add_confirmation(key, job, at=at)
-        rounds_running: set[asyncio.Task[Any]] = set()
 
         async def one_round(list_name: str) -> None:
             if runner.stopping:
                 return
-            this_round = asyncio.current_task()
-            assert this_round is not None
-            rounds_running.add(this_round)
-            try:
-                result = await runner.run_round(list_name)
-            finally:
-                rounds_running.discard(this_round)
+            result = await runner.run_round(list_name)
             log.info(render_round_summary(list_name, result.outcomes, result.status))
             for hook in plan.on_round:
                 returned = hook(result)
@@ -225,9 +218,11 @@ async def run_service(plan: ServicePlan, *, shutdown: ShutdownRequest,
         finally:
             clock.pause()
             cancelled = await stop_gracefully(runner, shutdown)
-            # Rounds close their run rows once their measurements are done or cancelled.
-            if rounds_running:
-                await asyncio.wait(list(rounds_running), timeout=10)
+            # Rounds close their run rows once their measurements are done or cancelled;
+            # periodic jobs (uploads, alerts) finish their store calls before the writer closes.
+            unfinished = await clock.wait_for_running_jobs(timeout=10)
+            if unfinished:
+                log.warning("%d scheduled jobs still running at shutdown", unfinished)
             clock.shutdown()
             shutdown.remove()
             log.info("stopped (%d in-flight measurements cancelled)", cancelled)
@@ -259,7 +254,31 @@ def load_plan(config_path: str | None, list_names: Sequence[str]) -> ServicePlan
         from reports.periodic import attach_reports_to_service
 
         plan.on_service.append(attach_reports_to_service(settings))
+    if settings.collector.url and settings.collector.token:
+        plan.on_service.append(attach_uploads(settings))
     return plan
+
+
+def attach_uploads(settings: Any) -> Callable[[Runner, MonitorScheduler], None]:
+    """For ServicePlan.on_service: drain the spool to the collector every
+    [collector] upload_interval_seconds, through the store's writer thread."""
+
+    def attach(runner: Runner, scheduler: MonitorScheduler) -> None:
+        async def upload() -> None:
+            import aiohttp
+
+            from monitor.uploader import upload_pending
+
+            async with aiohttp.ClientSession() as session:
+                result = await upload_pending(runner.store, settings, session)
+            if result.error:
+                log.warning("upload to %s: %s (%d waiting)", settings.collector.url,
+                            result.error, result.backlog)
+
+        scheduler.add_periodic("upload", upload,
+                               seconds=float(settings.collector.upload_interval_seconds))
+
+    return attach
 
 
 def configure_logging(level: str) -> None:
