@@ -71,3 +71,21 @@ def test_compose_and_dockerfile_name_real_commands_and_paths() -> None:
         assert_command_exists(words, "docker-compose.yml")
     for source in re.findall(r"^COPY (\S+)", (ROOT / "Dockerfile").read_text(), re.MULTILINE):
         assert (ROOT / source).exists(), f"Dockerfile copies {source}, which does not exist"
+
+
+def test_every_route_and_collector_command_is_documented() -> None:
+    from aiohttp import web
+
+    from monitor.collector.routes import add_routes
+    from monitor.commands.collector import collector
+
+    document = (ROOT / "docs" / "collector-api.md").read_text()
+    app = web.Application()
+    add_routes(app)
+    for route in app.router.routes():
+        if route.method == "HEAD":  # aiohttp adds HEAD beside every GET
+            continue
+        heading = f"## {route.method} {route.resource.canonical}"  # type: ignore[union-attr]
+        assert heading in document, f"docs/collector-api.md lacks '{heading}'"
+    for name in collector.commands:
+        assert f"`blockmon collector {name}" in document, f"'blockmon collector {name}' undocumented"
