@@ -24,7 +24,7 @@ from probes.analysis_compare import text_simhash
 from probes.bogons import is_bogon, parse_networks
 from probes.dns import addresses_from_queries, is_ip_literal, probe_dns
 from probes.errors import NETWORK_ERRORS, classify_failure
-from probes.http import REDIRECT_CODES, REQUEST_HEADERS, extract_title
+from probes.http import REDIRECT_CODES, REQUEST_HEADERS, decode_body, extract_title, response_header
 from probes.options import ProbeOptions
 from probes.tcp import close_streams, format_endpoint, probe_tcp
 from probes.tls import probe_tls
@@ -290,8 +290,10 @@ class ControlService:
             return {"http_request": result, "x_blockmon": extra}
         if body is not None:
             result["body_length"] = len(body)
-            result["title"] = extract_title(body)
-            text = body.decode("utf-8", errors="replace")
+            # The probe's own decoding (declared charset), so titles and body hashes compare.
+            content_type = response_header(result["headers"], "Content-Type")
+            result["title"] = extract_title(body, content_type)
+            text = decode_body(body, content_type)
             extra["body_sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
             extra["body_simhash"] = text_simhash(text)
         return {"http_request": result, "x_blockmon": extra}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import html
 import re
 import time
@@ -32,12 +33,42 @@ _TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
 _TITLE_SEARCH_LIMIT = 64 * 1024
 
 
-def extract_title(body: bytes) -> str:
+_HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
+_META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
+# A <meta> charset must sit in the first 1024 bytes (HTML standard, "prescan").
+_META_SEARCH_LIMIT = 1024
+
+
+def detect_charset(body: bytes, content_type: str | None = None) -> str:
+    """The page's declared encoding (header first, then <meta>), if Python knows it; else utf-8.
+
+    Russian-language sites in Kazakhstan still serve windows-1251: decoding those as UTF-8 would
+    erase every Cyrillic letter, and with them the words blockpage fingerprints look for.
+    """
+    declared = _HEADER_CHARSET.search(content_type or "")
+    name = declared.group(1) if declared else None
+    if name is None:
+        meta = _META_CHARSET.search(body[:_META_SEARCH_LIMIT])
+        name = meta.group(1).decode("ascii", errors="replace") if meta else None
+    if name:
+        try:
+            return codecs.lookup(name).name
+        except LookupError:
+            pass
+    return "utf-8"
+
+
+def decode_body(body: bytes, content_type: str | None = None) -> str:
+    return body.decode(detect_charset(body, content_type), errors="replace")
+
+
+def extract_title(body: bytes, content_type: str | None = None) -> str:
     """The page's <title>, unescaped and with whitespace collapsed; "" when it has none."""
     match = _TITLE.search(body[:_TITLE_SEARCH_LIMIT])
     if not match:
         return ""
-    text = html.unescape(match.group(1).decode("utf-8", errors="replace"))
+    charset = detect_charset(body, content_type)
+    text = html.unescape(match.group(1).decode(charset, errors="replace"))
     return " ".join(text.split())
 
 
@@ -103,6 +134,11 @@ def _header(headers_list: list[list[str]], name: str) -> str | None:
         if key.lower() == name:
             return value
     return None
+
+
+def response_header(headers: dict[str, str], name: str) -> str | None:
+    """A header's value from a name -> value dict, whatever the case of its name."""
+    return _header([[key, value] for key, value in headers.items()], name.lower())
 
 
 async def _fetch_fresh(url: str, options: ProbeOptions, started: float) -> dict[str, Any]:
@@ -191,9 +227,10 @@ async def fetch_one(
         await close_streams(streams)
     if entry["response"] is not None:
         response = entry["response"]
-        response["body"] = bytes(body).decode("utf-8", errors="replace")
+        content_type = _header(response["headers_list"], "content-type")
+        response["body"] = decode_body(bytes(body), content_type)
         response["body_length"] = len(body)
-        response["title"] = extract_title(bytes(body))
+        response["title"] = extract_title(bytes(body), content_type)
     entry["t"] = round(time.monotonic() - started, 6)
     return entry
 

@@ -31,7 +31,7 @@ from probes.certificates import describe_certificate
 from probes.control import fetch_control
 from probes.dns import addresses_from_queries, parse_resolver, probe_dns
 from probes.errors import InvalidInput, classify_failure
-from probes.http import extract_title, fetch_one, probe_http
+from probes.http import decode_body, detect_charset, extract_title, fetch_one, probe_http
 from probes.options import ProbeOptions
 from probes.tcp import close_streams, probe_tcp
 from probes.tls import probe_tls
@@ -577,6 +577,15 @@ async def test_https_get_over_tls_streams(pki, tls_server):
         assert entry["failure"] is None and entry["response"]["title"] == "Secure & co"
     finally:
         server.close()
+
+
+def test_declared_charset_decodes_body_and_title():
+    page = "<html><head><title>Доступ ограничен</title></head></html>".encode("cp1251")
+    assert extract_title(page, "text/html; charset=windows-1251") == "Доступ ограничен"
+    meta_page = b'<meta charset="windows-1251">' + page
+    assert extract_title(meta_page) == "Доступ ограничен"
+    assert "ограничен" in decode_body(meta_page, "text/html")
+    assert detect_charset(b"<p>no declaration</p>", "text/html; charset=no-such-codec") == "utf-8"
 
 
 def test_extract_title():
