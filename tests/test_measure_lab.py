@@ -164,3 +164,11 @@ def test_cli_exits_non_zero_when_nothing_could_run(tmp_path):
     assert "error: URL 'not-a-url'" in completed.stderr
     assert completed.stdout == ""
 
+
+
+def test_input_file_reads_a_citizen_lab_csv_by_its_url_column(tmp_path):
+    from monitor.commands.measure import read_input_file
+
+    csv_file = tmp_path / "kz.csv"
+    csv_file.write_text("url,category_code,notes\nhttp://www.akorda.kz/,GOVT,\"a, b\"\nhttps://azattyq.org/,NEWS,\n")
+    assert read_input_file(csv_file) == ["http://www.akorda.kz/", "https://azattyq.org/"]

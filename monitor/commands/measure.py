@@ -80,7 +80,8 @@ def _check_range(value: str) -> str:
 @click.argument("urls", nargs=-1)
 @click.option("--input-file", "input_files", multiple=True, type=click.Path(path_type=Path),
               help="File of URLs, one per line (# comments), or a Citizen Lab CSV. Repeatable.")
-@click.option("--helper", "helper_url", metavar="URL", help="Control helper URL (oohelperd-shaped).")
+@click.option("--helper", "helper_url", metavar="URL", envvar="BLOCKMON_HELPER_URL",
+              help="Control helper URL (oohelperd-shaped). Env: BLOCKMON_HELPER_URL.")
 @click.option("--helper-token", metavar="TOKEN", envvar="BLOCKMON_HELPER_TOKEN",
               help="Bearer token for the helper. Env: BLOCKMON_HELPER_TOKEN.")
 @click.option("--resolver", "resolvers", multiple=True, metavar="IP[:PORT]",
