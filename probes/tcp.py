@@ -47,12 +47,11 @@ async def probe_tcp(
 
 
 async def close_streams(streams: Streams | None) -> None:
-    """Close without waiting on a peer that may never answer (a black-holed connection)."""
+    """Drop the connection at once; the measurement has what it needs.
+
+    A graceful TLS close waits for the peer's close_notify (about 100 ms at concurrency 100 in
+    the benchmark), holding a measurement slot for nothing; a black-holed peer never answers.
+    """
     if streams is None:
         return
-    writer = streams[1]
-    writer.close()
-    try:
-        await asyncio.wait_for(writer.wait_closed(), timeout=1.0)
-    except NETWORK_ERRORS:
-        pass
+    streams[1].transport.abort()
