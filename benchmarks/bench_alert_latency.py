@@ -149,7 +149,7 @@ async def run_trials(trials: int, interval: float, confirm_delay: float,
             await scripted
             await helper_runner.cleanup()
             await hook_runner.cleanup()
-    round_gaps = [later - earlier for earlier, later in zip(round_starts, round_starts[1:])]
+    round_gaps = [later - earlier for earlier, later in zip(round_starts, round_starts[1:], strict=False)]
     return {"results": results, "missed": trials - len(results), "kinds": receiver.kinds,
             "round_seconds": statistics.median(round_gaps) if round_gaps else None}
 

@@ -188,8 +188,8 @@ async def test_a_restart_resends_nothing_and_takes_over_a_dead_claim(
     assert len(webhook_receiver.received) == 2
     # A third alert is claimed by a sender that then dies (kill -9) before sending.
     round_of(feed_store, first_store, 20, blocked=SITES[:3])
-    from monitor.alerts.evaluate import evaluate_alerts
     from monitor.alerts.delivery import claim_due
+    from monitor.alerts.evaluate import evaluate_alerts
 
     evaluate_alerts(first_store, first.config, clock())
     [claimed] = claim_due(first_store, clock(), lease_seconds=60)

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from monitor.alerts.channels.base import Channel, TransportError
@@ -131,8 +132,13 @@ async def _send_channel(in_store: InStore, channel: Channel,
         return
     for delivery in deliveries:
         await _attempt(in_store, channel, [delivery], policy, report, clock,
-                       lambda d=delivery: channel.send(d["payload"], delivery_id=d["id"]),
+                       partial(channel.send, delivery["payload"], delivery_id=delivery["id"]),
                        digest=False)
+
+
+def _mark_unsent(store: Any, *, ids: list[int], error: str,
+                 next_attempt_at: str | None) -> None:
+    AlertTables(store).mark_unsent(ids, error=error, next_attempt_at=next_attempt_at)
 
 
 async def _attempt(in_store: InStore, channel: Channel,
@@ -142,24 +148,25 @@ async def _attempt(in_store: InStore, channel: Channel,
     ids = [delivery["id"] for delivery in deliveries]
     try:
         await asyncio.wait_for(send(), timeout=policy.send_timeout_seconds)
-    except (TransportError, asyncio.TimeoutError) as error:
+    except (TimeoutError, TransportError) as error:
         message = (error.message if isinstance(error, TransportError)
                    else f"{channel.name}: no answer within {policy.send_timeout_seconds:g} s")
         permanent = isinstance(error, TransportError) and error.permanent
         report.errors.append(message)
         now = clock()
-        retry, give_up = [], []
+        retry: list[dict[str, Any]] = []
+        give_up: list[dict[str, Any]] = []
         for delivery in deliveries:
             created = datetime.fromisoformat(delivery["created_at"].replace("Z", "+00:00"))
             too_old = now - created > timedelta(hours=policy.give_up_hours)
             (give_up if permanent or too_old else retry).append(delivery)
         for delivery in retry:
             at = store_time(now + timedelta(seconds=retry_delay(delivery["attempts"], policy)))
-            await in_store(lambda store, i=delivery["id"], at=at: AlertTables(store).mark_unsent(
-                [i], error=message, next_attempt_at=at))
+            await in_store(partial(_mark_unsent, ids=[delivery["id"]], error=message,
+                                   next_attempt_at=at))
         if give_up:
-            await in_store(lambda store: AlertTables(store).mark_unsent(
-                [d["id"] for d in give_up], error=message, next_attempt_at=None))
+            await in_store(partial(_mark_unsent, ids=[d["id"] for d in give_up], error=message,
+                                   next_attempt_at=None))
         report.add(report.retried, channel.name, len(retry))
         report.add(report.failed, channel.name, len(give_up))
         log.warning("alert delivery via %s failed (%d to retry, %d given up): %s",

@@ -59,8 +59,9 @@ def evaluate_alerts(store: Any, config: EvaluationConfig, now: datetime) -> list
         frozen = frozenset({vantage for vantage, state in health.items() if not state.trusted}
                            | silent_ids)
         open_incidents = tables.load_incidents(status="open")
-        lifted_at = {(status.vantage_id, status.url): status.since for status in statuses
-                     if status.state != "blocked"}
+        lifted_at: dict[tuple[str, str | None], str] = {
+            (status.vantage_id, status.url): status.since for status in statuses
+            if status.state != "blocked"}
         changes: list[IncidentChange] = []
         changes += reconcile("block", open_incidents,
                              wanted_blocks(confirmed_blocks(statuses, health)), now=stamp,

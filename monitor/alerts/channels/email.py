@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
@@ -61,7 +60,7 @@ class EmailChannel:
         except aiosmtplib.SMTPRecipientsRefused as error:
             raise TransportError(f"{self.name}: recipients refused: {error}",
                                  permanent=True) from None
-        except (aiosmtplib.SMTPException, asyncio.TimeoutError, ssl.SSLError, OSError) as error:
+        except (TimeoutError, aiosmtplib.SMTPException, ssl.SSLError, OSError) as error:
             raise TransportError(f"{self.name}: {type(error).__name__}: {error}") from None
 
     async def send(self, payload: Mapping[str, Any], *, delivery_id: int | None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -49,7 +48,7 @@ async def post_json(channel: str, url: str, document: Mapping[str, Any], *, time
         raise
     except aiohttp.InvalidURL as error:
         raise TransportError(f"{channel}: invalid URL {error}", permanent=True) from None
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
+    except (TimeoutError, aiohttp.ClientError, OSError) as error:
         raise TransportError(f"{channel}: {type(error).__name__}: {error}".rstrip(": ")) from None
 
 
