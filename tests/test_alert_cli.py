@@ -100,3 +100,24 @@ async def test_test_command_through_email(tmp_path: Path, smtp_server: SmtpServe
     code, output = await run_blockmon("-c", str(config), "alerts", "test", "email")
     assert (code, output.strip()) == (0, "channel email: test alert accepted")
     assert len(smtp_server.messages) == 1
+
+
+def test_docs_cover_every_alert_kind_command_setting_and_metric() -> None:
+    from monitor.alerts.metrics import MetricsSnapshot, render_metrics
+    from monitor.alerts.vocabulary import ALERT_KINDS
+    from monitor.commands.alerts import alerts
+    from monitor.settings import setting_specs
+
+    docs = (PROJECT_ROOT / "docs" / "alerts.md").read_text(encoding="utf-8")
+    for kind in ALERT_KINDS:
+        assert f"| `{kind}` |" in docs, f"docs/alerts.md lacks alert kind {kind}"
+    for name in alerts.commands:
+        assert f"blockmon alerts {name}" in docs, f"docs/alerts.md lacks `alerts {name}`"
+    families = {line.split()[2] for line in render_metrics(MetricsSnapshot()).splitlines()
+                if line.startswith("# TYPE")}
+    for family in families:
+        assert f"| `{family}` |" in docs, f"docs/alerts.md lacks metric {family}"
+    for spec in setting_specs():
+        if spec.section == "alerts" and spec.key.startswith(("webhook", "slack", "smtp",
+                                                              "email")):
+            assert f"`{spec.key}`" in docs, f"docs/alerts.md lacks channel setting {spec.key}"

@@ -98,6 +98,10 @@ async def test_late_uploads_confirm_blocks_and_silence_is_an_alert(
             assert alert["kind"] == "block_confirmed"
             assert alert["where"][0]["since"] == store_time(blocked_at)
             assert alert["incident"]["opened_at"] == store_time(blocked_at)
+            # The collector never got a targets table: name and claim come from the registry.
+            assert alert["target"]["name"] == "Azattyq (RFE/RL Kazakh service)"
+            assert alert["target"]["briefing"]["section"] == "Internet censorship"
+            assert alert["target"]["briefing"]["quote"].startswith("For example, in February")
 
             # The same batch re-sent (an uploader retry) changes nothing.
             async with http.post(f"{base}/api/v1/measurements", headers=auth,

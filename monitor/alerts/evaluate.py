@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,6 +36,9 @@ class EvaluationConfig:
     control_ids: frozenset[str] = frozenset()
     dashboard_url: str | None = None
     round_interval_seconds: float = 3600.0
+    # Target id -> {"name", "briefing"} from the registry, for targets the store's targets
+    # table lacks (a collector stores measurements of targets it was never given).
+    known_targets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def evaluate_alerts(store: Any, config: EvaluationConfig, now: datetime) -> list[int]:
@@ -73,8 +76,9 @@ def evaluate_alerts(store: Any, config: EvaluationConfig, now: datetime) -> list
         changes += reconcile("silence", open_incidents, wanted_silences(silent), now=stamp)
         if not changes:
             return []
-        targets = tables.load_targets(change.incident.target_id for change in changes
-                                      if change.incident.target_id)
+        targets = {**config.known_targets,
+                   **tables.load_targets(change.incident.target_id for change in changes
+                                         if change.incident.target_id)}
 
         def build(event: AlertEvent) -> dict[str, Any]:
             return build_payload(event, target=targets.get(event.incident.target_id or ""),

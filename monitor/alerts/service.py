@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import asdict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -38,9 +39,10 @@ def channels_from_settings(alerts: Any) -> dict[str, Channel]:
     return channels
 
 
-def load_control_ids(settings: Any) -> frozenset[str]:
-    """Control targets of the registry; by id prefix when the registry cannot be read (a
-    collector may run without it)."""
+def load_registry_facts(settings: Any) -> tuple[frozenset[str], dict[str, dict[str, Any]]]:
+    """The registry's control target ids, and each target's name and briefing claim. Empty
+    when the registry cannot be read (a collector may run without it): controls are then
+    recognised by the `control-` id prefix (rules.UrlStatus)."""
     try:
         from targets.registry import load_registry
 
@@ -48,19 +50,26 @@ def load_control_ids(settings: Any) -> frozenset[str]:
     except Exception as error:  # a missing or broken registry: fall back, and say so
         log.warning("alerts: registry unreadable (%s); controls are targets named control-*",
                     error)
-        return frozenset()  # rules.UrlStatus then goes by the control- prefix
-    return frozenset(target.id for target in registry.targets if target.control)
+        return frozenset(), {}
+    controls = frozenset(target.id for target in registry.targets if target.control)
+    known = {target.id: {"id": target.id, "name": target.name,
+                         "briefing": asdict(target.briefing) if target.briefing else None}
+             for target in registry.targets}
+    return controls, known
 
 
 def evaluation_config(settings: Any, channels: dict[str, Channel],
-                      control_ids: frozenset[str]) -> EvaluationConfig:
+                      control_ids: frozenset[str],
+                      known_targets: dict[str, dict[str, Any]] | None = None,
+                      ) -> EvaluationConfig:
     return EvaluationConfig(
         rules=RuleConfig.from_settings(settings.alerts),
         kinds=frozenset(settings.alerts.kinds),
         channels=tuple(sorted(channels)),
         control_ids=control_ids,
         dashboard_url=settings.alerts.dashboard_url,
-        round_interval_seconds=settings.schedule.interval_minutes * 60.0)
+        round_interval_seconds=settings.schedule.interval_minutes * 60.0,
+        known_targets=known_targets or {})
 
 
 class AlertService:
@@ -83,8 +92,10 @@ class AlertService:
                       channels: dict[str, Channel] | None = None,
                       control_ids: frozenset[str] | None = None) -> AlertService:
         chosen = channels_from_settings(settings.alerts) if channels is None else channels
-        controls = load_control_ids(settings) if control_ids is None else control_ids
-        return cls(in_store, evaluation_config(settings, chosen, controls), chosen,
+        controls, known = load_registry_facts(settings)
+        if control_ids is not None:
+            controls = control_ids
+        return cls(in_store, evaluation_config(settings, chosen, controls, known), chosen,
                    DeliveryPolicy.from_settings(settings.alerts))
 
     async def tick(self) -> DeliveryReport:
