@@ -197,3 +197,15 @@ def _fields(incident: object) -> dict[str, object]:
     from dataclasses import fields
 
     return {f.name: getattr(incident, f.name) for f in fields(incident)}  # type: ignore[arg-type]
+
+
+def test_an_outage_is_dated_by_its_controls_not_by_a_long_dead_site() -> None:
+    rows = [status("https://gone.kz/", "down", since="2026-10-01T00:00:00Z"),
+            status("https://a.kz/", "down", since="2026-11-25T18:10:00Z"),
+            status("https://b.kz/", "down", since="2026-11-25T18:10:05Z"),
+            status("https://control-example.org/", "down", target="control-example",
+                   since="2026-11-25T18:10:02Z")]
+    health = assess_vantage(rows, RuleConfig())
+    assert health.outage and health.since == "2026-11-25T18:10:02Z"
+    no_controls = assess_vantage(rows[:3], RuleConfig())
+    assert no_controls.since == "2026-11-25T18:10:00Z"

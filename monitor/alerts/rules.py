@@ -77,7 +77,7 @@ class VantageHealth:
     controls_measured: int
     controls_failing: int
     outage: bool
-    since: str | None  # when the earliest failing state began (for an outage)
+    since: str | None  # when the failing began (for an outage): controls first, else median
     evidence_uid: str | None
 
     @property
@@ -104,7 +104,15 @@ def assess_vantage(statuses: Iterable[UrlStatus], config: RuleConfig) -> Vantage
     controls_agree = not controls or controls_failing * 2 > len(controls)
     outage = (len(rows) >= config.outage_min_urls and share >= config.outage_fraction
               and controls_agree)
-    earliest = min(failing, key=lambda row: row.since) if failing else None
+    # When did it start? The controls tell best (they never fail for long on their own); a
+    # site dead for weeks must not date a shutdown that began today.
+    failing_controls = [row for row in controls if row.failing]
+    if failing_controls:
+        earliest: UrlStatus | None = min(failing_controls, key=lambda row: row.since)
+    elif failing:
+        earliest = sorted(failing, key=lambda row: row.since)[len(failing) // 2]
+    else:
+        earliest = None
     return VantageHealth(
         vantage_id=rows[0].vantage_id,
         probe_asn=next((row.probe_asn for row in rows if row.probe_asn), None),
