@@ -285,6 +285,9 @@ class AlertsSettings:
     digest_threshold: int = setting(
         5, "More alerts than this due at once on one channel are sent as one digest.",
         check=positive)
+    max_messages_per_hour: int = setting(
+        30, "Messages (alerts or digests) one channel sends per hour at most; beyond that, "
+        "due alerts wait and then go out together as one digest.", check=positive)
     metrics_listen: str | None = setting(
         None, "HOST:PORT for a Prometheus /metrics endpoint of `blockmon run`; the collector "
         "serves /metrics on its own port.", check=host_port, example='"127.0.0.1:9470"')

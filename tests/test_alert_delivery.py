@@ -37,7 +37,7 @@ class Clock:
 
 
 def service_for(store: Any, channels: dict[str, Any], clock: Clock, *,
-                digest_threshold: int = 50) -> AlertService:
+                digest_threshold: int = 50, per_hour: int = 100) -> AlertService:
     async def in_store(work: Callable[[Any], Any]) -> Any:
         return work(store)
 
@@ -45,7 +45,8 @@ def service_for(store: Any, channels: dict[str, Any], clock: Clock, *,
                               control_ids=frozenset({"control-example"}),
                               dashboard_url="https://dash.example.org")
     policy = DeliveryPolicy(retry_base_seconds=30, retry_max_seconds=600, give_up_hours=24,
-                            digest_threshold=digest_threshold, send_timeout_seconds=5)
+                            digest_threshold=digest_threshold, send_timeout_seconds=5,
+                            max_messages_per_hour=per_hour)
     return AlertService(in_store, config, channels, policy, clock=clock)
 
 
@@ -291,3 +292,35 @@ def test_payload_is_stored_before_sending(store: Any, feed_store: Any) -> None:
                     {"channel": "webhook", "status": "pending"}]
     payload = json.loads(AlertTables(store).rows("SELECT payload FROM alerts")[0]["payload"])
     assert payload["incident"]["id"] is not None and payload["kind"] == "block_confirmed"
+
+
+async def test_the_hourly_limit_holds_alerts_then_sends_them_as_one_digest(
+        store: Any, feed_store: Any, webhook_receiver: WebhookReceiver) -> None:
+    clock = Clock()
+    channel = WebhookChannel(webhook_receiver.url, secret=webhook_receiver.secret)
+    service = service_for(store, {"webhook": channel}, clock, per_hour=2)
+    round_of(feed_store, store, 0, blocked=[])
+    round_of(feed_store, store, 10, blocked=SITES[:1])
+    await service.tick()
+    clock.advance(60)
+    round_of(feed_store, store, 12, blocked=SITES[:2])
+    await service.tick()
+    assert [item["body"]["kind"] for item in webhook_receiver.received] == [
+        "block_confirmed", "block_confirmed"]
+    # The hour's budget is spent: two more alerts are held, not sent, not failed.
+    clock.advance(60)
+    round_of(feed_store, store, 14, blocked=SITES[:4])
+    report = await service.tick()
+    assert report.held == {"webhook": 2} and len(webhook_receiver.received) == 2
+    held = AlertTables(store).rows("SELECT status, attempts, last_error FROM alert_deliveries "
+                                   "WHERE sent_at IS NULL")
+    assert [(row["status"], row["attempts"]) for row in held] == [("pending", 0)] * 2
+    assert "over its hourly limit of 2 messages" in held[0]["last_error"]
+    # An hour after the first message (but not the second), one slot is free: both held
+    # alerts go out as one digest.
+    clock.advance(3600 - 90)
+    report = await service.tick()
+    assert report.digests == 1 and report.sent == {"webhook": 2}
+    last = webhook_receiver.received[-1]["body"]
+    assert last["kind"] == "digest" and last["count"] == 2
+    assert sorted(webhook_receiver.alert_ids()) == sorted(set(webhook_receiver.alert_ids()))

@@ -30,6 +30,7 @@ class DeliveryPolicy:
     retry_max_seconds: float = 3600.0
     give_up_hours: float = 72.0
     digest_threshold: int = 5
+    max_messages_per_hour: int = 30
     send_timeout_seconds: float = 15.0
 
     @property
@@ -43,6 +44,7 @@ class DeliveryPolicy:
                    retry_max_seconds=alerts.retry_max_seconds,
                    give_up_hours=alerts.give_up_hours,
                    digest_threshold=alerts.digest_threshold,
+                   max_messages_per_hour=alerts.max_messages_per_hour,
                    send_timeout_seconds=alerts.send_timeout_seconds)
 
 
@@ -61,6 +63,7 @@ class DeliveryReport:
     sent: dict[str, int] = field(default_factory=dict)
     retried: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
+    held: dict[str, int] = field(default_factory=dict)  # over the hourly message limit
     digests: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -70,6 +73,19 @@ class DeliveryReport:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+# A channel over its hourly budget is looked at again this much later.
+RATE_LIMIT_PAUSE = timedelta(minutes=5)
+
+
+def messages_budget(store: Any, channels: Sequence[str], now: datetime,
+                    policy: DeliveryPolicy) -> dict[str, int]:
+    """How many more messages each channel may send in the hour ending now."""
+    since = store_time(now - timedelta(hours=1))
+    tables = AlertTables(store)
+    return {channel: policy.max_messages_per_hour - tables.messages_sent_since(channel, since)
+            for channel in channels}
 
 
 def claim_due(store: Any, now: datetime, lease_seconds: float) -> list[dict[str, Any]]:
@@ -105,26 +121,41 @@ async def deliver_due(in_store: InStore, channels: Mapping[str, Channel],
             unconfigured.append(delivery)
     report = DeliveryReport()
     if unconfigured:
-        await in_store(lambda store: _release(store, unconfigured))
+        await in_store(partial(_release, deliveries=unconfigured, reason="is not configured",
+                               retry_at=store_time(now)))
+    budgets = await in_store(lambda store: messages_budget(store, sorted(by_channel), now,
+                                                           policy))
+    limited = [delivery for name, deliveries in by_channel.items() if budgets[name] < 1
+               for delivery in deliveries]
+    if limited:
+        await in_store(partial(_release, deliveries=limited, reason="is over its hourly "
+                               f"limit of {policy.max_messages_per_hour} messages",
+                               retry_at=store_time(now + RATE_LIMIT_PAUSE)))
+        report.add(report.held, limited[0]["channel"], len(limited))
     await asyncio.gather(*(
-        _send_channel(in_store, channels[name], deliveries, policy, report, clock)
-        for name, deliveries in sorted(by_channel.items())))
+        _send_channel(in_store, channels[name], deliveries, policy, report, clock,
+                      budget=budgets[name])
+        for name, deliveries in sorted(by_channel.items()) if budgets[name] >= 1))
     return report
 
 
-def _release(store: Any, deliveries: Sequence[Mapping[str, Any]]) -> None:
+def _release(store: Any, *, deliveries: Sequence[Mapping[str, Any]], reason: str,
+             retry_at: str) -> None:
     tables = AlertTables(store)
     for delivery in deliveries:
         # Undo the claim's attempt count: nothing was tried.
         tables.execute("UPDATE alert_deliveries SET status = 'pending', claimed_until = NULL, "
-                       "attempts = attempts - 1, last_error = ? WHERE id = ?",
-                       (f"channel {delivery['channel']!r} is not configured", delivery["id"]))
+                       "attempts = attempts - 1, last_error = ?, next_attempt_at = ? "
+                       "WHERE id = ?",
+                       (f"channel {delivery['channel']!r} {reason}", retry_at, delivery["id"]))
 
 
 async def _send_channel(in_store: InStore, channel: Channel,
                         deliveries: list[dict[str, Any]], policy: DeliveryPolicy,
-                        report: DeliveryReport, clock: Callable[[], datetime]) -> None:
-    if len(deliveries) > policy.digest_threshold:
+                        report: DeliveryReport, clock: Callable[[], datetime], *,
+                        budget: int) -> None:
+    # Many at once, or more than the hour's budget allows one by one: a single digest.
+    if len(deliveries) > min(policy.digest_threshold, budget):
         digest = build_digest([delivery["payload"] for delivery in deliveries])
         await _attempt(in_store, channel, deliveries, policy, report, clock,
                        lambda: channel.send_digest(digest, delivery_id=deliveries[0]["id"]),

@@ -246,6 +246,16 @@ class AlertTables:
                                  "claimed_until = NULL, last_error = ?, next_attempt_at = ? "
                                  "WHERE id = ?", (error, next_attempt_at, delivery_id))
 
+    def messages_sent_since(self, channel: str, since: str) -> int:
+        """Messages a channel sent since `since`: single alerts, plus digests (the rows of
+        one digest share their sent_at)."""
+        row = self.rows(
+            "SELECT (SELECT COUNT(*) FROM alert_deliveries WHERE channel = ? AND status = 'sent' "
+            "AND digest = 0 AND sent_at >= ?) + (SELECT COUNT(DISTINCT sent_at) FROM "
+            "alert_deliveries WHERE channel = ? AND status = 'sent' AND digest = 1 "
+            "AND sent_at >= ?) AS n", (channel, since, channel, since))[0]
+        return int(row["n"])
+
     def delivery_counts(self) -> list[dict[str, Any]]:
         return self.rows("SELECT channel, status, COUNT(*) AS n, SUM(attempts) AS attempts "
                          "FROM alert_deliveries GROUP BY channel, status ORDER BY channel, status")
