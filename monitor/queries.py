@@ -210,12 +210,14 @@ def load_method_counts(db: ReadDatabase, since: str, until: str) -> list[MethodC
 
 
 def _last_transitions(db: ReadDatabase, moment: str, changes_only: bool) -> list[dict[str, Any]]:
-    condition = "AND (from_state IS NULL OR from_state <> to_state)" if changes_only else ""
+    # One index seek per (vantage, URL) of target_state (every pair with transitions has one),
+    # not a sort of the whole transitions table: flapping sites record hundreds of thousands.
+    condition = "AND (s.from_state IS NULL OR s.from_state <> s.to_state)" if changes_only else ""
     return db.rows(
-        "SELECT vantage_id, url, target_id, to_state, method, at, measurement_uid FROM ("
-        "SELECT vantage_id, url, target_id, to_state, method, at, measurement_uid, "
-        "ROW_NUMBER() OVER (PARTITION BY vantage_id, url ORDER BY at DESC, id DESC) AS position "
-        f"FROM state_transitions WHERE at < :moment {condition}) AS ranked WHERE position = 1",
+        "SELECT t.vantage_id, t.url, t.target_id, t.to_state, t.method, t.at, t.measurement_uid "
+        "FROM target_state p JOIN state_transitions t ON t.id = ("
+        "SELECT s.id FROM state_transitions s WHERE s.url = p.url AND s.vantage_id = p.vantage_id "
+        f"AND s.at < :moment {condition} ORDER BY s.at DESC, s.id DESC LIMIT 1)",
         {"moment": store_time(moment)},
     )
 
@@ -236,10 +238,12 @@ def load_states_at(db: ReadDatabase, moment: str) -> list[StateAt]:
 
 
 def load_transitions_between(db: ReadDatabase, since: str, until: str) -> list[Transition]:
+    """Transitions in [since, until) that start or end a block (what a report lists)."""
     rows = db.rows(
         "SELECT id, vantage_id, url, target_id, from_state, to_state, method, at, "
         "measurement_uid FROM state_transitions WHERE at >= :since AND at < :until "
-        "ORDER BY at, id",
+        "AND ((to_state = 'blocked' AND (from_state IS NULL OR from_state <> 'blocked')) "
+        "OR (from_state = 'blocked' AND to_state <> 'blocked')) ORDER BY at, id",
         {"since": store_time(since), "until": store_time(until)},
     )
     return [Transition(**{**row, "id": int(row["id"])}) for row in rows]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -72,9 +71,8 @@ def write_report(report: Report, out_dir: str | Path, formats: Iterable[str],
     for uid, text in sorted(documents.items()):
         if not is_uid(uid):
             continue  # never a path from data we did not make
-        document = json.loads(text)
-        _write_text(directory / "evidence" / f"{uid}.json",
-                    json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+        # The stored text as is: the evidence is the measurement exactly as it was recorded.
+        _write_text(directory / "evidence" / f"{uid}.json", text.rstrip("\n") + "\n")
         count += 1
     return WrittenReport(directory, tuple(written), count)
 
