@@ -155,3 +155,23 @@ def test_side_by_side_observations() -> None:
     assert pairs["TLS"].control == "site@192.0.2.10:443: ok"
     assert pairs["DNS"].control == "192.0.2.10"
     assert pairs["HTTP"].control == "status 200, 5120 bytes, title 'Home'"
+
+
+def test_serve_refuses_a_bad_listen_address_in_one_line(history_store: HistoryStore,
+                                                        tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    config = tmp_path / "blockmon.toml"
+    config.write_text(f'[storage]\ndatabase = "{history_store.url}"\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(config), "serve", "--listen", "nowhere"])
+    assert result.exit_code != 0
+    assert result.output.strip() == ("Error: --listen 'nowhere': use HOST:PORT like "
+                                     "127.0.0.1:8080")
+    missing = tmp_path / "missing.toml"
+    missing.write_text(f'[storage]\ndatabase = "sqlite:///{tmp_path / "none.db"}"\n',
+                       encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(missing), "serve"])
+    assert result.exit_code != 0 and "no database at" in result.output
+    assert not (tmp_path / "none.db").exists()
