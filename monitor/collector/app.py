@@ -82,6 +82,12 @@ def build_app(config: CollectorConfig, database: DatabaseThreads) -> web.Applica
     from monitor.alerts.service import attach_to_collector  # /metrics, and alerts if enabled
 
     attach_to_collector(app, config.settings, database)
+    if config.settings is not None:  # the read-only dashboard and its API under /dashboard/
+        from monitor.collector.backend import open_store
+        from monitor.dashboard import add_dashboard_routes
+
+        add_dashboard_routes(app, lambda: open_store(config.database), config.settings,
+                             prefix="/dashboard")
     return app
 
 
