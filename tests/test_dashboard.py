@@ -175,3 +175,24 @@ def test_serve_refuses_a_bad_listen_address_in_one_line(history_store: HistorySt
     result = CliRunner().invoke(cli, ["--config", str(missing), "serve"])
     assert result.exit_code != 0 and "no database at" in result.output
     assert not (tmp_path / "none.db").exists()
+
+
+async def test_the_collector_serves_the_dashboard(history_store: HistoryStore,
+                                                  tmp_path: Path) -> None:
+    from monitor.collector.app import CollectorConfig, build_app
+    from monitor.collector.backend import DatabaseThreads
+    from monitor.collector.database import DatabaseUrl
+
+    database = DatabaseUrl.parse(history_store.url)
+    threads = DatabaseThreads(database)
+    settings = dashboard_settings(history_store, tmp_path, None)
+    app = build_app(CollectorConfig(database=database, settings=settings), threads)
+    try:
+        async with TestClient(TestServer(app)) as test_client:
+            states = await (await test_client.get(
+                "/dashboard/api/v1/states", params={"state": "blocked"})).json()
+            assert {row["method"] for row in states["states"]} == {"tls.mitm", "http.blockpage"}
+            page = await test_client.get("/dashboard/targets/lifted")
+            assert page.status == 200 and "Lifted Daily was blocked" in await page.text()
+    finally:
+        threads.close()
