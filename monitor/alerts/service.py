@@ -85,6 +85,7 @@ class AlertService:
         self.clock = clock
         self._lock = asyncio.Lock()
         self._woken: asyncio.Task[Any] | None = None
+        self._wanted_again = False
         self.new_alert_ids: list[int] = []
 
     @classmethod
@@ -109,9 +110,17 @@ class AlertService:
                                      clock=self.clock)
 
     def wake(self, _event: Any = None) -> None:
-        """A transition hook: run a pass now rather than at the next period (latency)."""
+        """A transition hook: run a pass now rather than at the next period (latency).
+        Woken while a pass runs, one more pass follows it: that pass may have read the
+        states before this transition was stored."""
+        self._wanted_again = True
         if self._woken is None or self._woken.done():
-            self._woken = asyncio.ensure_future(self.run_pass())
+            self._woken = asyncio.ensure_future(self._passes_while_wanted())
+
+    async def _passes_while_wanted(self) -> None:
+        while self._wanted_again:
+            self._wanted_again = False
+            await self.run_pass()
 
     async def run_pass(self) -> None:
         try:
