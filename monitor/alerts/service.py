@@ -165,7 +165,14 @@ def attach_to_service(settings: Any) -> Callable[[Any, Any], None]:
                 snapshot: MetricsSnapshot = await in_store(read_snapshot)
                 return snapshot
 
-            asyncio.ensure_future(serve_metrics(settings.alerts.metrics_listen, fetch))
+            async def start_metrics() -> None:
+                try:
+                    await serve_metrics(settings.alerts.metrics_listen, fetch)
+                except OSError as error:  # measuring goes on without /metrics, said once
+                    log.error("[alerts] metrics_listen %s: cannot listen: %s",
+                              settings.alerts.metrics_listen, error.strerror or error)
+
+            asyncio.ensure_future(start_metrics())
 
     return extend
 
