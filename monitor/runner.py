@@ -138,25 +138,23 @@ def record_in_store(store: Any, measurement: dict[str, Any], *, target: Target, 
                     confirmation: int, confirmations_needed: int) -> RecordResult:
     """Runs on the writer thread: save the measurement, decide, save state and transition.
 
-    Done as one writer call so that no other write to the same URL's state slips in between
-    the read and the write of its state.
+    One store transaction (Store.save_measurement_with_state): a kill -9 leaves the measurement
+    and the state it moved either both stored or both not, never the state one step behind.
     """
     from monitor.state import Observation, decide_next_state
-    from monitor.store.rows import measurement_row
 
-    row = measurement_row(measurement, target_id=target.id, run_id=run_id,
-                          confirmation=confirmation)
-    saved = store.save_measurement(measurement, target_id=target.id, run_id=run_id,
-                                   confirmation=confirmation)
-    if not saved:  # already stored (a retried write): its state was decided then
-        current = store.load_state(row["vantage_id"], row["url"])
-        return RecordResult(False, current["state"] if current else None, None, False)
-    observation = Observation.from_row(row)
-    current = store.load_state(observation.vantage_id, observation.url)
-    decision = decide_next_state(current, observation, confirmations_needed=confirmations_needed)
-    store.save_state(decision.new_state_row, decision.transition)
-    return RecordResult(True, decision.new_state_row["state"], decision.transition,
-                        decision.wants_confirmation)
+    def decide(current: dict[str, Any] | None, row: dict[str, Any]) -> Any:
+        return decide_next_state(current, Observation.from_row(row),
+                                 confirmations_needed=confirmations_needed)
+
+    outcome = store.save_measurement_with_state(
+        measurement, target_id=target.id, run_id=run_id, confirmation=confirmation,
+        decide=decide)
+    if outcome.decision is None:  # already stored (a retried write): its state was decided then
+        state = outcome.state_row["state"] if outcome.state_row else None
+        return RecordResult(False, state, None, False)
+    return RecordResult(True, outcome.decision.new_state_row["state"],
+                        outcome.decision.transition, outcome.decision.wants_confirmation)
 
 
 class StoreRecorder:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -13,6 +14,31 @@ TimeBound = datetime | str
 
 class StoreError(RuntimeError):
     """The database cannot be used (newer schema, not a blockmon database, bad URL)."""
+
+
+class StateDecisionLike(Protocol):
+    """What a `decide` callback returns (monitor.state.StateDecision has this shape)."""
+
+    @property
+    def new_state_row(self) -> dict[str, Any]: ...
+
+    @property
+    def transition(self) -> dict[str, Any] | None: ...
+
+
+# Given the target_state row before this measurement (None before the first one) and the new
+# measurement's row, decides the next state; runs inside the store's transaction, so pure only.
+DecideState = Callable[[dict[str, Any] | None, dict[str, Any]], StateDecisionLike]
+
+
+@dataclass(frozen=True, slots=True)
+class SavedWithState:
+    """What save_measurement_with_state did: whether the uid was new, the state row now in the
+    store, and the decision taken (None when the uid was already stored)."""
+
+    saved: bool
+    state_row: dict[str, Any] | None
+    decision: StateDecisionLike | None
 
 
 @runtime_checkable
@@ -56,6 +82,15 @@ class Store(Protocol):
     def save_measurement(self, measurement: Mapping[str, Any], *, target_id: str | None,
                          run_id: str | None = None, confirmation: int = 0) -> bool:
         """Stores one OONI measurement; False when its uid was already stored (idempotent)."""
+        ...
+
+    def save_measurement_with_state(
+        self, measurement: Mapping[str, Any], *, target_id: str | None, run_id: str | None,
+        confirmation: int, decide: DecideState,
+    ) -> SavedWithState:
+        """Stores one measurement, loads its (vantage, url) state, calls `decide` and stores the
+        new state and transition, all in one transaction: a crash leaves both or neither.
+        A uid already stored changes nothing (decide is not called)."""
         ...
 
     def save_measurements(self, rows: Iterable[Mapping[str, Any]]) -> int:

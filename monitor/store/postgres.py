@@ -13,7 +13,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg.rows import dict_row
 
-from monitor.store.base import StoreError, TimeBound
+from monitor.store.base import DecideState, SavedWithState, StoreError, TimeBound
 from monitor.store.migrations import MIGRATIONS
 from monitor.store.rows import (
     MEASUREMENT_COLUMNS,
@@ -191,6 +191,37 @@ class PostgresStore:
                               confirmation=confirmation)
         return self.save_measurements([row]) == 1
 
+    def save_measurement_with_state(
+        self, measurement: Mapping[str, Any], *, target_id: str | None, run_id: str | None,
+        confirmation: int, decide: DecideState,
+    ) -> SavedWithState:
+        row = measurement_row(measurement, target_id=target_id, run_id=run_id,
+                              confirmation=confirmation)
+        columns = ", ".join(MEASUREMENT_COLUMNS)
+        with self.connection.transaction():
+            inserted = self.connection.execute(
+                f"INSERT INTO measurements ({columns}) VALUES "
+                f"({', '.join(['%s'] * len(MEASUREMENT_COLUMNS))}) "
+                "ON CONFLICT (uid) DO NOTHING RETURNING uid",
+                [row.get(column) for column in MEASUREMENT_COLUMNS],
+            ).fetchone()
+            # FOR UPDATE: another writer of the same (vantage, url) waits until we commit, so
+            # no decision is taken on a state that is about to change.
+            current: dict[str, Any] | None = self.connection.execute(
+                "SELECT * FROM target_state WHERE vantage_id = %s AND url = %s FOR UPDATE",
+                (row["vantage_id"], row["url"]),
+            ).fetchone()
+            if inserted is None:
+                return SavedWithState(False, current, None)
+            if self.spool:
+                self.connection.execute(
+                    "INSERT INTO spool (uid, queued_at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                    (row["uid"], store_time(self.clock())),
+                )
+            decision = decide(current, row)
+            self._write_state(decision.new_state_row, decision.transition)
+        return SavedWithState(True, dict(decision.new_state_row), decision)
+
     def save_measurements(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """One transaction: COPY into a session-local staging table, then INSERT ... SELECT
         ON CONFLICT DO NOTHING, so re-sent uids are skipped and concurrent writers of one uid
@@ -308,23 +339,28 @@ class PostgresStore:
 
     def save_state(self, state_row: Mapping[str, Any],
                    transition: Mapping[str, Any] | None) -> None:
+        with self.connection.transaction():
+            self._write_state(state_row, transition)
+
+    def _write_state(self, state_row: Mapping[str, Any],
+                     transition: Mapping[str, Any] | None) -> None:
+        """Inside the caller's transaction."""
         updates = ", ".join(
             f"{column} = EXCLUDED.{column}" for column in STATE_COLUMNS
             if column not in ("vantage_id", "url")
         )
-        with self.connection.transaction():
+        self.connection.execute(
+            f"INSERT INTO target_state ({', '.join(STATE_COLUMNS)}) VALUES "
+            f"({', '.join(['%s'] * len(STATE_COLUMNS))}) "
+            f"ON CONFLICT (vantage_id, url) DO UPDATE SET {updates}",
+            [state_row.get(column) for column in STATE_COLUMNS],
+        )
+        if transition is not None:
             self.connection.execute(
-                f"INSERT INTO target_state ({', '.join(STATE_COLUMNS)}) VALUES "
-                f"({', '.join(['%s'] * len(STATE_COLUMNS))}) "
-                f"ON CONFLICT (vantage_id, url) DO UPDATE SET {updates}",
-                [state_row.get(column) for column in STATE_COLUMNS],
+                f"INSERT INTO state_transitions ({', '.join(TRANSITION_COLUMNS)}) VALUES "
+                f"({', '.join(['%s'] * len(TRANSITION_COLUMNS))})",
+                [transition.get(column) for column in TRANSITION_COLUMNS],
             )
-            if transition is not None:
-                self.connection.execute(
-                    f"INSERT INTO state_transitions ({', '.join(TRANSITION_COLUMNS)}) VALUES "
-                    f"({', '.join(['%s'] * len(TRANSITION_COLUMNS))})",
-                    [transition.get(column) for column in TRANSITION_COLUMNS],
-                )
 
     def load_transitions(self, *, url: str | None = None, target_id: str | None = None,
                          vantage_id: str | None = None, since: TimeBound | None = None,

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import sqlite_utils
 
-from monitor.store.base import StoreError, TimeBound
+from monitor.store.base import DecideState, SavedWithState, StoreError, TimeBound
 from monitor.store.migrations import LATEST_VERSION, VERSION_TABLE, pending_migrations
 from monitor.store.rows import (
     MEASUREMENT_COLUMNS,
@@ -213,6 +213,22 @@ class SQLiteStore:
         with self._transaction() as conn:
             return self._insert_rows(conn, [row]) == 1
 
+    def save_measurement_with_state(
+        self, measurement: Mapping[str, Any], *, target_id: str | None, run_id: str | None,
+        confirmation: int, decide: DecideState,
+    ) -> SavedWithState:
+        row = measurement_row(measurement, target_id=target_id, run_id=run_id,
+                              confirmation=confirmation)
+        # BEGIN IMMEDIATE holds the write lock from the read of the state to its write.
+        with self._transaction() as conn:
+            saved = self._insert_rows(conn, [row]) == 1
+            current = self._load_state_in(conn, row["vantage_id"], row["url"])
+            if not saved:  # a retried write: its state was decided the first time
+                return SavedWithState(False, current, None)
+            decision = decide(current, row)
+            self._write_state(conn, decision.new_state_row, decision.transition)
+        return SavedWithState(True, dict(decision.new_state_row), decision)
+
     def save_measurements(self, rows: Iterable[Mapping[str, Any]]) -> int:
         prepared = [_as_row(row) for row in rows]
         with self._transaction() as conn:
@@ -298,26 +314,39 @@ class SQLiteStore:
             "ORDER BY s.vantage_id, s.target_id, s.url", params)
 
     def load_state(self, vantage_id: str, url: str) -> dict[str, Any] | None:
-        rows = self._query("SELECT * FROM target_state WHERE vantage_id = ? AND url = ?",
-                           (vantage_id, url))
-        return rows[0] if rows else None
+        return self._load_state_in(self.conn, vantage_id, url)
+
+    @staticmethod
+    def _load_state_in(conn: sqlite3.Connection, vantage_id: str,
+                       url: str) -> dict[str, Any] | None:
+        cursor = conn.execute("SELECT * FROM target_state WHERE vantage_id = ? AND url = ?",
+                              (vantage_id, url))
+        found = cursor.fetchone()
+        if found is None:
+            return None
+        return dict(zip([column[0] for column in cursor.description], found, strict=True))
 
     def save_state(self, state_row: Mapping[str, Any],
                    transition: Mapping[str, Any] | None) -> None:
+        with self._transaction() as conn:
+            self._write_state(conn, state_row, transition)
+
+    @staticmethod
+    def _write_state(conn: sqlite3.Connection, state_row: Mapping[str, Any],
+                     transition: Mapping[str, Any] | None) -> None:
         columns = ", ".join(STATE_COLUMNS)
         placeholders = ", ".join(f":{column}" for column in STATE_COLUMNS)
         updates = ", ".join(f"{column} = excluded.{column}" for column in STATE_COLUMNS
                             if column not in ("vantage_id", "url"))
-        with self._transaction() as conn:
+        conn.execute(
+            f"INSERT INTO target_state ({columns}) VALUES ({placeholders}) "
+            f"ON CONFLICT (vantage_id, url) DO UPDATE SET {updates}",
+            {column: state_row.get(column) for column in STATE_COLUMNS})
+        if transition is not None:
             conn.execute(
-                f"INSERT INTO target_state ({columns}) VALUES ({placeholders}) "
-                f"ON CONFLICT (vantage_id, url) DO UPDATE SET {updates}",
-                {column: state_row.get(column) for column in STATE_COLUMNS})
-            if transition is not None:
-                conn.execute(
-                    f"INSERT INTO state_transitions ({', '.join(TRANSITION_COLUMNS)}) VALUES "
-                    f"({', '.join(':' + column for column in TRANSITION_COLUMNS)})",
-                    {column: transition.get(column) for column in TRANSITION_COLUMNS})
+                f"INSERT INTO state_transitions ({', '.join(TRANSITION_COLUMNS)}) VALUES "
+                f"({', '.join(':' + column for column in TRANSITION_COLUMNS)})",
+                {column: transition.get(column) for column in TRANSITION_COLUMNS})
 
     def load_transitions(self, *, url: str | None = None, target_id: str | None = None,
                          vantage_id: str | None = None, since: TimeBound | None = None,
