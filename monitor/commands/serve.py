@@ -8,8 +8,9 @@ import signal
 import click
 from aiohttp import web
 
+from monitor.alerts.metrics import MetricsSnapshot, add_metrics_route, read_snapshot
 from monitor.commands.status import load_settings_or_fail, open_store_for_reading
-from monitor.dashboard import build_dashboard_app
+from monitor.dashboard import CONFIG_KEY, build_dashboard_app
 from monitor.settings import Settings
 from monitor.store import open_store
 from targets import TargetFileError, load_registry
@@ -22,7 +23,8 @@ def parse_listen(listen: str, where: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-async def serve_dashboard(settings: Settings, host: str, port: int) -> None:
+def build_serve_app(settings: Settings) -> web.Application:
+    """The dashboard over the local store, plus /metrics for Prometheus."""
     url = settings.storage.database_url
     try:
         registry = load_registry(settings.targets.registry_path).targets
@@ -30,6 +32,20 @@ async def serve_dashboard(settings: Settings, host: str, port: int) -> None:
         raise click.ClickException(str(error)) from None
     app = build_dashboard_app(lambda: open_store(url, migrate=False), settings,
                               registry=registry)
+    database = app[CONFIG_KEY].database
+
+    async def fetch_metrics() -> MetricsSnapshot:
+        snapshot: MetricsSnapshot = await database.run(lambda _db, store: read_snapshot(store))
+        return snapshot
+
+    # Prometheus scrapes the same process that serves the dashboard (Alertmanager users).
+    add_metrics_route(app, fetch_metrics)
+    return app
+
+
+async def serve_dashboard(settings: Settings, host: str, port: int) -> None:
+    url = settings.storage.database_url
+    app = build_serve_app(settings)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
