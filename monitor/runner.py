@@ -32,6 +32,8 @@ class Recorder(Protocol):
 
     async def finish_run(self, run_id: str, *, status: str, counts: dict[str, int]) -> None: ...
 
+    async def close_stale_runs(self) -> int: ...
+
     async def record(
         self, measurement: dict[str, Any], *, target: Target, run_id: str, confirmation: int,
         confirmations_needed: int,
@@ -176,6 +178,11 @@ class StoreRecorder:
     async def finish_run(self, run_id: str, *, status: str, counts: dict[str, int]) -> None:
         await self.call_in_writer(self.store.finish_run, run_id, status, counts)
 
+    async def close_stale_runs(self) -> int:
+        """Runs of this vantage a killed process left "running" become "interrupted"."""
+        closed: int = await self.call_in_writer(self.store.close_stale_runs, self.vantage_id)
+        return closed
+
     async def record(self, measurement: dict[str, Any], *, target: Target, run_id: str,
                      confirmation: int, confirmations_needed: int) -> RecordResult:
         result: RecordResult = await self.call_in_writer(
@@ -203,6 +210,7 @@ class Runner:
         config: RunnerConfig | None = None,
         measure: MeasureFunction | None = None,
         schedule_retest: ScheduleRetest | None = None,
+        session: Any = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -211,6 +219,9 @@ class Runner:
         self.probe_options = probe_options
         self.config = config or RunnerConfig.from_settings(settings)
         self.measure = measure or _default_measure()
+        # One aiohttp session for every control-helper call of the service (its connection
+        # pool is reused); None lets each measurement open its own (or skip the control).
+        self.session = session
         self.schedule_retest = schedule_retest or self._retest_later
         self.on_measurement: list[Hook] = []
         self.on_transition: list[Hook] = []
@@ -285,8 +296,10 @@ class Runner:
             if confirmation:
                 annotations["confirmation"] = str(confirmation)
             try:
+                extra = {} if self.session is None else {"session": self.session}
                 measurement = await self.measure(url, self.probe_options,
-                                                 annotations=annotations, report_id=run_id)
+                                                 annotations=annotations, report_id=run_id,
+                                                 **extra)
             except asyncio.CancelledError:
                 raise
             except InvalidInput as error:  # a bad URL in a target file: one line, no traceback

@@ -98,6 +98,9 @@ class ServicePlan:
     # Service mode only: where later consumers plug in, e.g. alerts append to
     # runner.on_transition, uploads and reports call scheduler.add_periodic(...).
     on_service: list[Callable[[Runner, MonitorScheduler], None]] = field(default_factory=list)
+    # Service mode only, awaited once before the first round (e.g. the first collector check-in).
+    on_start: list[Callable[[Runner, MonitorScheduler], Awaitable[None]]] = field(
+        default_factory=list)
 
 
 def open_store_or_explain(database_url: str, *, spool: bool = False) -> Any:
@@ -120,17 +123,26 @@ async def _with_store(plan: ServicePlan, body: Callable[[Runner], Awaitable[int]
     store = open_store_or_explain(settings.storage.database_url,
                                   spool=settings.collector.url is not None)
     writer = StoreWriter(store)
+    probe_options = settings.probe.to_probe_options()
+    session = None
     try:
         for target_list in plan.target_lists:
             await writer.call(store.save_targets, target_list.targets)
         recorder = StoreRecorder(store, writer.call,
                                  vantage_id=settings.probe.vantage_id)
-        runner = Runner(settings, recorder, plan.target_lists, settings.probe.to_probe_options(),
-                        config=plan.runner_config, measure=plan.measure)
+        if probe_options.helper_url is not None:
+            import aiohttp
+
+            # One connection pool to the control helper for the whole service, not one per URL.
+            session = aiohttp.ClientSession()
+        runner = Runner(settings, recorder, plan.target_lists, probe_options,
+                        config=plan.runner_config, measure=plan.measure, session=session)
         for prepare in plan.on_runner:
             prepare(runner)
         return await body(runner)
     finally:
+        if session is not None:
+            await session.close()
         await writer.close()
 
 
@@ -211,6 +223,11 @@ async def run_service(plan: ServicePlan, *, shutdown: ShutdownRequest,
             clock.add_list(target_list.name, partial(one_round, target_list.name), schedule)
         for extend in plan.on_service:
             extend(runner, clock)
+        stale = await runner.store.close_stale_runs()
+        if stale:
+            log.warning("%d runs left 'running' by an earlier process marked interrupted", stale)
+        for start_hook in plan.on_start:
+            await start_hook(runner, clock)
         shutdown.install()
         clock.start()
         try:
@@ -256,7 +273,24 @@ def load_plan(config_path: str | None, list_names: Sequence[str]) -> ServicePlan
         plan.on_service.append(attach_reports_to_service(settings))
     if settings.collector.url and settings.collector.token:
         plan.on_service.append(attach_uploads(settings))
+    if settings.storage.retention_days > 0:
+        plan.on_service.append(attach_retention(settings))
     return plan
+
+
+def attach_retention(settings: Any) -> Callable[[Runner, MonitorScheduler], None]:
+    """For ServicePlan.on_service: prune measurements past [storage] retention_days daily."""
+
+    def attach(runner: Runner, scheduler: MonitorScheduler) -> None:
+        from monitor.store.retention import prune_job
+
+        recorder: Any = runner.store
+        scheduler.add_periodic(
+            "retention", prune_job(recorder.call, recorder.store,
+                                   settings.storage.retention_days),
+            seconds=24 * 3600.0)
+
+    return attach
 
 
 def attach_uploads(settings: Any) -> Callable[[Runner, MonitorScheduler], None]:

@@ -77,6 +77,11 @@ class Store(Protocol):
         """The most recent runs, newest first."""
         ...
 
+    def close_stale_runs(self, vantage_id: str) -> int:
+        """Marks this vantage's runs still "running" (left by a process that was killed) as
+        "interrupted", finished now; returns how many. Called as the service starts."""
+        ...
+
     # ---- measurements ---------------------------------------------------------------------
 
     def save_measurement(self, measurement: Mapping[str, Any], *, target_id: str | None,

@@ -176,6 +176,14 @@ class PostgresStore:
         if cursor.rowcount == 0:
             raise KeyError(f"run {run_id!r} was never started in {_redacted(self.database_url)}")
 
+    def close_stale_runs(self, vantage_id: str) -> int:
+        cursor = self.connection.execute(
+            "UPDATE runs SET status = 'interrupted', finished_at = %s "
+            "WHERE vantage_id = %s AND status = 'running'",
+            (store_time(self.clock()), vantage_id),
+        )
+        return int(cursor.rowcount)
+
     def load_runs(self, *, limit: int = 20, vantage_id: str | None = None) -> list[dict[str, Any]]:
         return self.connection.execute(
             "SELECT * FROM runs WHERE (%s::text IS NULL OR vantage_id = %s) "

@@ -180,6 +180,13 @@ class SQLiteStore:
             if cursor.rowcount == 0:
                 raise KeyError(f"run {run_id!r} was never started in {self.path}")
 
+    def close_stale_runs(self, vantage_id: str) -> int:
+        with self._transaction() as conn:
+            return int(conn.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ? "
+                "WHERE vantage_id = ? AND status = 'running'",
+                (store_time(self.clock()), vantage_id)).rowcount)
+
     def load_runs(self, *, limit: int = 20,
                   vantage_id: str | None = None) -> list[dict[str, Any]]:
         where, params = ("WHERE vantage_id = ?", [vantage_id]) if vantage_id else ("", [])
