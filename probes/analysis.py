@@ -173,6 +173,7 @@ def analyze(
         control.get("ip_info") or {},
         verified_addresses(observed.tls_handshakes, observed.hostname),
         networks,
+        probe_asns=observed.answer_asns,
     )
     page = observed.page
     http = None
@@ -199,6 +200,8 @@ def analyze(
         tcp_judged=classify_tcp_blocking(observed.tcp_connect, control.get("tcp_connect") or {}),
         database=database,
     )
+    if dns.consistency == "consistent" and dns.reason.startswith("same AS"):
+        context.notes.append(f"dns: other addresses than the control's, {dns.reason}")
     if not have_control:
         context.notes.append(f"control_unavailable: {control_failure or 'no control response'}")
         decision = _decide_without_control(context)

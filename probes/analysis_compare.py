@@ -6,7 +6,7 @@ import hashlib
 import ipaddress
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -107,10 +107,13 @@ def compare_dns(
     ip_info: dict[str, Any],
     tls_valid_addresses: Iterable[str],
     public_networks: tuple[IPNetwork, ...],
+    *,
+    probe_asns: Mapping[str, int] | None = None,
 ) -> DnsComparison:
-    """OONI's DNS consistency, refined: equal answers, a shared ASN (when the control has an AS
-    database), or an address that served a valid certificate for the host is consistent; both
-    failing the same way is consistent; a bogon answer is inconsistent."""
+    """OONI's DNS consistency, refined: equal answers, a shared ASN (the probe's own annotation of
+    its answers, else the control's ip_info; the control's addresses from ip_info), or an address
+    that served a valid certificate for the host is consistent; both failing the same way is
+    consistent; a bogon answer is inconsistent."""
     bogons = tuple(a for a in probe_addresses if _safe_is_bogon(a, public_networks))
     if not control_dns:
         if bogons:
@@ -129,15 +132,25 @@ def compare_dns(
         return DnsComparison("inconsistent", bogons, "bogon answer")
     if set(probe_addresses) & set(control_addresses):
         return DnsComparison("consistent", (), "same addresses")
-    probe_asns = {_asn(ip_info, a) for a in probe_addresses} - {0, None}
-    control_asns = {_asn(ip_info, a) for a in control_addresses} - {0, None}
-    if probe_asns & control_asns:
-        return DnsComparison("consistent", (), "same ASN")
+    probe_asns = probe_asns or {}
+    probe_side = _known({probe_asns.get(a) or _asn(ip_info, a) for a in probe_addresses})
+    control_side = _known({_asn(ip_info, a) for a in control_addresses})
+    shared = probe_side & control_side
+    if shared:
+        return DnsComparison("consistent", (), f"same AS (AS{min(shared)})")
     valid = set(tls_valid_addresses) & set(probe_addresses)
     if valid:
         return DnsComparison("consistent", (), f"valid certificate from {sorted(valid)[0]}")
     if any(int((ip_info.get(a) or {}).get("flags") or 0) & 8 for a in probe_addresses):
         return DnsComparison("consistent", (), "control found a valid certificate there")
+    if probe_side and control_side:
+        probe_label = ", ".join(f"AS{n}" for n in sorted(probe_side))
+        control_label = ", ".join(f"AS{n}" for n in sorted(control_side))
+        return DnsComparison(
+            "inconsistent",
+            (),
+            f"different addresses in a different AS (probe {probe_label}, control {control_label})",
+        )
     return DnsComparison("inconsistent", (), "different addresses")
 
 
@@ -146,6 +159,11 @@ def _safe_is_bogon(ip: str, networks: tuple[IPNetwork, ...]) -> bool:
         return is_bogon(ip, networks)
     except ValueError:
         return False
+
+
+def _known(asns: set[int | None]) -> set[int]:
+    # AS 0 is OONI's "unknown"; it must never make two addresses look alike.
+    return {asn for asn in asns if asn}
 
 
 def _asn(ip_info: dict[str, Any], address: str) -> int | None:

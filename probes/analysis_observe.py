@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +26,8 @@ class Observations:
     http_failure: str | None
 
     all_hops_https: bool = False
+    # The AS of each answered address, when the probe annotated its answers (OONI's `asn`).
+    answer_asns: dict[str, int] = field(default_factory=dict)
 
     @property
     def page(self) -> dict[str, Any] | None:
@@ -36,20 +38,30 @@ class Observations:
         return response if isinstance(response, dict) and response.get("code") else None
 
 
+def _own_steps(entries: Any) -> list[dict[str, Any]]:
+    # Redirect hops' DNS/TCP/TLS entries are recorded too (x_redirect_hop); the verdict compares
+    # the measured URL's own steps with the control, which saw only those.
+    return [e for e in entries or [] if isinstance(e, dict) and not e.get("x_redirect_hop")]
+
+
 def read_observations(test_keys: dict[str, Any]) -> Observations:
     requests = [r for r in test_keys.get("requests") or [] if isinstance(r, dict)]
-    queries = [q for q in test_keys.get("queries") or [] if isinstance(q, dict)]
+    queries = _own_steps(test_keys.get("queries"))
     first_url = request_url(requests[-1]) if requests else ""
     parts = urlsplit(first_url) if first_url else None
     hostname = parts.hostname if parts else None
     if hostname is None and queries:
         hostname = queries[0].get("hostname")
     addresses: list[str] = []
+    answer_asns: dict[str, int] = {}
     for query in queries:
         for answer in query.get("answers") or []:
             address = answer.get("ipv4") or answer.get("ipv6")
             if address and address not in addresses:
                 addresses.append(address)
+            asn = answer.get("asn")
+            if address and isinstance(asn, int) and not isinstance(asn, bool) and asn > 0:
+                answer_asns[address] = asn
     dns_failure = None
     if not addresses:
         failures = [q.get("failure") for q in queries if q.get("failure")]
@@ -62,10 +74,10 @@ def read_observations(test_keys: dict[str, Any]) -> Observations:
     }
     handshakes = [
         h
-        for h in test_keys.get("tls_handshakes") or []
-        if isinstance(h, dict) and not is_sni_retry(h, hostname, retry_names)
+        for h in _own_steps(test_keys.get("tls_handshakes"))
+        if not is_sni_retry(h, hostname, retry_names)
     ]
-    tcp = [entry for entry in test_keys.get("tcp_connect") or [] if isinstance(entry, dict)]
+    tcp = _own_steps(test_keys.get("tcp_connect"))
     final_request = requests[0] if requests else None
     http_failure = final_request.get("failure") if final_request else None
     if final_request is None and not dns_failure:
@@ -81,6 +93,7 @@ def read_observations(test_keys: dict[str, Any]) -> Observations:
         http_failure=http_failure,
         all_hops_https=bool(requests)
         and all(urlsplit(request_url(r)).scheme == "https" for r in requests),
+        answer_asns=answer_asns,
     )
 
 
