@@ -13,6 +13,7 @@ from probes.analysis_observe import (
     detect_sni_filtering,
     https_page_verified,
     read_observations,
+    redirect_hop_entries,
     tcp_endpoint,
     verified_addresses,
 )
@@ -221,7 +222,10 @@ def analyze(
         dns_experiment_failure=observed.dns_failure,
         http_experiment_failure=observed.http_failure,
         sni_filtering=context.sni_filtering,
-        tcp_connect=tuple(context.tcp_judged),
+        tcp_connect=(
+            *context.tcp_judged,
+            *redirect_hop_entries(test_keys.get("tcp_connect")),
+        ),
     )
 
 

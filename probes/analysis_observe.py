@@ -44,6 +44,13 @@ def _own_steps(entries: Any) -> list[dict[str, Any]]:
     return [e for e in entries or [] if isinstance(e, dict) and not e.get("x_redirect_hop")]
 
 
+def redirect_hop_entries(entries: Any) -> list[dict[str, Any]]:
+    """Copies of the redirect hops' entries, which the verdict passes on unjudged."""
+    return [
+        copy.deepcopy(e) for e in entries or [] if isinstance(e, dict) and e.get("x_redirect_hop")
+    ]
+
+
 def read_observations(test_keys: dict[str, Any]) -> Observations:
     requests = [r for r in test_keys.get("requests") or [] if isinstance(r, dict)]
     queries = _own_steps(test_keys.get("queries"))

@@ -7,6 +7,7 @@ import codecs
 import html
 import re
 import time
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -85,6 +86,25 @@ def is_bogon_address(ip: str, options: ProbeOptions) -> bool:
     return is_bogon(ip, options.public_networks())
 
 
+@dataclass(slots=True)
+class HopSteps:
+    """The DNS, TCP and TLS entries of redirect hops, each marked with its hop number.
+
+    OONI records every hop's steps in queries, tcp_connect and tls_handshakes; the mark
+    (`x_redirect_hop`, 1 for the first redirect target) keeps them apart from the measured
+    URL's own steps, which are what the analysis compares with the control.
+    """
+
+    queries: list[dict[str, Any]] = field(default_factory=list)
+    tcp_connect: list[dict[str, Any]] = field(default_factory=list)
+    tls_handshakes: list[dict[str, Any]] = field(default_factory=list)
+    hop: int = 0
+
+    def add(self, kind: str, entry: dict[str, Any]) -> None:
+        entry["x_redirect_hop"] = self.hop
+        getattr(self, kind).append(entry)
+
+
 async def probe_http(
     url: str,
     options: ProbeOptions,
@@ -92,17 +112,21 @@ async def probe_http(
     streams: Streams | None = None,
     address: str | None = None,
     started: float | None = None,
+    hop_steps: HopSteps | None = None,
 ) -> list[dict[str, Any]]:
     """GET `url` (over `streams` when given) and every redirect; requests[] most recent first.
 
-    Redirect hops take fresh DNS, TCP and TLS steps of their own, as a browser would.
+    Redirect hops take fresh DNS, TCP and TLS steps of their own, as a browser would; their
+    entries go to `hop_steps` when given.
     """
     started = time.monotonic() if started is None else started
+    steps = hop_steps if hop_steps is not None else HopSteps()
     requests: list[dict[str, Any]] = []
     current = url
     while True:
         if streams is None:
-            entry = await _fetch_fresh(current, options, started)
+            steps.hop += 1
+            entry = await _fetch_fresh(current, options, started, steps)
         else:
             entry = await fetch_one(current, streams, address or "", options, started=started)
             streams = None
@@ -141,7 +165,7 @@ def response_header(headers: dict[str, str], name: str) -> str | None:
     return _header([[key, value] for key, value in headers.items()], name.lower())
 
 
-async def _fetch_fresh(url: str, options: ProbeOptions, started: float) -> dict[str, Any]:
+async def _fetch_fresh(url: str, options: ProbeOptions, started: float, steps: HopSteps) -> dict[str, Any]:
     """One hop with its own DNS, TCP and TLS: tries each public address until one works."""
     t0 = time.monotonic() - started
     parts = urlsplit(url)
@@ -155,6 +179,8 @@ async def _fetch_fresh(url: str, options: ProbeOptions, started: float) -> dict[
         addresses, failure = [host.strip("[]")], None
     else:
         queries = await probe_dns(host, options, started=started)
+        for query in queries:
+            steps.add("queries", query)
         addresses = addresses_from_queries(queries)
         failure = next((q["failure"] for q in queries if q["failure"]), "dns_no_answer")
     last_address = ""
@@ -163,11 +189,13 @@ async def _fetch_fresh(url: str, options: ProbeOptions, started: float) -> dict[
             continue  # never connect to a bogon: a lying resolver may point us anywhere
         last_address = format_endpoint(ip, port)
         tcp_entry, streams = await probe_tcp(ip, port, options, started=started)
+        steps.add("tcp_connect", tcp_entry)
         if streams is None:
             failure = tcp_entry["status"]["failure"]
             continue
         if scheme == "https":
             tls_entry, streams = await probe_tls(ip, port, host, options, streams=streams, started=started)
+            steps.add("tls_handshakes", tls_entry)
             if streams is None:
                 failure = tls_entry["failure"]
                 continue

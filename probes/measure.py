@@ -15,10 +15,11 @@ import aiohttp
 
 from probes import __version__
 from probes.analysis import analyze
+from probes.asn import AsnDatabase, annotate_dns_answers, cached_asn_database, open_asn_database
 from probes.control import fetch_control
 from probes.dns import addresses_from_queries, is_ip_literal, probe_dns, resolvers_for
 from probes.errors import InvalidInput
-from probes.http import DEFAULT_PORTS, is_bogon_address, new_request_entry, probe_http
+from probes.http import DEFAULT_PORTS, HopSteps, is_bogon_address, new_request_entry, probe_http
 from probes.options import ProbeOptions
 from probes.tcp import Streams, close_streams, format_endpoint, probe_tcp
 from probes.tls import probe_tls
@@ -113,8 +114,7 @@ async def measure_url(
         "probe_network_name": identity.probe_network_name,
         "probe_ip": "127.0.0.1",
         "resolver_ip": resolvers[0].ip if resolvers else "",
-        "resolver_asn": "AS0",
-        "resolver_network_name": "",
+        **_resolver_network(resolvers[0].ip if resolvers else "", await _asn_database(options)),
         "software_name": "blockmon",
         "software_version": __version__,
         "test_name": TEST_NAME,
@@ -135,6 +135,9 @@ async def _collect_observations(
     else:
         queries = await probe_dns(host, options, started=started)
         addresses = addresses_from_queries(queries)
+        asn_database = await _asn_database(options)
+        if asn_database is not None:
+            annotate_dns_answers(queries, asn_database)
     # Bogons (a lying resolver's 127.0.0.1 or 10.x) are never connected to, nor sent to the helper.
     public = [ip for ip in addresses if not is_bogon_address(ip, options)]
     control_task = None
@@ -154,7 +157,12 @@ async def _collect_observations(
             )
             tls_handshakes = [entry for entry, _ in tls_results]
             connections = [(ip, streams) for (ip, _), (_, streams) in zip(connections, tls_results, strict=True) if streams]
-        requests = await _fetch_first(url, port, connections, tcp_connect, tls_handshakes, options, started)
+        hop_steps = HopSteps()
+        requests = await _fetch_first(url, port, connections, tcp_connect, tls_handshakes, options, started, hop_steps)
+        # Redirect hops' own steps come after the measured URL's, as they happened.
+        queries = queries + hop_steps.queries
+        tcp_connect += hop_steps.tcp_connect
+        tls_handshakes += hop_steps.tls_handshakes
         control, control_failure = await control_task if control_task else ({}, None)
         control_task = None
     finally:
@@ -199,13 +207,16 @@ async def _fetch_first(
     tls_handshakes: list[dict[str, Any]],
     options: ProbeOptions,
     started: float,
+    hop_steps: HopSteps,
 ) -> list[dict[str, Any]]:
     """HTTP over the first working connection (one handshake per measurement, as OONI LTE)."""
     if not connections:
         return _unreachable_requests(url, port, tcp_connect, tls_handshakes, started)
     (ip, streams), spare = connections[0], connections[1:]
     await asyncio.gather(*(close_streams(other) for _, other in spare))
-    return await probe_http(url, options, streams=streams, address=format_endpoint(ip, port), started=started)
+    return await probe_http(
+        url, options, streams=streams, address=format_endpoint(ip, port), started=started, hop_steps=hop_steps
+    )
 
 
 def _unreachable_requests(
@@ -238,6 +249,7 @@ async def _sni_retries(
         entry
         for entry in tls_handshakes
         if entry["failure"] in _SNI_RETRY_FAILURES
+        and not entry.get("x_redirect_hop")
         and (control_tls.get(entry["address"]) or {}).get("status") is True
     ]
     attempts = []
@@ -257,6 +269,24 @@ async def _sni_retry(
     await close_streams(streams)
     entry["x_sni_retry"] = True
     return entry
+
+
+async def _asn_database(options: ProbeOptions) -> AsnDatabase | None:
+    if not options.asn_database:
+        return None
+    # Parsed once per process (again when the file changes), off the event loop: ~2 s for 500k lines.
+    loaded = cached_asn_database(options.asn_database)
+    if loaded is not None:
+        return loaded
+    return await asyncio.to_thread(open_asn_database, options.asn_database)
+
+
+def _resolver_network(resolver_ip: str, database: AsnDatabase | None) -> dict[str, str]:
+    info = database.lookup(resolver_ip) if database is not None and resolver_ip else None
+    return {
+        "resolver_asn": info.as_label if info else "AS0",
+        "resolver_network_name": info.name if info else "",
+    }
 
 
 def _analysis_keys(test_keys: dict[str, Any], options: ProbeOptions) -> dict[str, Any]:

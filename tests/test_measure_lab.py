@@ -123,6 +123,28 @@ async def test_redirect_hops_are_recorded_most_recent_first(lab_info, helper_url
     assert requests[0]["request"]["url"] == "https://ok.lab.test/"
 
 
+async def test_redirect_hops_have_their_own_dns_tcp_and_tls_entries(lab_info, helper_url):
+    measurement = await measure_url("https://redirect.lab.test/", censored_vantage(lab_info, helper_url))
+    keys = measurement["test_keys"]
+    hop_queries = [q for q in keys["queries"] if q.get("x_redirect_hop")]
+    assert [q["hostname"] for q in keys["queries"]] == ["redirect.lab.test"] * 2 + ["ok.lab.test"] * 2
+    assert {q["query_type"] for q in hop_queries} == {"A", "AAAA"}
+    assert all(q["x_redirect_hop"] == 1 for q in hop_queries)
+    ok_address = next(a["ipv4"] for q in hop_queries for a in q["answers"] if a.get("ipv4"))
+    hop_tcp = [entry for entry in keys["tcp_connect"] if entry.get("x_redirect_hop")]
+    assert [(entry["ip"], entry["port"], entry["status"]["success"]) for entry in hop_tcp] == [(ok_address, 443, True)]
+    hop_tls = [entry for entry in keys["tls_handshakes"] if entry.get("x_redirect_hop")]
+    assert [(entry["server_name"], entry["address"], entry["failure"]) for entry in hop_tls] == [
+        ("ok.lab.test", f"{ok_address}:443", None)
+    ]
+    assert hop_tls[0]["certificate_chain"][0]["sans"] == ["ok.lab.test"]
+    # The page reached through the hop came over that very connection.
+    assert keys["requests"][0]["address"] == hop_tls[0]["address"]
+    # The measured URL's own steps come first and carry no hop mark.
+    assert not keys["queries"][0].get("x_redirect_hop") and not keys["tcp_connect"][0].get("x_redirect_hop")
+    assert keys["blocking"] is False and keys["accessible"] is True
+
+
 async def test_control_down(lab_info):
     options = censored_vantage(lab_info, _closed_port_url())
     ok = await measure_url("https://ok.lab.test/", options)

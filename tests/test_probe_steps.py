@@ -31,7 +31,7 @@ from probes.certificates import describe_certificate
 from probes.control import fetch_control
 from probes.dns import addresses_from_queries, parse_resolver, probe_dns
 from probes.errors import InvalidInput, classify_failure
-from probes.http import decode_body, detect_charset, extract_title, fetch_one, probe_http
+from probes.http import HopSteps, decode_body, detect_charset, extract_title, fetch_one, probe_http
 from probes.options import ProbeOptions
 from probes.tcp import close_streams, probe_tcp
 from probes.tls import probe_tls
@@ -521,6 +521,29 @@ async def test_http_follows_redirects_most_recent_first(tcp_server):
     assert [r["response"]["code"] for r in requests] == [200, 301]
     assert requests[0]["request"]["url"] == f"http://{LOOPBACK}:{port}/new"
     assert requests[0]["address"] == f"{LOOPBACK}:{port}"
+
+
+async def test_http_redirect_hops_record_their_own_connections(tcp_server):
+    def respond(head: bytes) -> bytes:
+        if head.startswith(b"GET /old "):
+            return b"HTTP/1.1 302 Found\r\nLocation: /middle\r\nContent-Length: 0\r\n\r\n"
+        if head.startswith(b"GET /middle "):
+            return b"HTTP/1.1 301 Moved\r\nLocation: /new\r\nContent-Length: 0\r\n\r\n"
+        return _page("New home")
+
+    port = await _http_server(tcp_server, respond)
+    _, streams = await probe_tcp(LOOPBACK, port, OPTIONS)
+    steps = HopSteps()
+    requests = await probe_http(
+        f"http://{LOOPBACK}:{port}/old", OPTIONS, streams=streams, address=f"{LOOPBACK}:{port}", hop_steps=steps
+    )
+    assert [r["response"]["code"] for r in requests] == [200, 301, 302]
+    # The first request used the connection it was given; each redirect hop opened its own.
+    assert [(e["ip"], e["port"], e["status"]["success"], e["x_redirect_hop"]) for e in steps.tcp_connect] == [
+        (LOOPBACK, port, True, 1),
+        (LOOPBACK, port, True, 2),
+    ]
+    assert steps.queries == [] and steps.tls_handshakes == []  # an IP literal over plain http
 
 
 async def test_http_redirect_loop_is_too_many_redirects(tcp_server):
