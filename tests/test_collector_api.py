@@ -95,6 +95,23 @@ def test_a_probe_cannot_submit_as_another(collector: CollectorProcess) -> None:
                                     "WHERE vantage_id IN ('kz-honest', 'kz-victim')") == [(0,)]
 
 
+def test_probe_fields_come_from_the_registration(collector: CollectorProcess) -> None:
+    token = register_probe(collector, "kz-where", network_name="Kazakhtelecom (registered)")
+    moved = sample_measurement(22, vantage_id="kz-where")
+    moved["probe_asn"] = "AS12389"
+    status, body = submit(collector, token, [moved])
+    assert (status, body["field"]) == (403, "measurements[0].probe_asn")
+    sent = sample_measurement(23, vantage_id="kz-where")
+    sent["probe_ip"] = "198.51.100.7"
+    sent["probe_network_name"] = "Claimed ISP"
+    assert submit(collector, token, [sent])[0] == 200
+    [(network, cc, asn, stored)] = database_rows(
+        collector, "SELECT probe_network_name, probe_cc, probe_asn, json FROM measurements "
+                   "WHERE vantage_id = 'kz-where'")
+    assert (network, cc, asn) == ("Kazakhtelecom (registered)", "KZ", "AS9198")
+    assert json.loads(str(stored))["probe_ip"] == "127.0.0.1"
+
+
 def test_enrolment_secrets_are_single_use_and_vantage_ids_unique(collector: CollectorProcess) -> None:
     secret = collector.enrol()
     request = {"enrolment_secret": secret, "vantage_id": "kz-single", "probe_cc": "KZ",
@@ -159,7 +176,7 @@ def test_hostile_bodies_get_4xx_and_the_collector_keeps_serving(
 
 
 def test_sql_looking_strings_are_stored_as_text(collector: CollectorProcess) -> None:
-    token = register_probe(collector, "kz-sql")
+    token = register_probe(collector, "kz-sql", network_name="Robert'); DROP TABLE probes;--")
     nasty = sample_measurement(30, vantage_id="kz-sql",
                                url="https://example.org/?q=';DROP TABLE measurements;--")
     nasty["probe_network_name"] = "Robert'); DROP TABLE probes;--"

@@ -10,6 +10,7 @@ from monitor.collector.auth import bearer_token, hash_secret, mint_token, secret
 from monitor.collector.database import DatabaseUrl
 from monitor.collector.validation import (
     BatchLimits,
+    RegisteredProbe,
     Rejection,
     check_batch,
     check_registration,
@@ -22,8 +23,11 @@ NOW = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
 LIMITS = BatchLimits(max_batch_length=5)
 
 
-def check(measurements: list[object], vantage_id: str = "kz-almaty-1") -> object:
-    return check_batch({"measurements": measurements}, vantage_id=vantage_id, now=NOW, limits=LIMITS)
+PROBE = RegisteredProbe("kz-almaty-1", "KZ", "AS9198", "JSC Kazakhtelecom")
+
+
+def check(measurements: list[object], probe: RegisteredProbe = PROBE) -> object:
+    return check_batch({"measurements": measurements}, probe=probe, now=NOW, limits=LIMITS)
 
 
 def good(number: int = 0, **changes: object) -> dict[str, object]:
@@ -42,6 +46,21 @@ def test_a_good_batch_is_kept_with_the_probe_fields_pinned() -> None:
     assert result[0]["measurement_uid"] == sent["measurement_uid"]
 
 
+def test_where_a_measurement_was_taken_comes_from_the_registration() -> None:
+    relabelled = check([good(probe_network_name="Some Other ISP")], RegisteredProbe(
+        "kz-almaty-1", "KZ", "AS9198", "Kazakhtelecom (registered)"))
+    assert isinstance(relabelled, list)
+    assert relabelled[0]["probe_network_name"] == "Kazakhtelecom (registered)"
+    elsewhere = RegisteredProbe("kz-almaty-1", "RU", "AS12389", "Rostelecom")
+    wrong_country = check([good(0)], elsewhere)
+    assert isinstance(wrong_country, Rejection)
+    assert (wrong_country.status, wrong_country.field) == (403, "measurements[0].probe_cc")
+    assert "'RU'" in wrong_country.error
+    wrong_network = check([good(0)], RegisteredProbe("kz-almaty-1", "KZ", "AS21299"))
+    assert isinstance(wrong_network, Rejection)
+    assert (wrong_network.status, wrong_network.field) == (403, "measurements[0].probe_asn")
+
+
 @pytest.mark.parametrize(
     ("change", "field", "status"),
     [
@@ -57,6 +76,8 @@ def test_a_good_batch_is_kept_with_the_probe_fields_pinned() -> None:
         ({"test_keys": []}, "measurements[1].test_keys", 400),
         ({"annotations": "x"}, "measurements[1].annotations", 400),
         ({"annotations": {"vantage_id": "kz-other"}}, "measurements[1].annotations.vantage_id", 403),
+        ({"probe_cc": "RU"}, "measurements[1].probe_cc", 403),
+        ({"probe_asn": "AS12389"}, "measurements[1].probe_asn", 403),
     ],
 )
 def test_one_bad_measurement_refuses_the_batch_naming_it(
@@ -80,7 +101,7 @@ def test_timestamps_in_the_future_or_too_old_are_refused() -> None:
 
 
 def test_batch_shape_and_length_are_checked() -> None:
-    assert check_batch({}, vantage_id="v1", now=NOW, limits=LIMITS).field == "measurements"  # type: ignore[union-attr]
+    assert check_batch({}, probe=PROBE, now=NOW, limits=LIMITS).field == "measurements"  # type: ignore[union-attr]
     assert check([]).field == "measurements"  # type: ignore[union-attr]
     too_many = check([good(n) for n in range(6)])
     assert isinstance(too_many, Rejection) and too_many.status == 413

@@ -14,6 +14,7 @@ from monitor.collector.backend import DatabaseThreads
 from monitor.collector.registry import ProbeRecord, Registry, format_time
 from monitor.collector.validation import (
     BatchLimits,
+    RegisteredProbe,
     Rejection,
     check_batch,
     check_registration,
@@ -162,7 +163,9 @@ async def submit_measurements(request: web.Request) -> web.Response:
     body = await read_json(request, limits.max_body_bytes)
     if isinstance(body, Rejection):
         return refuse(body)
-    checked = check_batch(body, vantage_id=probe.probe_id, now=datetime.now(UTC), limits=limits)
+    registered = RegisteredProbe(probe.probe_id, probe.probe_cc, probe.probe_asn,
+                                 probe.probe_network_name)
+    checked = check_batch(body, probe=registered, now=datetime.now(UTC), limits=limits)
     if isinstance(checked, Rejection):
         return refuse(checked)
     database: DatabaseThreads = request.app["database"]

@@ -47,6 +47,16 @@ class BatchLimits:
 
 
 @dataclass(frozen=True, slots=True)
+class RegisteredProbe:
+    """Where the probe said it is when it enrolled (its `probes` row): the collector's truth."""
+
+    vantage_id: str
+    probe_cc: str
+    probe_asn: str
+    probe_network_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Rejection:
     """Why a request was refused: the HTTP status, a message and the field at fault."""
 
@@ -90,11 +100,18 @@ def check_measurement(
     measurement: Any,
     *,
     index: int,
-    vantage_id: str,
+    probe: RegisteredProbe,
     now: datetime,
     limits: BatchLimits,
 ) -> dict[str, Any] | Rejection:
-    """Check one measurement and return the copy the collector stores (probe fields pinned)."""
+    """Check one measurement and return the copy the collector stores (probe fields pinned).
+
+    Where the measurement was taken is the registration's to say: a probe_cc, probe_asn or
+    annotations.vantage_id other than the registered one is refused (403 naming the field,
+    parked by the uploader); probe_network_name, a free label, is replaced by the registered one;
+    probe_ip is always 127.0.0.1.
+    """
+    vantage_id = probe.vantage_id
 
     def reject(error: str, field: str, status: int = 400) -> Rejection:
         uid = measurement.get("measurement_uid") if isinstance(measurement, dict) else None
@@ -153,11 +170,17 @@ def check_measurement(
             "annotations.vantage_id",
             403,
         )
+    for name, registered in (("probe_cc", probe.probe_cc), ("probe_asn", probe.probe_asn)):
+        if measurement[name] != registered:
+            return reject(
+                f"is {measurement[name]!r} but probe {vantage_id!r} registered {registered!r}; "
+                "register again from the new network", name, 403)
     test_keys = measurement.get("test_keys")
     if not isinstance(test_keys, dict):
         return reject("must be an object", "test_keys")
 
     stored = dict(measurement)
+    stored["probe_network_name"] = probe.probe_network_name
     stored["annotations"] = {**annotations, "vantage_id": vantage_id}
     # Privacy: the collector never keeps a probe's address (OONI scrubs it the same way).
     stored["probe_ip"] = "127.0.0.1"
@@ -184,7 +207,7 @@ def check_stored_sizes(
 
 
 def check_batch(
-    body: dict[str, Any], *, vantage_id: str, now: datetime, limits: BatchLimits
+    body: dict[str, Any], *, probe: RegisteredProbe, now: datetime, limits: BatchLimits
 ) -> list[dict[str, Any]] | Rejection:
     """Check a whole upload; one bad measurement refuses the batch (all or nothing)."""
     measurements = body.get("measurements")
@@ -200,7 +223,7 @@ def check_batch(
     seen: set[str] = set()
     for index, measurement in enumerate(measurements):
         result = check_measurement(
-            measurement, index=index, vantage_id=vantage_id, now=now, limits=limits
+            measurement, index=index, probe=probe, now=now, limits=limits
         )
         if isinstance(result, Rejection):
             return result
