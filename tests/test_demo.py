@@ -27,6 +27,8 @@ def test_next_steps_name_the_demo_config_and_the_confirmed_blocks(tmp_path):
         in text
     assert f"blockmon --config {tmp_path / 'blockmon.toml'} status" in text
     assert f"blockmon --config {tmp_path / 'blockmon.toml'} history azattyq" in text
+    assert f"report --format html --out {tmp_path / 'reports'}" in text
+    assert f"blockmon --config {tmp_path / 'blockmon.toml'} serve" in text
 
 
 def test_every_scripted_block_is_a_briefing_hostname():

@@ -212,6 +212,8 @@ def render_next_steps(data_dir: Path, states: list[dict[str, Any]]) -> str:
         f"  blockmon --config {config} status",
         f"  blockmon --config {config} history azattyq",
         f"  BLOCKMON_CONFIG={config} blockmon status --state blocked",
+        f"  blockmon --config {config} report --format html --out {data_dir / 'reports'}",
+        f"  blockmon --config {config} serve    # dashboard on http://127.0.0.1:8080/",
     ]
     return "\n".join(lines) + "\n"
 
