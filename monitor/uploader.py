@@ -40,7 +40,7 @@ class UploadPolicy:
 class UploadResult:
     uploaded: int = 0  # acknowledged by the collector (new there, or already there)
     new_at_collector: int = 0
-    rejected: int = 0  # refused for good; parked with the reason
+    rejected: int = 0  # refused for good; parked in the spool with the reason
     backlog: int = 0  # still waiting after this pass
     error: str | None = None  # why the pass stopped before the spool was empty
 
@@ -77,8 +77,24 @@ async def _call(store: Any, method: str, *args: Any) -> Any:
     return await asyncio.to_thread(getattr(store, method), *args)
 
 
+def rejection_reason(status: int, body: Any) -> str:
+    """One line saying why the collector refused a measurement, e.g.
+    "403 measurements[3].probe_asn: is 'AS1' but probe 'kz-1' registered 'AS9198'"."""
+    if isinstance(body, dict):
+        field = body.get("field")
+        return f"{status} {field}: {body.get('error')}" if field else f"{status} {body.get('error')}"
+    return f"{status} {str(body)[:200]}"
+
+
+async def park(store: Any, path: Path | None, uid: str, status: int, body: Any) -> None:
+    """The measurement stays in the local database, parked in the spool with the collector's
+    reason (`blockmon status` counts them); also a JSONL line when `path` is given."""
+    await _call(store, "park_upload", uid, rejection_reason(status, body))
+    record_rejection(path, uid, status, body)
+
+
 def record_rejection(path: Path | None, uid: str, status: int, body: Any) -> None:
-    """The measurement stays in the local database; this line says why it never left."""
+    """Logs why a measurement never left, and appends it to the JSONL file `path` if given."""
     reason = body.get("error") if isinstance(body, dict) else str(body)[:200]
     field = body.get("field") if isinstance(body, dict) else None
     log.warning("collector refused measurement %s for good (%s %s: %s)", uid, status, field, reason)
@@ -172,16 +188,14 @@ async def upload_pending(
             if culprit is None:
                 error = f"collector refused a batch without naming the measurement ({status})"
                 break
-            record_rejection(rejection_log, culprit, status, body)
-            await _call(store, "mark_uploaded", [culprit])
+            await park(store, rejection_log, culprit, status, body)
             rejected += 1
             continue
         if outcome == "too_large":
             if batch_size > 1:
                 batch_size = max(1, batch_size // 2)
                 continue
-            record_rejection(rejection_log, uids[0], status, body)
-            await _call(store, "mark_uploaded", [uids[0]])
+            await park(store, rejection_log, uids[0], status, body)
             rejected += 1
             batch_size = policy.batch
             continue

@@ -157,6 +157,14 @@ async def test_a_refused_measurement_is_parked_with_its_reason(
     assert [(p["uid"], p["status"], p["field"]) for p in parked] == [
         (forged["measurement_uid"], 403, "measurements[3].annotations.vantage_id")]
     assert probe_store.load_measurement(forged["measurement_uid"]) is not None
+    # The reason is in the store too: the spool keeps the uid as parked, out of the backlog.
+    [row] = probe_store.load_parked()
+    assert row["uid"] == forged["measurement_uid"]
+    assert row["reason"].startswith("403 measurements[3].annotations.vantage_id: ")
+    assert (probe_store.spool_parked(), probe_store.spool_backlog()) == (1, 0)
+    async with aiohttp.ClientSession() as session:
+        again = await upload_pending(probe_store, settings, session, sleep=no_wait)
+    assert (again.uploaded, again.rejected, again.backlog) == (0, 0, 0)
 
 
 async def test_a_revoked_token_drops_nothing(probe_store: Store, collector: CollectorProcess) -> None:

@@ -77,11 +77,13 @@ def status(ctx: click.Context, list_name: str | None, state: str | None, categor
         rows = sort_states(store.load_states(list_name=list_name, state=state,
                                              category=category, vantage_id=vantage_id))
         backlog = store.spool_backlog() if settings.collector.url else None
+        parked = store.spool_parked() if settings.collector.url else None
     finally:
         store.close()
     summary = summarize_states(rows)
     if output_format == "json":
-        click.echo(json.dumps({"states": rows, "summary": summary, "spool_backlog": backlog},
+        click.echo(json.dumps({"states": rows, "summary": summary, "spool_backlog": backlog,
+                               "spool_parked": parked},
                               indent=2, ensure_ascii=False))
         return
     if rows:
@@ -90,4 +92,5 @@ def status(ctx: click.Context, list_name: str | None, state: str | None, categor
     counts = ", ".join(f"{count} {name}" for name, count in summary.items())
     click.echo(f"{len(rows)} URLs" + (f": {counts}" if counts else " (nothing measured yet)"))
     if backlog is not None:
-        click.echo(f"spool: {backlog} measurements waiting for upload to {settings.collector.url}")
+        click.echo(f"spool: {backlog} measurements waiting for upload to {settings.collector.url}"
+                   + (f", {parked} parked (refused by the collector)" if parked else ""))

@@ -149,7 +149,8 @@ class Store(Protocol):
     # ---- spool (measurements waiting for upload to a collector) ---------------------------
 
     def spool_pending(self, limit: int) -> list[dict[str, Any]]:
-        """Up to `limit` spooled measurements, oldest first: {"uid", "json"} (json as text)."""
+        """Up to `limit` measurements waiting for upload, oldest first: {"uid", "json"} (json as
+        text); parked ones are not among them."""
         ...
 
     def mark_uploaded(self, uids: Iterable[str]) -> int:
@@ -157,7 +158,20 @@ class Store(Protocol):
         ...
 
     def spool_backlog(self) -> int:
-        """How many measurements wait for upload."""
+        """How many measurements wait for upload (parked ones not counted)."""
+        ...
+
+    def park_upload(self, uid: str, reason: str) -> bool:
+        """Keeps a spooled measurement the collector refused for good out of the uploads, with
+        the collector's reason; False when the uid is not in the spool."""
+        ...
+
+    def spool_parked(self) -> int:
+        """How many spooled measurements the collector refused for good."""
+        ...
+
+    def load_parked(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Parked spool rows, newest first: {"uid", "queued_at", "parked_at", "reason"}."""
         ...
 
     # ---- upkeep ----------------------------------------------------------------------------

@@ -111,11 +111,21 @@ _SCHEMA_2 = (
     "CREATE INDEX target_state_list ON target_state (list_name)",
 )
 
+# Version 4: a measurement the collector refused for good stays in the spool as 'parked', with
+# the collector's reason, instead of leaving it (and its reason living only in a log file).
+_SCHEMA_4 = (
+    "ALTER TABLE spool ADD COLUMN status TEXT NOT NULL DEFAULT 'pending'",
+    "ALTER TABLE spool ADD COLUMN reason TEXT",
+    "ALTER TABLE spool ADD COLUMN parked_at TEXT",
+    "CREATE INDEX spool_status_queued ON spool (status, queued_at)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "runs, targets, measurements, target_state, state_transitions, spool",
               _SCHEMA_1),
     Migration(2, "list_name on measurements and target_state", _SCHEMA_2),
     Migration(3, "incidents, alerts, alert_deliveries (docs/alerts.md)", ALERT_TABLES),
+    Migration(4, "spool status and reason: uploads the collector refused are parked", _SCHEMA_4),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

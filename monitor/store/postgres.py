@@ -391,7 +391,7 @@ class PostgresStore:
     def spool_pending(self, limit: int) -> list[dict[str, Any]]:
         return self.connection.execute(
             "SELECT s.uid, m.json FROM spool s JOIN measurements m ON m.uid = s.uid "
-            "ORDER BY s.queued_at, s.uid LIMIT %s",
+            "WHERE s.status = 'pending' ORDER BY s.queued_at, s.uid LIMIT %s",
             (limit,),
         ).fetchall()
 
@@ -403,8 +403,28 @@ class PostgresStore:
         return cursor.rowcount
 
     def spool_backlog(self) -> int:
-        row = self.connection.execute("SELECT COUNT(*) AS n FROM spool").fetchone()
+        row = self.connection.execute(
+            "SELECT COUNT(*) AS n FROM spool WHERE status = 'pending'").fetchone()
         return int(row["n"]) if row else 0
+
+    def park_upload(self, uid: str, reason: str) -> bool:
+        cursor = self.connection.execute(
+            "UPDATE spool SET status = 'parked', reason = %s, parked_at = %s WHERE uid = %s",
+            (reason, store_time(self.clock()), uid),
+        )
+        return cursor.rowcount == 1
+
+    def spool_parked(self) -> int:
+        row = self.connection.execute(
+            "SELECT COUNT(*) AS n FROM spool WHERE status = 'parked'").fetchone()
+        return int(row["n"]) if row else 0
+
+    def load_parked(self, limit: int = 100) -> list[dict[str, Any]]:
+        return self.connection.execute(
+            "SELECT uid, queued_at, parked_at, reason FROM spool WHERE status = 'parked' "
+            "ORDER BY parked_at DESC, uid LIMIT %s",
+            (limit,),
+        ).fetchall()
 
     # ---- upkeep ----------------------------------------------------------------------------
 

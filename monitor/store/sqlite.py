@@ -383,7 +383,7 @@ class SQLiteStore:
     def spool_pending(self, limit: int) -> list[dict[str, Any]]:
         return self._query(
             "SELECT spool.uid, measurements.json FROM spool "
-            "JOIN measurements ON measurements.uid = spool.uid "
+            "JOIN measurements ON measurements.uid = spool.uid WHERE spool.status = 'pending' "
             "ORDER BY spool.queued_at, spool.uid LIMIT ?", (limit,))
 
     def mark_uploaded(self, uids: Iterable[str]) -> int:
@@ -394,7 +394,21 @@ class SQLiteStore:
         return removed
 
     def spool_backlog(self) -> int:
-        return int(self._scalar("SELECT COUNT(*) FROM spool"))
+        return int(self._scalar("SELECT COUNT(*) FROM spool WHERE status = 'pending'"))
+
+    def park_upload(self, uid: str, reason: str) -> bool:
+        with self._transaction() as conn:
+            return conn.execute(
+                "UPDATE spool SET status = 'parked', reason = ?, parked_at = ? WHERE uid = ?",
+                (reason, store_time(self.clock()), uid)).rowcount == 1
+
+    def spool_parked(self) -> int:
+        return int(self._scalar("SELECT COUNT(*) FROM spool WHERE status = 'parked'"))
+
+    def load_parked(self, limit: int = 100) -> list[dict[str, Any]]:
+        return self._query(
+            "SELECT uid, queued_at, parked_at, reason FROM spool WHERE status = 'parked' "
+            "ORDER BY parked_at DESC, uid LIMIT ?", (limit,))
 
     # ---- upkeep ---------------------------------------------------------------------------
 
