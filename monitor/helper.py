@@ -21,6 +21,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from probes import __version__
 from probes.analysis_compare import text_simhash
+from probes.asn import open_asn_database
 from probes.bogons import is_bogon, parse_networks
 from probes.dns import addresses_from_queries, is_ip_literal, probe_dns
 from probes.errors import NETWORK_ERRORS, classify_failure
@@ -63,6 +64,8 @@ class HelperSettings:
     # URLs of one host at once: per-host DNS and per-(address, SNI) TCP/TLS results are reused.
     cache_ttl: float = 30.0
     cache_size: int = 8192
+    # iptoasn TSV (probes/asn.py): fills ip_info[addr].asn; unset = asn 0 (unknown), as before.
+    asn_database: str | None = None
 
     def probe_options(self) -> ProbeOptions:
         return ProbeOptions(
@@ -196,6 +199,8 @@ class ControlService:
         self.settings = settings
         self.options = settings.probe_options()
         self.public_networks = parse_networks(self.options.lab_public_ranges)
+        # Loaded (and checked) once by `blockmon helper` before serving; cached per process.
+        self.asn_database = open_asn_database(settings.asn_database) if settings.asn_database else None
         self._refused: dict[str, bool] = {}
         self.dns_cache = TTLCache(settings.cache_ttl, settings.cache_size)
         self.endpoint_cache = TTLCache(settings.cache_ttl, settings.cache_size)
@@ -233,6 +238,10 @@ class ControlService:
             if len(self._refused) < self.settings.cache_size:
                 self._refused[ip] = refused
         return refused
+
+    def asn_of(self, ip: str) -> int:
+        info = self.asn_database.lookup(ip) if self.asn_database is not None else None
+        return info.asn if info else 0
 
     async def resolve(self, host: str) -> tuple[list[str], str | None]:
         """(addresses, failure) for a hostname, cached; an IP literal resolves to itself."""
@@ -374,7 +383,7 @@ class ControlService:
                 }
                 chains[endpoint] = tls["certificate_chain"]
                 flags |= 8 if tls["failure"] is None else 0
-            ip_info[ip] = {"asn": 0, "flags": ip_info.get(ip, {}).get("flags", 0) | flags}
+            ip_info[ip] = {"asn": self.asn_of(ip), "flags": ip_info.get(ip, {}).get("flags", 0) | flags}
         return {
             "dns": {"failure": dns_failure, "addrs": addresses},
             "tcp_connect": tcp_connect,

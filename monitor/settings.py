@@ -67,6 +67,10 @@ def _alert_kinds(values: tuple[str, ...]) -> str | None:
     return None
 
 
+def _readable_file(value: str) -> str | None:
+    return None if not value or os.path.isfile(value) else "no such file"
+
+
 def _fraction(value: float) -> str | None:
     return None if 0 < value <= 1 else "must be more than 0 and at most 1"
 
@@ -98,6 +102,10 @@ class ProbeSettings:
     lab_public_ranges: tuple[str, ...] = setting(
         (), "Address ranges that count as public although they are bogons (lab only).",
         check=address_ranges)
+    asn_database: str = setting(
+        "", "iptoasn.com IP-to-ASN file (TSV, may be gzipped): DNS answers get their AS, and "
+        "answers in the control's AS are consistent (docs/asn.md); empty = none.",
+        check=_readable_file)
     dns_timeout: float = setting(5.0, "Seconds to wait for one DNS answer.", check=positive)
     connect_timeout: float = setting(10.0, "Seconds to wait for a TCP connect.", check=positive)
     tls_timeout: float = setting(10.0, "Seconds to wait for a TLS handshake.", check=positive)
@@ -127,6 +135,7 @@ class ProbeSettings:
             body_limit=self.body_limit,
             lab_public_ranges=self.lab_public_ranges,
             ca_file=self.ca_file,
+            asn_database=self.asn_database or None,
         )
 
 
@@ -212,6 +221,10 @@ class CollectorSettings:
     upload_batch: int = setting(500, "Measurements per upload request.", check=positive)
     upload_interval_seconds: int = setting(60, "Seconds between two uploads of the spool.",
                                            check=positive)
+    asn_database: str = setting(
+        "", "Collector side: iptoasn.com IP-to-ASN file; a probe registering without an ASN or "
+        "country gets them from its address, which is not stored (docs/asn.md); empty = none.",
+        check=_readable_file)
 
 
 @dataclass(frozen=True, slots=True)

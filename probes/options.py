@@ -38,6 +38,8 @@ class ProbeOptions:
     lab_public_ranges: tuple[str, ...] = ()
     # CA bundle for TLS verification; None = the system store (SSL_CERT_FILE honoured).
     ca_file: str | None = None
+    # iptoasn TSV (probes/asn.py): the AS of each DNS answer, for the DNS consistency test.
+    asn_database: str | None = None
 
     def public_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         return tuple(ipaddress.ip_network(r, strict=False) for r in self.lab_public_ranges)

@@ -16,6 +16,7 @@ from monitor.collector.backend import DatabaseThreads, DatabaseUnavailable
 from monitor.collector.database import DatabaseUrl
 from monitor.collector.routes import UploadAdvice, add_routes
 from monitor.collector.validation import BatchLimits
+from probes.asn import open_asn_database
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class CollectorConfig:
     log_client_addresses: bool = False
     # [collector] enrolment_secret: a standing, multi-use secret (stored hashed like the others).
     standing_enrolment_secret: str | None = None
+    # [collector] asn_database: iptoasn file giving a registering probe's ASN/CC when it sends none.
+    asn_database: str | None = None
     # The loaded Settings: [alerts] turns on state decisions on upload and the alert job.
     settings: Any = None
 
@@ -78,6 +81,7 @@ def build_app(config: CollectorConfig, database: DatabaseThreads) -> web.Applica
     app["database"] = database
     app["limits"] = config.limits
     app["upload_advice"] = config.upload_advice
+    app["asn_database"] = open_asn_database(config.asn_database) if config.asn_database else None
     add_routes(app)
     from monitor.alerts.service import attach_to_collector  # /metrics, and alerts if enabled
 

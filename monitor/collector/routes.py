@@ -11,6 +11,7 @@ from aiohttp import web
 
 from monitor.collector.auth import bearer_token
 from monitor.collector.backend import DatabaseThreads
+from monitor.collector.probe_network import fill_probe_network
 from monitor.collector.registry import ProbeRecord, Registry, format_time
 from monitor.collector.validation import (
     BatchLimits,
@@ -85,6 +86,8 @@ async def register(request: web.Request) -> web.Response:
     checked = check_registration(body)
     if isinstance(checked, Rejection):
         return refuse(checked)
+    # The address only stands in for an ASN/CC the probe did not give; it is not kept.
+    checked = fill_probe_network(checked, request.remote, request.app.get("asn_database"))
     database: DatabaseThreads = request.app["database"]
     now = datetime.now(UTC)
     outcome = await database.run(

@@ -101,8 +101,13 @@ def collector(
         database_threads=database_threads,
         log_client_addresses=log_client_addresses,
         standing_enrolment_secret=settings.collector.enrolment_secret,
+        asn_database=settings.collector.asn_database or None,
         settings=settings,
     )
+    if config.asn_database:
+        from monitor.commands.helper import load_asn_database_option
+
+        load_asn_database_option(config.asn_database, "[collector] asn_database")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(serve_collector(config))

@@ -47,6 +47,16 @@ def _read_token(token: str | None) -> str | None:
         raise click.ClickException(f"{TOKEN_ENV}_FILE {token_file}: {error.strerror}") from None
 
 
+def load_asn_database_option(path: str, option: str = "--asn-database") -> None:
+    """Load (and cache for the process) the AS database now, so a bad file is one error line."""
+    from probes.asn import AsnDatabaseError, open_asn_database
+
+    try:
+        open_asn_database(path)
+    except AsnDatabaseError as error:
+        raise click.BadParameter(str(error), param_hint=option) from None
+
+
 async def serve(settings: object, host: str, port: int) -> None:
     from aiohttp import web
 
@@ -126,6 +136,13 @@ async def serve(settings: object, host: str, port: int) -> None:
     type=click.FloatRange(0, 3600),
     help="Seconds to reuse per-host DNS and per-(address, SNI) TCP/TLS results.",
 )
+@click.option(
+    "--asn-database",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="PATH",
+    help="iptoasn.com TSV (ip2asn-combined.tsv.gz) to fill ip_info[addr].asn; see docs/asn.md.",
+)
 def helper(
     listen: str,
     resolvers: tuple[str, ...],
@@ -135,6 +152,7 @@ def helper(
     token: str | None,
     max_concurrency: int,
     cache_ttl: float,
+    asn_database: str | None,
 ) -> None:
     """Run the control helper: measures URLs from this (uncensored) side for probes.
 
@@ -151,6 +169,8 @@ def helper(
             parse_resolver(resolver)
         except InvalidInput as error:
             raise click.BadParameter(str(error), param_hint="--resolver") from None
+    if asn_database:
+        load_asn_database_option(asn_database)
     settings = HelperSettings(
         resolvers=resolvers,
         ca_file=ca_file,
@@ -160,5 +180,6 @@ def helper(
         max_concurrency=max_concurrency,
         max_queue=max_concurrency * 8,
         cache_ttl=cache_ttl,
+        asn_database=asn_database or None,
     )
     asyncio.run(serve(settings, host, port))

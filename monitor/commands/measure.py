@@ -99,6 +99,10 @@ def _check_range(value: str) -> str:
 @click.option("--lab", "lab_file", type=click.Path(dir_okay=False, path_type=Path), metavar="LABINFO.json",
               help="Lab info file: fills --resolver, --source-address, --ca-file and --lab-public-range "
                    "for the lab's censored vantage.")
+@click.option("--asn-database", metavar="PATH", type=click.Path(dir_okay=False),
+              envvar="BLOCKMON_PROBE_ASN_DATABASE",
+              help="iptoasn.com TSV (ip2asn-combined.tsv.gz): annotate DNS answers with their AS, so "
+                   "answers in the control's AS count as consistent (docs/asn.md).")
 def measure(
     urls: tuple[str, ...],
     input_files: tuple[Path, ...],
@@ -113,6 +117,7 @@ def measure(
     ca_file: Path | None,
     lab_public_ranges: tuple[str, ...],
     lab_file: Path | None,
+    asn_database: str | None,
 ) -> None:
     """Measure each URL (Web Connectivity) and print one JSON measurement per line."""
     all_urls = list(urls)
@@ -137,6 +142,10 @@ def measure(
             raise click.BadParameter(str(error), param_hint="--resolver") from None
     if ca_file is not None and not ca_file.is_file():
         raise click.BadParameter(f"no such file: {ca_file}", param_hint="--ca-file")
+    if asn_database:
+        from monitor.commands.helper import load_asn_database_option
+
+        load_asn_database_option(asn_database)
     options = ProbeOptions(
         identity=ProbeIdentity(probe_cc=probe_cc, probe_asn=probe_asn, probe_network_name=probe_network_name),
         resolvers=resolvers,
@@ -145,6 +154,7 @@ def measure(
         source_address=_check_ip(source_address, "--source-address"),
         lab_public_ranges=ranges,
         ca_file=str(ca_file) if ca_file else None,
+        asn_database=asn_database or None,
     )
     measured = asyncio.run(_measure_all(all_urls, options, concurrency))
     click.echo(f"measured {measured} of {len(all_urls)} URLs", err=True)
