@@ -182,6 +182,7 @@ class HttpComparison:
     headers_match: bool | None
     title_match: bool | None
     body_hash_match: bool | None = None
+    # None when not computed: only when the hash, lengths and titles leave same_page open.
     simhash_close: bool | None = None
     reasons: tuple[str, ...] = field(default_factory=tuple)
 
@@ -216,27 +217,34 @@ def compare_http(
     control_hash = control_extra.get("body_sha256")
     if control_hash and body_text and not probe_response.get("body_is_truncated"):
         body_hash_match = hashlib.sha256(body_text.encode("utf-8")).hexdigest() == control_hash
+    status_code_match = compare_status_codes(probe_response.get("code"), control_http.get("status_code"))
+    body_length_match = compare_body_lengths(
+        probe_length,
+        control_http.get("body_length"),
+        bool(probe_response.get("body_is_truncated")),
+    )
+    title_match = compare_titles(probe_response.get("title"), control_http.get("title"))
     simhash_close = None
+    # The simhash (~0.15 ms a page) is computed only when same_page depends on it.
+    simhash_decides = (
+        not body_hash_match
+        and status_code_match is not False
+        and not (body_length_match or title_match)
+    )
     control_simhash = control_extra.get("body_simhash")
-    if control_simhash and len(body_text) >= SIMHASH_MIN_TEXT:
+    if simhash_decides and control_simhash and len(body_text) >= SIMHASH_MIN_TEXT:
         try:
             distance = simhash_distance(text_simhash(body_text), str(control_simhash))
             simhash_close = distance <= SIMHASH_MAX_DISTANCE
         except ValueError:
             simhash_close = None
     return HttpComparison(
-        status_code_match=compare_status_codes(
-            probe_response.get("code"), control_http.get("status_code")
-        ),
-        body_length_match=compare_body_lengths(
-            probe_length,
-            control_http.get("body_length"),
-            bool(probe_response.get("body_is_truncated")),
-        ),
+        status_code_match=status_code_match,
+        body_length_match=body_length_match,
         headers_match=compare_headers(
             probe_response.get("headers") or {}, control_http.get("headers") or {}
         ),
-        title_match=compare_titles(probe_response.get("title"), control_http.get("title")),
+        title_match=title_match,
         body_hash_match=body_hash_match,
         simhash_close=simhash_close,
     )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from probes.pattern_hints import regex_needs_non_ascii, required_ascii_run, text_needs_non_ascii
 
 DATA_DIR = Path(__file__).parent / "data"
 BLOCKPAGES_FILE = DATA_DIR / "blockpages.toml"
@@ -337,9 +340,13 @@ def detect_false_positive(db: FingerprintDB, body: str | None) -> FalsePositive 
     """The first false-positive entry a page matches, if any."""
     if not body:
         return None
-    normalized = _normalize(body)
+    normalized = None
     for entry in db.false_positives:
-        haystack = normalized if entry.pattern_kind == "body_substring" else body
+        if entry.pattern_kind == "body_substring":
+            normalized = _normalize(body) if normalized is None else normalized
+            haystack = normalized
+        else:
+            haystack = body
         if entry.regex.search(haystack):
             return entry
     return None
@@ -351,42 +358,87 @@ def match_http_blockpage(
     headers: dict[str, Any] | list[Any] | None,
     title: str | None,
 ) -> Match | None:
-    """The first HTTP blockpage fingerprint matching a response, after the false-positive list."""
-    if detect_false_positive(db, body) is not None:
-        return None
-    normalized_body = _normalize(body) if body else ""
-    normalized_title = _normalize(title) if title else ""
+    """The first HTTP blockpage fingerprint matching a response, unless the page is on the
+    false-positive list."""
+    page = _Page(body or "", title)
     for fingerprint in db.blockpages:
         if fingerprint.kind != "http_blockpage":
             continue
-        if (
-            fingerprint.max_body_length is not None
-            and len(body or "") > fingerprint.max_body_length
-        ):
+        if fingerprint.max_body_length is not None and len(page.body) > fingerprint.max_body_length:
             continue
-        evidence = _http_evidence(fingerprint, body, normalized_body, headers, normalized_title)
+        evidence = _http_evidence(fingerprint, page, headers)
         if evidence is not None:
+            # The false-positive list is read only for pages that matched (most do not).
+            if detect_false_positive(db, body) is not None:
+                return None
             return _blockpage_match(fingerprint, evidence)
     return None
 
 
+class _Page:
+    """A response's body and title, normalized only when a fingerprint needs it."""
+
+    __slots__ = ("body", "title", "_normalized_body", "_normalized_title", "_lowered_body")
+
+    def __init__(self, body: str, title: str | None) -> None:
+        self.body = body
+        self.title = title
+        self._normalized_body: str | None = None
+        self._normalized_title: str | None = None
+        self._lowered_body: str | None = None
+
+    @property
+    def normalized_body(self) -> str:
+        if self._normalized_body is None:
+            self._normalized_body = _normalize(self.body) if self.body else ""
+        return self._normalized_body
+
+    def may_match(self, regex: re.Pattern[str]) -> bool:
+        """False when the ASCII body cannot match: the regex needs a non-ASCII character or
+        an ASCII run the body lacks."""
+        if regex_needs_non_ascii(regex):
+            return False
+        run = required_ascii_run(regex)
+        if run is None:
+            return True
+        text, caseless = run
+        if caseless:
+            if self._lowered_body is None:
+                self._lowered_body = self.body.lower()
+            return text in self._lowered_body
+        return text in self.body
+
+    @property
+    def normalized_title(self) -> str:
+        if self._normalized_title is None:
+            self._normalized_title = _normalize(self.title) if self.title else ""
+        return self._normalized_title
+
+
+@functools.cache
+def _normalized_pattern(pattern: str) -> str:
+    return _normalize(pattern)
+
+
 def _http_evidence(
     fingerprint: BlockpageFingerprint,
-    body: str | None,
-    normalized_body: str,
+    page: _Page,
     headers: dict[str, Any] | list[Any] | None,
-    normalized_title: str,
 ) -> str | None:
     if fingerprint.pattern_kind == "body_substring":
-        if normalized_body and _normalize(fingerprint.pattern) in normalized_body:
+        if not page.body or (page.body.isascii() and text_needs_non_ascii(fingerprint.pattern)):
+            return None
+        if _normalized_pattern(fingerprint.pattern) in page.normalized_body:
             return f"body contains {fingerprint.pattern!r}"
     elif fingerprint.pattern_kind == "body_regex":
         assert fingerprint.regex is not None
-        found = fingerprint.regex.search(body or "")
+        if page.body.isascii() and not page.may_match(fingerprint.regex):
+            return None
+        found = fingerprint.regex.search(page.body)
         if found:
             return f"body matches {found.group(0)[:120]!r}"
     elif fingerprint.pattern_kind == "title":
-        if normalized_title and normalized_title == _normalize(fingerprint.pattern):
+        if page.normalized_title and page.normalized_title == _normalized_pattern(fingerprint.pattern):
             return f"title is {fingerprint.pattern!r}"
     elif fingerprint.pattern_kind == "header":
         assert fingerprint.regex is not None and fingerprint.header is not None

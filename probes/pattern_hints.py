@@ -1,0 +1,96 @@
+"""Cheap necessary conditions for a fingerprint to match, read once from its pattern; pure.
+
+A case-insensitive regex on Cyrillic text cannot use the regex engine's fast literal scan, and
+costs 50-200 µs per page (measured on the benchmark's 2-8 KB pages). Most pages are ASCII, and
+`str.isascii()` is free (CPython stores it with the string): a pattern that can only match a
+non-ASCII character is skipped on them, with the same result as running it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+try:  # The regex parser is private; without it every pattern is simply run.
+    from re import _constants as sre_constants
+    from re import _parser as sre_parser
+except ImportError:  # pragma: no cover - other Python versions
+    sre_parser = None  # type: ignore[assignment]
+
+_ASCII_CHARACTERS = [chr(code) for code in range(128)]
+# Shorter runs are found almost everywhere and would not spare a search.
+_MIN_RUN = 4
+
+
+@functools.cache
+def regex_needs_non_ascii(regex: re.Pattern[str]) -> bool:
+    """True when every match of `regex` contains a non-ASCII character (so ASCII text cannot match)."""
+    if sre_parser is None or not isinstance(regex.pattern, str):
+        return False
+    try:
+        parsed = sre_parser.parse(regex.pattern, regex.flags)
+    except (re.error, TypeError, ValueError):
+        return False
+    return _sequence_needs_non_ascii(list(parsed), parsed.state.flags)
+
+
+@functools.cache
+def required_ascii_run(regex: re.Pattern[str]) -> tuple[str, bool] | None:
+    """A run of ASCII letters every match contains, and whether it is compared case-blind.
+
+    Only top-level literals count (a sequence's items all take part in a match). On ASCII text a
+    case-blind run is found in `text.lower()`, where `in` is a fast substring scan.
+    """
+    if sre_parser is None or not isinstance(regex.pattern, str):
+        return None
+    try:
+        parsed = sre_parser.parse(regex.pattern, regex.flags)
+    except (re.error, TypeError, ValueError):
+        return None
+    caseless = bool(parsed.state.flags & re.IGNORECASE)
+    best, run = "", ""
+    for op, value in list(parsed) + [(None, None)]:
+        if op is sre_constants.LITERAL and value < 128:
+            run += chr(value)
+            continue
+        best, run = max(best, run, key=len), ""
+    if len(best) < _MIN_RUN:
+        return None
+    return (best.lower(), True) if caseless else (best, False)
+
+
+def text_needs_non_ascii(text: str) -> bool:
+    """For substring fingerprints matched on casefolded text: casefolding keeps ASCII ASCII."""
+    return not text.casefold().isascii()
+
+
+def _sequence_needs_non_ascii(items: list[tuple[Any, Any]], flags: int) -> bool:
+    # A sequence matches only if each of its items does: one item needing non-ASCII suffices.
+    return any(_item_needs_non_ascii(op, value, flags) for op, value in items)
+
+
+def _item_needs_non_ascii(op: Any, value: Any, flags: int) -> bool:
+    if op is sre_constants.LITERAL:
+        return value >= 128 and not _matches_some_ascii(value, flags & re.IGNORECASE)
+    if op is sre_constants.SUBPATTERN:
+        _, add_flags, del_flags, sub = value
+        return _sequence_needs_non_ascii(list(sub), (flags | add_flags) & ~del_flags)
+    if op is sre_constants.BRANCH:
+        _, alternatives = value
+        return all(_sequence_needs_non_ascii(list(branch), flags) for branch in alternatives)
+    if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, sre_constants.POSSESSIVE_REPEAT):
+        low, _, sub = value
+        return low >= 1 and _sequence_needs_non_ascii(list(sub), flags)
+    if op is sre_constants.ATOMIC_GROUP:
+        return _sequence_needs_non_ascii(list(value), flags)
+    # Character classes, categories, anchors, lookarounds, back references: no claim.
+    return False
+
+
+@functools.cache
+def _matches_some_ascii(code: int, ignorecase: int) -> bool:
+    # Ask the regex engine itself: case-insensitive matching has odd pairs (the Kelvin sign
+    # matches "k", a long s matches "s"), and no table of ours should second-guess them.
+    literal = re.compile(re.escape(chr(code)), ignorecase)
+    return any(literal.fullmatch(character) for character in _ASCII_CHARACTERS)

@@ -1,0 +1,83 @@
+"""The shortcuts that skip fingerprint regexes give the same answers as running them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from probes.fingerprints import default_fingerprints, match_http_blockpage
+from probes.pattern_hints import regex_needs_non_ascii, required_ascii_run
+
+
+@pytest.mark.parametrize(
+    ("pattern", "needs"),
+    [
+        ("(?i)(ресурс|сайт)\\s+(был\\s+)?заблокирован", True),
+        ("б+", True),
+        ("(?i)(?:б)?x", False),  # optional: "x" alone matches
+        ("(?i)a|б", False),  # one branch is ASCII
+        ("(?i)б{0,2}", False),
+        ("(?i)ſ", False),  # the long s matches "s" case-blind
+        ("(?i)\u212a", False),  # the Kelvin sign matches "k"
+        ("(?i)internet\\s?positif", False),
+    ],
+)
+def test_regex_needs_non_ascii(pattern, needs):
+    assert regex_needs_non_ascii(re.compile(pattern)) is needs
+    if not needs:
+        return
+    assert all(not re.search(pattern, text) for text in ("", "plain ascii page", "Б" .encode().hex()))
+
+
+def test_required_ascii_run():
+    assert required_ascii_run(re.compile("(?i)Internet\\s?positif")) == ("internet", True)
+    assert required_ascii_run(re.compile("<iframe[^>]+src")) == ("<iframe", False)
+    assert required_ascii_run(re.compile("(?i)(this|that) page")) == (" page", True)
+    assert required_ascii_run(re.compile("a(b)c")) is None  # no run of 4
+
+
+BODIES = [
+    "<html><title>News</title><p>Internet Positif blocks this</p></html>",
+    "<html><p>This website has been blocked by order.</p></html>",
+    "<html><p>" + "Lorem ipsum dolor sit amet. " * 300 + "</p></html>",
+    "<html><h1>Доступ к запрашиваемому ресурсу ограничен</h1></html>",
+    "<html><p>Ресурс заблокирован</p></html>",
+    "<html><p>The requested page is restricted</p><article>x</article></html>",
+    '<iframe width=1 src="http://10.10.34.35/block"></iframe>',
+    "<html><p>INTERNETPOSITIF</p></html>",
+]
+
+
+def _normalize(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _naive_match(body: str, title: str):
+    """The fingerprint order, false positives first, every pattern tried: the reference."""
+    database = default_fingerprints()
+    for entry in database.false_positives:
+        haystack = _normalize(body) if entry.pattern_kind == "body_substring" else body
+        if entry.regex.search(haystack):
+            return None
+    for fingerprint in database.blockpages:
+        if fingerprint.kind != "http_blockpage":
+            continue
+        if fingerprint.max_body_length is not None and len(body) > fingerprint.max_body_length:
+            continue
+        kind = fingerprint.pattern_kind
+        if (
+            (kind == "body_substring" and _normalize(fingerprint.pattern) in _normalize(body))
+            or (kind == "body_regex" and fingerprint.regex.search(body))
+            or (kind == "title" and _normalize(title) == _normalize(fingerprint.pattern))
+        ):
+            return fingerprint.id
+    return None
+
+
+@pytest.mark.parametrize("body", BODIES)
+@pytest.mark.parametrize("title", ["News", "Доступ ограничен"])
+def test_shortcuts_agree_with_trying_every_pattern(body, title):
+    match = match_http_blockpage(default_fingerprints(), body, {}, title)
+    expected = _naive_match(body, title)
+    assert (match.id if match else None) == expected
