@@ -30,7 +30,7 @@ from probes.asn import (
 )
 from probes.measure import measure_url
 from probes.options import ProbeIdentity, ProbeOptions
-from tests.fixtures.collector import CollectorProcess, http_json
+from tests.fixtures.collector import CollectorProcess, http_json, sample_measurement
 from tests.fixtures.helper import lab_helper_arguments, start_helper_process, stop_helper_process
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -247,6 +247,7 @@ def test_collector_derives_a_silent_probes_network_from_its_address(
     status, body = http_json("POST", register, {
         "enrolment_secret": asn_collector.enrol(), "vantage_id": "kz-silent"})
     assert status == 201, body
+    silent_token = body["token"]
     status, body = http_json("POST", register, {
         "enrolment_secret": asn_collector.enrol(), "vantage_id": "kz-told",
         "probe_cc": "KZ", "probe_asn": "AS9198", "probe_network_name": "JSC Kazakhtelecom"})
@@ -262,6 +263,24 @@ def test_collector_derives_a_silent_probes_network_from_its_address(
         ("kz-told", "KZ", "AS9198", "JSC Kazakhtelecom"),
     ]
     assert "127.0.0.1" not in dump  # the address served one lookup and was not kept
+
+    # Its measurements still say ZZ/AS0 (the probe does not know): stored as registered.
+    measurement = sample_measurement(1, vantage_id="kz-silent")
+    measurement["probe_cc"], measurement["probe_asn"] = "ZZ", "AS0"
+    status, reply = http_json("POST", f"{asn_collector.url}/api/v1/measurements",
+                              {"measurements": [measurement]}, token=silent_token)
+    assert (status, reply["stored"]) == (200, 1), reply
+    with sqlite3.connect(path) as connection:
+        stored = connection.execute(
+            "SELECT probe_cc, probe_asn, json FROM measurements WHERE vantage_id = 'kz-silent'"
+        ).fetchall()
+    assert [(cc, asn) for cc, asn, _ in stored] == [("KZ", f"AS{TEST_AS}")]
+    assert json.loads(stored[0][2])["probe_asn"] == f"AS{TEST_AS}"
+    # A probe that names another network than its registration's is still refused.
+    measurement = sample_measurement(2, vantage_id="kz-silent")
+    status, reply = http_json("POST", f"{asn_collector.url}/api/v1/measurements",
+                              {"measurements": [measurement]}, token=silent_token)
+    assert (status, reply["field"]) == (403, "measurements[0].probe_asn"), reply
 
 
 # ---------------------------------------------------------------- settings and commands

@@ -171,7 +171,8 @@ def check_measurement(
             403,
         )
     for name, registered in (("probe_cc", probe.probe_cc), ("probe_asn", probe.probe_asn)):
-        if measurement[name] != registered:
+        # ZZ/AS0 is a probe that does not know; the collector may have looked it up (docs/asn.md).
+        if measurement[name] != registered and measurement[name] not in ("ZZ", "AS0"):
             return reject(
                 f"is {measurement[name]!r} but probe {vantage_id!r} registered {registered!r}; "
                 "register again from the new network", name, 403)
@@ -181,6 +182,7 @@ def check_measurement(
 
     stored = dict(measurement)
     stored["probe_network_name"] = probe.probe_network_name
+    stored["probe_cc"], stored["probe_asn"] = probe.probe_cc, probe.probe_asn
     stored["annotations"] = {**annotations, "vantage_id": vantage_id}
     # Privacy: the collector never keeps a probe's address (OONI scrubs it the same way).
     stored["probe_ip"] = "127.0.0.1"
