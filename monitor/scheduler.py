@@ -180,6 +180,14 @@ class MonitorScheduler:
             **({"next_run_time": now} if schedule.run_immediately else {}),
         )
 
+    def remove_list(self, list_name: str) -> bool:
+        """Stops measuring a list (a collector's new version dropped it); False if unknown."""
+        job = self.scheduler.get_job(f"list:{list_name}")
+        if job is None:
+            return False
+        job.remove()
+        return True
+
     def add_confirmation(self, key: str, retest: AsyncJob, *, at: datetime) -> None:
         """A one-off re-test; a newer request for the same key replaces the pending one."""
         self.scheduler.add_job(

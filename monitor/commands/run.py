@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -99,8 +100,35 @@ class ServicePlan:
     # runner.on_transition, uploads and reports call scheduler.add_periodic(...).
     on_service: list[Callable[[Runner, MonitorScheduler], None]] = field(default_factory=list)
     # Service mode only, awaited once before the first round (e.g. the first collector check-in).
-    on_start: list[Callable[[Runner, MonitorScheduler], Awaitable[None]]] = field(
-        default_factory=list)
+    on_start: list[Callable[[RunningService], Awaitable[None]]] = field(default_factory=list)
+
+
+@dataclass
+class RunningService:
+    """What an on_start hook gets: the live runner and scheduler, and a way to swap the lists."""
+
+    plan: ServicePlan
+    runner: Runner
+    scheduler: MonitorScheduler
+    round_job: Callable[[str], Callable[[], Awaitable[None]]]
+
+    async def replace_lists(self, target_lists: list[TargetList],
+                            interval_seconds: float | None) -> None:
+        """Measure these lists from now on (a round already running finishes its old list);
+        each is measured right away, then every `interval_seconds` (None: [schedule])."""
+        recorder: Any = self.runner.store
+        for target_list in target_lists:
+            await recorder.call(recorder.store.save_targets, target_list.targets)
+        names = {target_list.name for target_list in target_lists}
+        for name in set(self.runner.lists) - names:
+            self.scheduler.remove_list(name)
+        self.runner.lists = {target_list.name: target_list for target_list in target_lists}
+        for target_list in target_lists:
+            schedule = schedule_for(self.plan.settings, target_list.name)
+            if interval_seconds is not None:
+                schedule = dataclasses.replace(schedule, interval_seconds=interval_seconds,
+                                               cron=None)
+            self.scheduler.add_list(target_list.name, self.round_job(target_list.name), schedule)
 
 
 def open_store_or_explain(database_url: str, *, spool: bool = False) -> Any:
@@ -226,8 +254,10 @@ async def run_service(plan: ServicePlan, *, shutdown: ShutdownRequest,
         stale = await runner.store.close_stale_runs()
         if stale:
             log.warning("%d runs left 'running' by an earlier process marked interrupted", stale)
+        service = RunningService(plan, runner, clock,
+                                 round_job=lambda name: partial(one_round, name))
         for start_hook in plan.on_start:
-            await start_hook(runner, clock)
+            await start_hook(service)
         shutdown.install()
         clock.start()
         try:
@@ -258,11 +288,19 @@ def load_plan(config_path: str | None, list_names: Sequence[str]) -> ServicePlan
     except SettingsError as error:
         raise RoundCannotRun(str(error)) from None
     names = list(list_names) or list(settings.targets.lists)
-    target_lists = load_target_lists(settings, names)
+    # With a collector, the lists it handed out last time (saved at check-in) come first.
+    central = None if list_names else collector_lists(settings)
+    target_lists = central[0] if central else load_target_lists(settings, names)
     if not any(target.urls for target_list in target_lists for target in target_list.targets):
         raise RoundCannotRun(f"no targets to measure in list(s) {', '.join(names)}")
     plan = ServicePlan(settings=settings, target_lists=target_lists,
                        runner_config=RunnerConfig.from_settings(settings))
+    if central and central[1] is not None:
+        for target_list in target_lists:
+            plan.schedules[target_list.name] = dataclasses.replace(
+                schedule_for(settings, target_list.name), interval_seconds=central[1], cron=None)
+    if settings.collector.url and settings.collector.token and not list_names:
+        plan.on_start.append(attach_check_in(settings))
     if settings.alerts.enabled:
         from monitor.alerts.service import attach_to_service
 
@@ -276,6 +314,52 @@ def load_plan(config_path: str | None, list_names: Sequence[str]) -> ServicePlan
     if settings.storage.retention_days > 0:
         plan.on_service.append(attach_retention(settings))
     return plan
+
+
+def collector_lists(settings: Any) -> tuple[list[TargetList], float | None] | None:
+    """The lists and interval of the last check-in saved under the data dir, if any."""
+    if not (settings.collector.url and settings.collector.token):
+        return None
+    from monitor.collector.assignment import (
+        AssignmentError,
+        load_saved_assignment,
+        saved_assignment_path,
+    )
+
+    try:
+        assignment = load_saved_assignment(saved_assignment_path(settings.storage.data_dir))
+        if assignment is None:
+            return None
+        return assignment.target_lists(), assignment.interval_seconds
+    except AssignmentError as error:  # the configured lists then, until the next check-in
+        log.error("%s; measuring [targets] lists until the collector sends a new version", error)
+        return None
+
+
+def attach_check_in(settings: Any, *, interval_seconds: float | None = None,
+                    fetch: Any = None) -> Callable[[RunningService], Awaitable[None]]:
+    """For ServicePlan.on_start: check in with the collector before the first round and then
+    every `interval_seconds` (default 10 minutes); a new target list version is saved under
+    `<data_dir>/collector/` and measured from the next round on."""
+    from monitor.collector.assignment import (
+        CHECK_IN_INTERVAL_SECONDS,
+        CheckInKeeper,
+        http_check_in,
+        saved_assignment_path,
+    )
+
+    keeper = CheckInKeeper(saved_assignment_path(settings.storage.data_dir),
+                           fetch or http_check_in(settings))
+
+    async def start(service: RunningService) -> None:
+        async def check_in() -> None:
+            await keeper.check_in_once(service.replace_lists)
+
+        await check_in()
+        service.scheduler.add_periodic("check-in", check_in,
+                                       seconds=interval_seconds or CHECK_IN_INTERVAL_SECONDS)
+
+    return start
 
 
 def attach_retention(settings: Any) -> Callable[[Runner, MonitorScheduler], None]:
