@@ -325,9 +325,24 @@ def _spread_word(word: str) -> int:
     )
 
 
+# In ASCII text \w is [A-Za-z0-9_]: turning every other character into a space and splitting
+# gives _WORD's words, in order, in a third of the time (helper and probe hash every page).
+_ASCII_NON_WORD = str.maketrans(
+    {chr(code): " " for code in range(128) if not (chr(code).isalnum() or chr(code) == "_")}
+)
+
+
+def simhash_words(text: str) -> list[str]:
+    """The casefolded words (runs of word characters) a simhash counts."""
+    folded = text.casefold()
+    if folded.isascii():
+        return folded.translate(_ASCII_NON_WORD).split()
+    return _WORD.findall(folded)
+
+
 def text_simhash(text: str) -> str:
     """64-bit simhash of a text's words (hex), shared by the helper and the analysis."""
-    counts = Counter(_WORD.findall(text.casefold()))
+    counts = Counter(simhash_words(text))
     lanes = 0
     for word, count in counts.items():
         lanes += count * _spread_word(word)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -104,10 +105,15 @@ async def probe_dns(hostname: str, options: ProbeOptions, *, started: float | No
         return []
     started = time.monotonic() if started is None else started
     resolvers = resolvers_for(options)
-    a_query, aaaa_query = await asyncio.gather(
-        _query(hostname, "A", resolvers, options, started),
-        _query(hostname, "AAAA", resolvers, options, started),
-    )
+    # A and AAAA go out together from one socket per resolver, as the glibc stub resolver sends them.
+    sockets = _UdpSockets(options.source_address)
+    try:
+        a_query, aaaa_query = await asyncio.gather(
+            _query(hostname, "A", resolvers, options, started, sockets),
+            _query(hostname, "AAAA", resolvers, options, started, sockets),
+        )
+    finally:
+        sockets.close()
     return [a_query, aaaa_query]
 
 
@@ -117,6 +123,7 @@ async def _query(
     resolvers: tuple[Resolver, ...],
     options: ProbeOptions,
     started: float,
+    sockets: _UdpSockets,
 ) -> dict[str, Any]:
     t0 = time.monotonic() - started
     entry: dict[str, Any] = {
@@ -138,7 +145,7 @@ async def _query(
     for resolver in resolvers:
         entry["engine"], entry["resolver_address"] = resolver.engine, resolver.address
         try:
-            response = await _ask(hostname, query_type, resolver, options)
+            response = await _ask(hostname, query_type, resolver, options, sockets)
         except NETWORK_ERRORS as error:
             entry["failure"] = classify_failure(error)
             if entry["failure"] == "generic_timeout_error":
@@ -150,63 +157,112 @@ async def _query(
     return entry
 
 
-async def _ask(
-    hostname: str, query_type: QueryType, resolver: Resolver, options: ProbeOptions
-) -> dns.message.Message:
+@functools.lru_cache(maxsize=4096)
+def _query_template(hostname: str, query_type: QueryType) -> tuple[dns.message.Message, bytes]:
+    """The query message and its wire form after the 2-byte id, built once per name and type.
+
+    Building a message with dnspython costs more than sending it; only the id changes per send.
+    """
     try:
         name = dns.name.from_text(hostname)
     except dns.exception.DNSException:
         raise InvalidInput(f"hostname {hostname!r} is not a valid DNS name") from None
     query = dns.message.make_query(name, query_type)
     query.flags |= dns.flags.RD
-    wire = await asyncio.wait_for(
-        _exchange_udp(query.to_wire(), resolver, options.source_address), timeout=options.dns_timeout
+    return query, query.to_wire()[2:]
+
+
+async def _ask(
+    hostname: str, query_type: QueryType, resolver: Resolver, options: ProbeOptions, sockets: _UdpSockets
+) -> dns.message.Message:
+    template, wire_after_id = _query_template(hostname, query_type)
+    query_id, wire = await asyncio.wait_for(
+        sockets.exchange(resolver, wire_after_id), timeout=options.dns_timeout
     )
     response = dns.message.from_wire(wire)
-    if not query.is_response(response):
+    if not _is_response(template, query_id, response):
         raise dns.query.BadResponse
     if response.flags & dns.flags.TC:
         # Too big for UDP: ask again over TCP, as a stub resolver does.
+        query = dns.message.from_wire(query_id.to_bytes(2, "big") + wire_after_id)
         response = await dns.asyncquery.tcp(
             query, resolver.ip, timeout=options.dns_timeout, port=resolver.port, source=options.source_address
         )
     return response
 
 
-class _ReplyCatcher(asyncio.DatagramProtocol):
-    """Resolves `reply` with the first datagram carrying our query id."""
+def _is_response(template: dns.message.Message, query_id: int, response: dns.message.Message) -> bool:
+    # dnspython's own check against the shared template, whose id is not this send's.
+    if response.id != query_id:
+        return False
+    response.id = template.id
+    try:
+        return template.is_response(response)
+    finally:
+        response.id = query_id
 
-    def __init__(self, query_id: bytes, reply: asyncio.Future[bytes]) -> None:
-        self.query_id = query_id
-        self.reply = reply
+
+class _ReplyCatcher(asyncio.DatagramProtocol):
+    """Resolves each pending query's future with the first datagram carrying its id."""
+
+    def __init__(self) -> None:
+        self.pending: dict[int, asyncio.Future[bytes]] = {}
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if data[:2] == self.query_id and not self.reply.done():
-            self.reply.set_result(data)
+        reply = self.pending.get(int.from_bytes(data[:2], "big")) if len(data) >= 2 else None
+        if reply is not None and not reply.done():
+            reply.set_result(data)
 
     def error_received(self, exc: Exception) -> None:
         # An ICMP port unreachable comes back as ConnectionRefusedError on the connected socket.
-        if not self.reply.done():
-            self.reply.set_exception(exc)
+        for reply in self.pending.values():
+            if not reply.done():
+                reply.set_exception(exc)
 
 
-async def _exchange_udp(wire: bytes, resolver: Resolver, source_address: str | None) -> bytes:
-    """One query, one reply, on a fresh connected UDP socket (a random source port per query).
+class _UdpSockets:
+    """Connected UDP sockets, one per resolver, for the queries of one lookup.
 
     Leaner than dnspython's async backend, which costs more than the query itself at the
-    throughput the engine aims for; dnspython still builds and parses the messages.
+    throughput the engine aims for; dnspython still builds and parses the messages. Each lookup
+    gets fresh sockets (a random source port), and each query a random id.
     """
-    loop = asyncio.get_running_loop()
-    reply: asyncio.Future[bytes] = loop.create_future()
-    local_addr = (source_address, 0) if source_address else None
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: _ReplyCatcher(wire[:2], reply), remote_addr=(resolver.ip, resolver.port), local_addr=local_addr
-    )
-    try:
-        transport.sendto(wire)
-        return await reply
-    finally:
-        transport.close()
+
+    def __init__(self, source_address: str | None) -> None:
+        self.source_address = source_address
+        self.sockets: dict[Resolver, tuple[asyncio.DatagramTransport, _ReplyCatcher]] = {}
+
+    async def exchange(self, resolver: Resolver, wire_after_id: bytes) -> tuple[int, bytes]:
+        """Send one query (a fresh id in front of `wire_after_id`); returns the id and the reply."""
+        transport, catcher = self.sockets.get(resolver) or await self._open(resolver)
+        loop = asyncio.get_running_loop()
+        query_id = secrets.randbelow(65536)
+        while query_id in catcher.pending:
+            query_id = secrets.randbelow(65536)
+        reply: asyncio.Future[bytes] = loop.create_future()
+        catcher.pending[query_id] = reply
+        try:
+            transport.sendto(query_id.to_bytes(2, "big") + wire_after_id)
+            return query_id, await reply
+        finally:
+            del catcher.pending[query_id]
+
+    async def _open(self, resolver: Resolver) -> tuple[asyncio.DatagramTransport, _ReplyCatcher]:
+        loop = asyncio.get_running_loop()
+        local_addr = (self.source_address, 0) if self.source_address else None
+        transport, catcher = await loop.create_datagram_endpoint(
+            _ReplyCatcher, remote_addr=(resolver.ip, resolver.port), local_addr=local_addr
+        )
+        if resolver in self.sockets:  # the other query type opened one meanwhile
+            transport.close()
+            return self.sockets[resolver]
+        self.sockets[resolver] = (transport, catcher)
+        return transport, catcher
+
+    def close(self) -> None:
+        for transport, _ in self.sockets.values():
+            transport.close()
+        self.sockets.clear()
 
 
 def _record_response(entry: dict[str, Any], response: dns.message.Message, query_type: QueryType) -> None:

@@ -9,14 +9,17 @@ non-ASCII character is skipped on them, with the same result as running it.
 from __future__ import annotations
 
 import functools
+import importlib
 import re
 from typing import Any
 
-try:  # The regex parser is private; without it every pattern is simply run.
-    from re import _constants as sre_constants
-    from re import _parser as sre_parser
+sre_constants: Any
+sre_parser: Any
+try:  # The regex parser is private (re._parser since 3.11); without it every pattern is simply run.
+    sre_constants = importlib.import_module("re._constants")
+    sre_parser = importlib.import_module("re._parser")
 except ImportError:  # pragma: no cover - other Python versions
-    sre_parser = None  # type: ignore[assignment]
+    sre_constants = sre_parser = None
 
 _ASCII_CHARACTERS = [chr(code) for code in range(128)]
 # Shorter runs are found almost everywhere and would not spare a search.

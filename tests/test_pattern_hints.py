@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from probes.analysis_compare import simhash_words
 from probes.fingerprints import default_fingerprints, match_http_blockpage
 from probes.pattern_hints import regex_needs_non_ascii, required_ascii_run
 
@@ -81,3 +82,16 @@ def test_shortcuts_agree_with_trying_every_pattern(body, title):
     match = match_http_blockpage(default_fingerprints(), body, {}, title)
     expected = _naive_match(body, title)
     assert (match.id if match else None) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hello, World! foo_bar baz-qux 42x\tTAB\x1c\x1dsep\x00nul",
+        "<p>The  QUICK brown\nfox&amp;dogs; __init__ 3.14</p>",
+        "Кириллица и latin_words вместе",  # not ASCII: the regex path
+        "",
+    ],
+)
+def test_simhash_words_are_the_word_regex_words(text):
+    assert simhash_words(text) == re.findall(r"\w+", text.casefold())

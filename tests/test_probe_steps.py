@@ -56,6 +56,7 @@ class _DnsServer(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.transport: asyncio.DatagramTransport | None = None
         self.clients: list[str] = []
+        self.queries: list[tuple[int, int, str]] = []  # (source port, id, type)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -67,6 +68,7 @@ class _DnsServer(asyncio.DatagramProtocol):
         question = query.question[0]
         name = question.name.to_text().rstrip(".")
         qtype = dns.rdatatype.to_text(question.rdtype)
+        self.queries.append((addr[1], query.id, qtype))
         if name == "silent.test":
             return
         if name == "garbage.test":
@@ -189,6 +191,17 @@ async def test_dns_without_named_resolvers_uses_the_system_ones(dns_server, monk
     monkeypatch.setattr(probes.dns, "system_resolvers", lambda: (probes.dns.Resolver(ip, int(port), "system"),))
     queries = await probe_dns("www.ok.test", OPTIONS)
     assert queries[0]["engine"] == "system" and queries[0]["failure"] is None
+
+
+async def test_dns_a_and_aaaa_share_one_socket_with_their_own_ids(dns_server):
+    address, server = dns_server
+    for _ in range(2):
+        queries = await probe_dns("www.ok.test", _with_resolver(address))
+        assert [q["failure"] for q in queries] == [None, None]
+    (port_a, id_a, type_a), (port_aaaa, id_aaaa, type_aaaa), (next_port, _, _), _ = server.queries
+    assert {type_a, type_aaaa} == {"A", "AAAA"}
+    assert port_a == port_aaaa and id_a != id_aaaa
+    assert next_port != port_a  # each lookup opens a fresh socket (a new source port)
 
 
 async def test_dns_ip_literal_needs_no_query(dns_server):
@@ -712,5 +725,10 @@ def test_describe_certificate(pki):
     assert description["subject"] == description["issuer"] == pki.ca_name
     assert description["not_before"].endswith("Z") and len(description["sha256"]) == 64
     assert len(description["sha1"]) == 40 and description["sans"] == []
+    # Descriptions are remembered per certificate; what a caller does to its copy stays there.
+    description["sans"].append("changed.test")
+    description["subject"] = "CN=changed"
+    again = describe_certificate(der)
+    assert again["sans"] == [] and again["subject"] == pki.ca_name and again is not description
     garbage = describe_certificate(b"not a certificate")
     assert garbage["subject"] is None and "parse_error" in garbage
