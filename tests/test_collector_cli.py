@@ -31,6 +31,10 @@ def test_probe_registers_checks_in_and_uploads(sqlite_collector: CollectorProces
     assert "registered as kz-cli" in result.stdout
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     assert token_file.read_text().startswith("bmp_")
+    # Where the probe is comes from its [probe] settings, kept on its row at the collector.
+    with sqlite3.connect(sqlite_collector.database.removeprefix("sqlite:///")) as connection:
+        assert connection.execute("SELECT probe_cc, probe_asn FROM probes WHERE probe_id = "
+                                  "'kz-cli'").fetchall() == [("KZ", "AS9198")]
 
     again = run_blockmon("collector", "register", "--secret", secret, "--token-file",
                          str(probe_dir / "other"), cwd=probe_dir)
