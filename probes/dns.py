@@ -92,8 +92,12 @@ def addresses_from_queries(queries: list[dict[str, Any]]) -> list[str]:
 
 
 def is_ip_literal(host: str) -> bool:
+    text = host.strip("[]")
+    if ":" not in text and not text[-1:].isdigit():
+        # No IPv6 without a colon, no IPv4 ending in a letter: spares a failed parse per name.
+        return False
     try:
-        ipaddress.ip_address(host.strip("[]"))
+        ipaddress.ip_address(text)
     except ValueError:
         return False
     return True
