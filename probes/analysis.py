@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +9,7 @@ from probes.analysis_compare import DnsComparison, HttpComparison, compare_dns, 
 from probes.analysis_observe import (
     Observations,
     classify_tcp_blocking,
+    copy_json,
     detect_sni_filtering,
     https_page_verified,
     read_observations,
@@ -118,7 +118,7 @@ class Verdict:
             "dns_experiment_failure": self.dns_experiment_failure,
             "http_experiment_failure": self.http_experiment_failure,
             "sni_filtering": self.sni_filtering,
-            "tcp_connect": [copy.deepcopy(entry) for entry in self.tcp_connect],
+            "tcp_connect": [copy_json(entry) for entry in self.tcp_connect],
         }
 
     @property

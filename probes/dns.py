@@ -46,6 +46,7 @@ class Resolver:
         return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
 
 
+@functools.lru_cache(maxsize=256)
 def parse_resolver(text: str) -> Resolver:
     """Parse "IP", "IP:PORT", "[IPv6]:PORT" or a bare IPv6 address."""
     host, port_text = text.strip(), "53"
@@ -180,9 +181,8 @@ async def _ask(
     hostname: str, query_type: QueryType, resolver: Resolver, options: ProbeOptions, sockets: _UdpSockets
 ) -> dns.message.Message:
     template, wire_after_id = _query_template(hostname, query_type)
-    query_id, wire = await asyncio.wait_for(
-        sockets.exchange(resolver, wire_after_id), timeout=options.dns_timeout
-    )
+    async with asyncio.timeout(options.dns_timeout):
+        query_id, wire = await sockets.exchange(resolver, wire_after_id)
     response = dns.message.from_wire(wire)
     if not _is_response(template, query_id, response):
         raise dns.query.BadResponse
@@ -234,16 +234,19 @@ class _UdpSockets:
 
     def __init__(self, source_address: str | None) -> None:
         self.source_address = source_address
-        self.sockets: dict[Resolver, tuple[asyncio.DatagramTransport, _ReplyCatcher]] = {}
+        # One opening per resolver, awaited by both query types (else each would open its own).
+        self.sockets: dict[Resolver, asyncio.Task[tuple[asyncio.DatagramTransport, _ReplyCatcher]]] = {}
 
     async def exchange(self, resolver: Resolver, wire_after_id: bytes) -> tuple[int, bytes]:
         """Send one query (a fresh id in front of `wire_after_id`); returns the id and the reply."""
-        transport, catcher = self.sockets.get(resolver) or await self._open(resolver)
-        loop = asyncio.get_running_loop()
+        opening = self.sockets.get(resolver)
+        if opening is None:
+            opening = self.sockets[resolver] = asyncio.ensure_future(self._open(resolver))
+        transport, catcher = await asyncio.shield(opening)
         query_id = secrets.randbelow(65536)
         while query_id in catcher.pending:
             query_id = secrets.randbelow(65536)
-        reply: asyncio.Future[bytes] = loop.create_future()
+        reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         catcher.pending[query_id] = reply
         try:
             transport.sendto(query_id.to_bytes(2, "big") + wire_after_id)
@@ -257,15 +260,14 @@ class _UdpSockets:
         transport, catcher = await loop.create_datagram_endpoint(
             _ReplyCatcher, remote_addr=(resolver.ip, resolver.port), local_addr=local_addr
         )
-        if resolver in self.sockets:  # the other query type opened one meanwhile
-            transport.close()
-            return self.sockets[resolver]
-        self.sockets[resolver] = (transport, catcher)
         return transport, catcher
 
     def close(self) -> None:
-        for transport, _ in self.sockets.values():
-            transport.close()
+        for opening in self.sockets.values():
+            if not opening.done():
+                opening.cancel()
+            elif not opening.cancelled() and opening.exception() is None:
+                opening.result()[0].close()
         self.sockets.clear()
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import functools
 import html
+import ipaddress
 import re
 import time
 from dataclasses import dataclass, field
@@ -25,6 +27,8 @@ REQUEST_HEADERS: dict[str, str] = {
     "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
     "Accept-Language": "ru,kk;q=0.9,en;q=0.8",
 }
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -83,7 +87,17 @@ def url_endpoint(url: str) -> tuple[str, str, int]:
 def is_bogon_address(ip: str, options: ProbeOptions) -> bool:
     from probes.bogons import is_bogon
 
-    return is_bogon(ip, options.public_networks())
+    return is_bogon(ip, public_networks_of(options))
+
+
+def public_networks_of(options: ProbeOptions) -> tuple[IPNetwork, ...]:
+    """options.public_networks(), parsed once per set of ranges rather than once per address."""
+    return _parsed_public_networks(options)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_public_networks(options: ProbeOptions) -> tuple[IPNetwork, ...]:
+    return options.public_networks()
 
 
 @dataclass(slots=True)

@@ -19,7 +19,14 @@ from probes.asn import AsnDatabase, annotate_dns_answers, cached_asn_database, o
 from probes.control import fetch_control
 from probes.dns import addresses_from_queries, is_ip_literal, probe_dns, resolvers_for
 from probes.errors import InvalidInput
-from probes.http import DEFAULT_PORTS, HopSteps, is_bogon_address, new_request_entry, probe_http
+from probes.http import (
+    DEFAULT_PORTS,
+    HopSteps,
+    is_bogon_address,
+    new_request_entry,
+    probe_http,
+    public_networks_of,
+)
 from probes.options import ProbeOptions
 from probes.tcp import Streams, close_streams, format_endpoint, probe_tcp
 from probes.tls import probe_tls
@@ -291,7 +298,7 @@ def _resolver_network(resolver_ip: str, database: AsnDatabase | None) -> dict[st
 
 def _analysis_keys(test_keys: dict[str, Any], options: ProbeOptions) -> dict[str, Any]:
     # The packaged fingerprints, loaded once per process by the analysis itself.
-    verdict = analyze(test_keys, public_networks=options.public_networks())
+    verdict = analyze(test_keys, public_networks=public_networks_of(options))
     return verdict.as_test_keys()
 
 

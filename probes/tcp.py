@@ -30,10 +30,9 @@ async def probe_tcp(
     streams: Streams | None = None
     failure = None
     try:
-        streams = await asyncio.wait_for(
-            asyncio.open_connection(ip, port, local_addr=local_addr, limit=STREAM_LIMIT),
-            timeout=options.connect_timeout,
-        )
+        # asyncio.timeout, unlike wait_for, runs the connect in this task (no task per step).
+        async with asyncio.timeout(options.connect_timeout):
+            streams = await asyncio.open_connection(ip, port, local_addr=local_addr, limit=STREAM_LIMIT)
     except NETWORK_ERRORS as error:
         failure = classify_failure(error)
     entry = {

@@ -87,12 +87,10 @@ async def _handshake(
     context = client_context(options.ca_file, mode)
     try:
         # Our own timeout: asyncio's ssl_handshake_timeout surfaces as a vague ConnectionAbortedError.
-        await asyncio.wait_for(
-            streams[1].start_tls(
+        async with asyncio.timeout(options.tls_timeout):
+            await streams[1].start_tls(
                 context, server_hostname=server_name, ssl_handshake_timeout=options.tls_timeout + 5
-            ),
-            timeout=options.tls_timeout,
-        )
+            )
     except NETWORK_ERRORS as error:
         return classify_failure(error)
     return None
