@@ -38,9 +38,6 @@ _HERE = Path(__file__).parent
 TIMELINE_DAYS = 30
 _FILTER_KEYS = ("list", "category", "asn", "state", "method")
 
-CONFIG_KEY = web.AppKey("blockmon_dashboard", object)
-
-
 @dataclass(frozen=True)
 class DashboardConfig:
     database: DashboardDatabase
@@ -51,10 +48,11 @@ class DashboardConfig:
     store_factory: Callable[[], Any]
 
 
+CONFIG_KEY = web.AppKey("blockmon_dashboard", DashboardConfig)
+
+
 def _config(request: web.Request) -> DashboardConfig:
-    config = request.config_dict[CONFIG_KEY]
-    assert isinstance(config, DashboardConfig)
-    return config
+    return request.config_dict[CONFIG_KEY]
 
 
 def _filters(request: web.Request) -> StateFilters:
