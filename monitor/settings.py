@@ -189,7 +189,7 @@ class ScheduleSettings:
                                     check=positive, starter=True)
     cron: str | None = setting(None, "Crontab expression (UTC) for the rounds; overrides "
                                "interval_minutes.", check=crontab, example='"0 * * * *"')
-    jitter_seconds: int = setting(60, "Random delay of up to this many seconds per round, so "
+    jitter_seconds: int = setting(30, "Random delay of up to this many seconds per round, so "
                                   "probes do not measure in lockstep.", check=not_negative)
     confirm_retests: int = setting(2, "Re-tests of an anomalous URL before it counts as blocked.",
                                    check=not_negative)
