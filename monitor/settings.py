@@ -221,6 +221,9 @@ class CollectorSettings:
     upload_batch: int = setting(500, "Measurements per upload request.", check=positive)
     upload_interval_seconds: int = setting(60, "Seconds between two uploads of the spool.",
                                            check=positive)
+    check_in_interval_seconds: int = setting(
+        600, "Seconds between two check-ins, which fetch the centrally published target lists "
+        "and schedule.", check=positive)
     asn_database: str = setting(
         "", "Collector side: iptoasn.com IP-to-ASN file; a probe registering without an ASN or "
         "country gets them from its address, which is not stored (docs/asn.md); empty = none.",

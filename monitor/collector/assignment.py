@@ -15,8 +15,6 @@ from targets.model import TargetFileError, TargetList
 
 log = logging.getLogger(__name__)
 
-# How often `blockmon run` asks the collector for a newer version (and says it is alive).
-CHECK_IN_INTERVAL_SECONDS = 600.0
 # A check-in at start must not hold the first round back for long when the collector is away.
 CHECK_IN_TIMEOUT_SECONDS = 15.0
 

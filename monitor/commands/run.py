@@ -339,10 +339,9 @@ def collector_lists(settings: Any) -> tuple[list[TargetList], float | None] | No
 def attach_check_in(settings: Any, *, interval_seconds: float | None = None,
                     fetch: Any = None) -> Callable[[RunningService], Awaitable[None]]:
     """For ServicePlan.on_start: check in with the collector before the first round and then
-    every `interval_seconds` (default 10 minutes); a new target list version is saved under
+    every `interval_seconds` (default: [collector] check_in_interval_seconds); a new target list version is saved under
     `<data_dir>/collector/` and measured from the next round on."""
     from monitor.collector.assignment import (
-        CHECK_IN_INTERVAL_SECONDS,
         CheckInKeeper,
         http_check_in,
         saved_assignment_path,
@@ -357,7 +356,7 @@ def attach_check_in(settings: Any, *, interval_seconds: float | None = None,
 
         await check_in()
         service.scheduler.add_periodic("check-in", check_in,
-                                       seconds=interval_seconds or CHECK_IN_INTERVAL_SECONDS)
+                                       seconds=interval_seconds or settings.collector.check_in_interval_seconds)
 
     return start
 
