@@ -62,6 +62,16 @@ def test_a_file_that_is_not_a_database_is_named(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_malformed_asn_database_stops_the_start_naming_file_and_line(tmp_path):
+    database = tmp_path / "ip2asn.tsv"
+    database.write_text("1.0.0.0\t1.0.0.255\t13335\tUS\tCLOUDFLARENET\nnot a range line\n")
+    result = invoke(write_config(tmp_path, f'[probe]\nasn_database = "{database}"\n'), "--once")
+    assert result.exit_code == 1
+    assert "[probe] asn_database" in result.stderr
+    assert f"{database}:2" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_a_list_without_urls_is_refused(tmp_path):
     registry = tmp_path / "empty.toml"
     registry.write_text('[list]\nname = "empty"\n\n[[target]]\nid = "nothing"\nname = "Nothing"\n'

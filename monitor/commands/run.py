@@ -287,6 +287,15 @@ def load_plan(config_path: str | None, list_names: Sequence[str]) -> ServicePlan
         settings = load_settings(config_path)
     except SettingsError as error:
         raise RoundCannotRun(str(error)) from None
+    if settings.probe.asn_database:
+        # Parsed once here (and cached for the measurements) so a bad file stops the start
+        # with its file:line, instead of failing every measurement.
+        from probes.asn import AsnDatabaseError, open_asn_database
+
+        try:
+            open_asn_database(settings.probe.asn_database)
+        except AsnDatabaseError as error:
+            raise RoundCannotRun(f"[probe] asn_database: {error}") from None
     names = list(list_names) or list(settings.targets.lists)
     # With a collector, the lists it handed out last time (saved at check-in) come first.
     central = None if list_names else collector_lists(settings)
