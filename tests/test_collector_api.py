@@ -6,6 +6,7 @@ import http.client
 import json
 import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,21 @@ def test_wrong_method_and_path_are_json_errors(collector: CollectorProcess) -> N
     connection.request("GET", "/api/v2/health")
     response = connection.getresponse()
     assert response.status == 404 and "field" in json.loads(response.read())
+
+
+def test_uploads_drive_the_state_machine_without_alerts(collector: CollectorProcess) -> None:
+    # The dashboard, reports and alerts read target_state: uploads must feed it on any collector.
+    token = register_probe(collector, "kz-states")
+    start = datetime.now(UTC) - timedelta(minutes=10)
+    batch = [sample_measurement(100 + n, vantage_id="kz-states",
+                                started=start + timedelta(minutes=n)) for n in range(3)]
+    assert submit(collector, token, batch)[0] == 200
+    state = database_rows(collector, "SELECT state, method FROM target_state "
+                                     "WHERE vantage_id = 'kz-states'")
+    assert state == [("blocked", "dns.nxdomain")]
+    transitions = database_rows(collector, "SELECT to_state FROM state_transitions "
+                                           "WHERE vantage_id = 'kz-states' ORDER BY id")
+    assert [row[0] for row in transitions] == ["anomaly", "blocked"]
+    assert submit(collector, token, batch)[1] == {"received": 3, "stored": 0, "duplicates": 3}
+    assert len(database_rows(collector, "SELECT id FROM state_transitions "
+                                        "WHERE vantage_id = 'kz-states'")) == 2

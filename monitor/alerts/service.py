@@ -178,8 +178,8 @@ def attach_to_service(settings: Any) -> Callable[[Any, Any], None]:
 
 
 def attach_to_collector(app: Any, settings: Any, database: Any) -> None:
-    """The collector: /metrics always; with [alerts] enabled, uploads go through the state
-    machine and the alert job runs every check_interval_seconds while the app is up."""
+    """The collector: /metrics always; with [alerts] enabled, the alert job runs every
+    check_interval_seconds while the app is up (uploads always go through the state machine)."""
 
     async def in_store(work: Callable[[Any], Any]) -> Any:
         return await database.run(lambda store, _registry: work(store))
@@ -191,11 +191,6 @@ def attach_to_collector(app: Any, settings: Any, database: Any) -> None:
     add_metrics_route(app, fetch)
     if settings is None or not settings.alerts.enabled:
         return
-    from monitor.alerts.intake import save_and_decide
-
-    needed = settings.schedule.confirmations_needed
-    app["after_store"] = lambda store, rows: save_and_decide(store, rows,
-                                                             confirmations_needed=needed)
     service = AlertService.from_settings(settings, in_store)
     app["alert_service"] = service
 

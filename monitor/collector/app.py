@@ -14,8 +14,9 @@ from aiohttp import web
 
 from monitor.collector.backend import DatabaseThreads, DatabaseUnavailable
 from monitor.collector.database import DatabaseUrl
-from monitor.collector.routes import UploadAdvice, add_routes
+from monitor.collector.routes import CONFIRMATIONS_KEY, UploadAdvice, add_routes
 from monitor.collector.validation import BatchLimits
+from monitor.settings import ScheduleSettings
 from probes.asn import open_asn_database
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class CollectorConfig:
     standing_enrolment_secret: str | None = None
     # [collector] asn_database: iptoasn file giving a registering probe's ASN/CC when it sends none.
     asn_database: str | None = None
-    # The loaded Settings: [alerts] turns on state decisions on upload and the alert job.
+    # The loaded Settings: [schedule] confirmations, [alerts], and the dashboard.
     settings: Any = None
 
 
@@ -82,6 +83,8 @@ def build_app(config: CollectorConfig, database: DatabaseThreads) -> web.Applica
     app["limits"] = config.limits
     app["upload_advice"] = config.upload_advice
     app["asn_database"] = open_asn_database(config.asn_database) if config.asn_database else None
+    schedule = config.settings.schedule if config.settings is not None else ScheduleSettings()
+    app[CONFIRMATIONS_KEY] = schedule.confirmations_needed
     add_routes(app)
     from monitor.alerts.service import attach_to_collector  # /metrics, and alerts if enabled
 

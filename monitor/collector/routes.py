@@ -11,6 +11,7 @@ from aiohttp import web
 
 from monitor.collector.auth import bearer_token
 from monitor.collector.backend import DatabaseThreads
+from monitor.collector.intake import save_and_decide
 from monitor.collector.probe_network import fill_probe_network
 from monitor.collector.registry import ProbeRecord, Registry, format_time
 from monitor.collector.validation import (
@@ -23,6 +24,9 @@ from monitor.collector.validation import (
     parse_json_object,
 )
 from monitor.store.rows import measurement_row
+
+# How many anomalous results in a row confirm a block ([schedule] confirm_retests + 1).
+CONFIRMATIONS_KEY = web.AppKey("confirmations_needed", int)
 
 log = logging.getLogger(__name__)
 
@@ -177,11 +181,11 @@ async def submit_measurements(request: web.Request) -> web.Response:
     if oversized is not None:
         return refuse(oversized)
     # One transaction per batch: every measurement of it is stored, or none.
-    # With alerts on, the rows also go through the state machine (monitor.alerts.intake).
-    after_store = request.app.get("after_store")
+    # The rows also go through the state machine, so target_state, transitions, the dashboard,
+    # reports and alerts see uploaded measurements as they see a probe's own.
+    needed = request.app[CONFIRMATIONS_KEY]
     stored_count = await database.run(
-        lambda store, _registry: store.save_measurements(rows) if after_store is None
-        else after_store(store, rows))
+        lambda store, _registry: save_and_decide(store, rows, confirmations_needed=needed))
     return web.json_response(
         {
             "received": len(body["measurements"]),

@@ -1,4 +1,4 @@
-"""Collector side: uploaded measurements go through the state machine, so alerts see them."""
+"""Collector side: uploaded measurements go through the state machine, as a probe's own do."""
 
 from __future__ import annotations
 
