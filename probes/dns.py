@@ -20,6 +20,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.resolver
 
+from probes.dns_wire import TYPE_A, TYPE_AAAA, TYPE_CNAME, Reply, read_reply
 from probes.errors import NETWORK_ERRORS, InvalidInput, classify_failure
 from probes.options import ProbeOptions
 from probes.vocabulary import Failure
@@ -179,10 +180,14 @@ def _query_template(hostname: str, query_type: QueryType) -> tuple[dns.message.M
 
 async def _ask(
     hostname: str, query_type: QueryType, resolver: Resolver, options: ProbeOptions, sockets: _UdpSockets
-) -> dns.message.Message:
+) -> Reply:
     template, wire_after_id = _query_template(hostname, query_type)
     async with asyncio.timeout(options.dns_timeout):
         query_id, wire = await sockets.exchange(resolver, wire_after_id)
+    # The header after the id is 10 bytes; the question follows.
+    reply = read_reply(wire, wire_after_id[10:])
+    if reply is not None:
+        return reply
     response = dns.message.from_wire(wire)
     if not _is_response(template, query_id, response):
         raise dns.query.BadResponse
@@ -192,7 +197,21 @@ async def _ask(
         response = await dns.asyncquery.tcp(
             query, resolver.ip, timeout=options.dns_timeout, port=resolver.port, source=options.source_address
         )
-    return response
+    return reply_from_message(response)
+
+
+def reply_from_message(response: dns.message.Message) -> Reply:
+    """The answer RRsets the DNS step records, from a message dnspython read."""
+    rrsets: list[tuple[int, int, tuple[str, ...]]] = []
+    for rrset in response.answer:
+        if rrset.rdtype == dns.rdatatype.CNAME:
+            values = tuple(str(rdata.target).rstrip(".") for rdata in rrset)
+        elif rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            values = tuple(str(rdata.address) for rdata in rrset)
+        else:
+            continue
+        rrsets.append((int(rrset.rdtype), rrset.ttl, values))
+    return Reply(rcode=int(response.rcode()), rrsets=tuple(rrsets))
 
 
 def _is_response(template: dns.message.Message, query_id: int, response: dns.message.Message) -> bool:
@@ -271,28 +290,26 @@ class _UdpSockets:
         self.sockets.clear()
 
 
-def _record_response(entry: dict[str, Any], response: dns.message.Message, query_type: QueryType) -> None:
-    rcode = response.rcode()
-    entry["rcode"] = dns.rcode.to_text(rcode)
+def _record_response(entry: dict[str, Any], reply: Reply, query_type: QueryType) -> None:
+    rcode = reply.rcode
+    entry["rcode"] = dns.rcode.to_text(dns.rcode.Rcode.make(rcode))
     if rcode in _RCODE_FAILURES:
         entry["failure"] = _RCODE_FAILURES[rcode]
         return
     if rcode != dns.rcode.NOERROR:
         entry["failure"] = "dns_server_misbehaving"
         return
-    wanted = dns.rdatatype.from_text(query_type)
+    wanted = TYPE_A if query_type == "A" else TYPE_AAAA
     answers: list[dict[str, Any]] = []
     found = False
-    for rrset in response.answer:
-        for rdata in rrset:
-            if rrset.rdtype == dns.rdatatype.CNAME:
-                answers.append(
-                    {"answer_type": "CNAME", "hostname": str(rdata.target).rstrip("."), "ttl": rrset.ttl}
-                )
-            elif rrset.rdtype == wanted:
+    for record_type, ttl, values in reply.rrsets:
+        for value in values:
+            if record_type == TYPE_CNAME:
+                answers.append({"answer_type": "CNAME", "hostname": value, "ttl": ttl})
+            elif record_type == wanted:
                 found = True
                 key = "ipv4" if query_type == "A" else "ipv6"
-                answers.append({"answer_type": query_type, key: rdata.address, "ttl": rrset.ttl})
+                answers.append({"answer_type": query_type, key: value, "ttl": ttl})
     entry["answers"] = answers
     if not found:
         entry["failure"] = "dns_no_answer"

@@ -1,0 +1,146 @@
+"""Read the common DNS reply (A, AAAA, CNAME answers only) straight from the wire; pure.
+
+dnspython's parser costs ~0.1 ms a reply, a tenth of a measurement's CPU at the engine's
+throughput. Replies this reader does not fully understand (authority or additional records,
+other types, escapes, truncation, odd compression) are left to dnspython: it returns None and
+never decides that a reply is bad.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass
+
+import dns.ipv6
+
+TYPE_A = 1
+TYPE_CNAME = 5
+TYPE_AAAA = 28
+_CLASS_IN = 1
+_HEADER = struct.Struct("!HHHHHH")
+_RECORD = struct.Struct("!HHIH")
+_QR = 0x8000
+_OPCODE_MASK = 0x7800
+_TC = 0x0200
+_MAX_NAME_LENGTH = 255
+# Bytes that dnspython writes in a name's text as they are (anything else would be escaped).
+_PLAIN_LABEL_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A DNS reply as the DNS step records it: the rcode and the answer RRsets in order.
+
+    Each RRset is (type, ttl, values): an address for A/AAAA, a target name without the final
+    dot for CNAME. Records of one owner and type form one RRset with the lowest TTL, duplicates
+    dropped, as dnspython reads them.
+    """
+
+    rcode: int
+    rrsets: tuple[tuple[int, int, tuple[str, ...]], ...]
+
+
+def read_reply(wire: bytes, question: bytes) -> Reply | None:
+    """The reply to the query whose question section is `question`, or None for dnspython."""
+    if len(wire) < _HEADER.size:
+        return None
+    _, flags, question_count, answer_count, authority_count, additional_count = _HEADER.unpack_from(wire)
+    if (
+        not flags & _QR
+        or flags & (_OPCODE_MASK | _TC)
+        or question_count != 1
+        or authority_count
+        or additional_count
+    ):
+        return None
+    position = _HEADER.size + len(question)
+    # Names compare case-blind; label length bytes (< 64) are never letters, so lower() is safe.
+    if wire[_HEADER.size : position].lower() != question.lower():
+        return None
+    # RRsets in order of first appearance: index by (owner, type), then type, TTL and values.
+    index: dict[tuple[bytes, int], int] = {}
+    rrsets: list[tuple[int, int, list[str]]] = []
+    for _ in range(answer_count):
+        owner = _read_name(wire, position)
+        if owner is None:
+            return None
+        labels, position = owner
+        if position + _RECORD.size > len(wire):
+            return None
+        record_type, record_class, ttl, length = _RECORD.unpack_from(wire, position)
+        position += _RECORD.size
+        end = position + length
+        if record_class != _CLASS_IN or end > len(wire):
+            return None
+        value = _read_value(wire, position, end, record_type)
+        if value is None:
+            return None
+        position = end
+        key = (b".".join(labels).lower(), record_type)
+        if key not in index:
+            index[key] = len(rrsets)
+            rrsets.append((record_type, ttl, [value]))
+            continue
+        _, lowest_ttl, values = rrsets[index[key]]
+        rrsets[index[key]] = (record_type, min(lowest_ttl, ttl), values)
+        if record_type == TYPE_CNAME:
+            if value.lower() != values[0].lower():
+                return None  # two CNAMEs for one name: let dnspython judge
+        elif value not in values:
+            values.append(value)
+    if position != len(wire):
+        return None
+    return Reply(
+        rcode=flags & 0x000F,
+        rrsets=tuple((record_type, ttl, tuple(values)) for record_type, ttl, values in rrsets),
+    )
+
+
+def _read_value(wire: bytes, start: int, end: int, record_type: int) -> str | None:
+    if record_type == TYPE_A and end - start == 4:
+        return socket.inet_ntoa(wire[start:end])
+    if record_type == TYPE_AAAA and end - start == 16:
+        return str(dns.ipv6.inet_ntoa(wire[start:end]))
+    if record_type == TYPE_CNAME:
+        target = _read_name(wire, start)
+        if target is None or target[1] != end or not target[0]:
+            return None
+        labels = target[0]
+        if any(not _PLAIN_LABEL_BYTES.issuperset(label) for label in labels):
+            return None
+        return b".".join(labels).decode("ascii")
+    return None
+
+
+def _read_name(wire: bytes, start: int) -> tuple[list[bytes], int] | None:
+    """The labels of the name at `start` and where the record goes on; None if unusual."""
+    labels: list[bytes] = []
+    position, resume, length_so_far = start, None, 0
+    lowest_pointer = start
+    while True:
+        if position >= len(wire):
+            return None
+        length = wire[position]
+        if length == 0:
+            position += 1
+            break
+        if length & 0xC0 == 0xC0:
+            if position + 1 >= len(wire):
+                return None
+            target = ((length & 0x3F) << 8) | wire[position + 1]
+            # Only strictly backward pointers, as dnspython accepts: no loops.
+            if target >= lowest_pointer:
+                return None
+            if resume is None:
+                resume = position + 2
+            lowest_pointer = position = target
+            continue
+        if length > 63 or position + 1 + length > len(wire):
+            return None
+        labels.append(wire[position + 1 : position + 1 + length])
+        length_so_far += length + 1
+        if length_so_far + 1 > _MAX_NAME_LENGTH:
+            return None
+        position += 1 + length
+    return labels, resume if resume is not None else position
