@@ -147,8 +147,12 @@ def curl_command(concurrency: int, ca_file: str, config: Path) -> list[str]:
             "--http1.1", "--cacert", ca_file, "--write-out", "%{http_code}\n", "--config", str(config)]
 
 
-def run_curl(urls: list[str], info: LabInfo, sites: int, concurrency: int, directory: Path, mode: str) -> dict:
-    """curl fetching the same pages in one of CURL_MODES; the rate counts pages answered 200."""
+def run_curl(urls: list[str], info: LabInfo, sites: int, concurrency: int, directory: Path, mode: str,
+             lab_pid: int) -> dict:
+    """curl fetching the same pages in one of CURL_MODES; the rate counts pages answered 200.
+
+    The CPU curl and the lab spend per page is measured too: it is what the 2 cores share.
+    """
     config = directory / f"curl-{mode}.cfg"
     lines = []
     for n in range(1, sites + 1):
@@ -158,12 +162,18 @@ def run_curl(urls: list[str], info: LabInfo, sites: int, concurrency: int, direc
     for url in urls:
         lines += [f'url = "{url}"', 'output = "/dev/null"']
     config.write_text("\n".join(lines) + "\n")
+    lab_cpu_before = cpu_seconds(lab_pid)
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     completed = subprocess.run(curl_command(concurrency, info.ca_file, config),
                                capture_output=True, text=True, check=False)
     elapsed = time.monotonic() - started
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    curl_cpu = (children_after.ru_utime - children_before.ru_utime) + (children_after.ru_stime - children_before.ru_stime)
     ok = sum(1 for code in completed.stdout.split() if code == "200")
-    return {"fetched": ok, "seconds": elapsed, "rate": ok / elapsed}
+    return {"fetched": ok, "seconds": elapsed, "rate": ok / elapsed,
+            "cpu_ms_per_page": {"curl": round(curl_cpu * 1000 / max(ok, 1), 2),
+                                "lab": round((cpu_seconds(lab_pid) - lab_cpu_before) * 1000 / max(ok, 1), 2)}}
 
 
 def main() -> int:
@@ -206,7 +216,8 @@ def main() -> int:
         curl: dict[str, dict] = {}
         if shutil.which("curl"):
             for mode in CURL_MODES:
-                curl[mode] = run_curl(urls, info, arguments.sites, arguments.concurrency, directory, mode)
+                curl[mode] = run_curl(urls, info, arguments.sites, arguments.concurrency, directory, mode,
+                                      lab_process.pid)
     finally:
         for process in (helper_process, lab_process):
             if process is not None:
@@ -232,6 +243,7 @@ def main() -> int:
         "errors": len(engine["errors"]),
         "curl_pages_per_second": {mode: round(result["rate"], 1) for mode, result in curl.items()},
         "curl_pages_fetched": {mode: result["fetched"] for mode, result in curl.items()},
+        "curl_cpu_ms_per_page": {mode: result["cpu_ms_per_page"] for mode, result in curl.items()},
         # Against the fresh mode: one connection and one full handshake per page, as the probe.
         "ratio_to_curl": round(engine["rate"] / curl["fresh"]["rate"], 2) if "fresh" in curl else None,
         "ratio_to_curl_resumed": round(engine["rate"] / curl["resumed"]["rate"], 2) if "resumed" in curl else None,
