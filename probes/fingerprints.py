@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
 import tomllib
@@ -10,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from probes.pattern_hints import regex_needs_non_ascii, required_ascii_run, text_needs_non_ascii
+from probes.pattern_hints import PageText, normalize_text, normalized_pattern, text_needs_non_ascii
 
 DATA_DIR = Path(__file__).parent / "data"
 BLOCKPAGES_FILE = DATA_DIR / "blockpages.toml"
@@ -315,9 +314,7 @@ def _parse_ca(path: Path, index: int, entry: dict[str, Any]) -> InterceptionCA:
 # ---------------------------------------------------------------- matching
 
 
-def _normalize(text: str) -> str:
-    # Blockpage wording is matched regardless of case and line wrapping.
-    return " ".join(text.split()).casefold()
+_normalize = normalize_text
 
 
 def _header_values(headers: dict[str, Any] | list[Any] | None, name: str) -> list[str]:
@@ -360,7 +357,7 @@ def match_http_blockpage(
 ) -> Match | None:
     """The first HTTP blockpage fingerprint matching a response, unless the page is on the
     false-positive list."""
-    page = _Page(body or "", title)
+    page = PageText(body or "", title)
     for fingerprint in db.blockpages:
         if fingerprint.kind != "http_blockpage":
             continue
@@ -375,60 +372,15 @@ def match_http_blockpage(
     return None
 
 
-class _Page:
-    """A response's body and title, normalized only when a fingerprint needs it."""
-
-    __slots__ = ("body", "title", "_normalized_body", "_normalized_title", "_lowered_body")
-
-    def __init__(self, body: str, title: str | None) -> None:
-        self.body = body
-        self.title = title
-        self._normalized_body: str | None = None
-        self._normalized_title: str | None = None
-        self._lowered_body: str | None = None
-
-    @property
-    def normalized_body(self) -> str:
-        if self._normalized_body is None:
-            self._normalized_body = _normalize(self.body) if self.body else ""
-        return self._normalized_body
-
-    def may_match(self, regex: re.Pattern[str]) -> bool:
-        """False when the ASCII body cannot match: the regex needs a non-ASCII character or
-        an ASCII run the body lacks."""
-        if regex_needs_non_ascii(regex):
-            return False
-        run = required_ascii_run(regex)
-        if run is None:
-            return True
-        text, caseless = run
-        if caseless:
-            if self._lowered_body is None:
-                self._lowered_body = self.body.lower()
-            return text in self._lowered_body
-        return text in self.body
-
-    @property
-    def normalized_title(self) -> str:
-        if self._normalized_title is None:
-            self._normalized_title = _normalize(self.title) if self.title else ""
-        return self._normalized_title
-
-
-@functools.cache
-def _normalized_pattern(pattern: str) -> str:
-    return _normalize(pattern)
-
-
 def _http_evidence(
     fingerprint: BlockpageFingerprint,
-    page: _Page,
+    page: PageText,
     headers: dict[str, Any] | list[Any] | None,
 ) -> str | None:
     if fingerprint.pattern_kind == "body_substring":
         if not page.body or (page.body.isascii() and text_needs_non_ascii(fingerprint.pattern)):
             return None
-        if _normalized_pattern(fingerprint.pattern) in page.normalized_body:
+        if normalized_pattern(fingerprint.pattern) in page.normalized_body:
             return f"body contains {fingerprint.pattern!r}"
     elif fingerprint.pattern_kind == "body_regex":
         assert fingerprint.regex is not None
@@ -438,7 +390,7 @@ def _http_evidence(
         if found:
             return f"body matches {found.group(0)[:120]!r}"
     elif fingerprint.pattern_kind == "title":
-        if page.normalized_title and page.normalized_title == _normalized_pattern(fingerprint.pattern):
+        if page.normalized_title and page.normalized_title == normalized_pattern(fingerprint.pattern):
             return f"title is {fingerprint.pattern!r}"
     elif fingerprint.pattern_kind == "header":
         assert fingerprint.regex is not None and fingerprint.header is not None

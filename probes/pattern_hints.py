@@ -97,3 +97,53 @@ def _matches_some_ascii(code: int, ignorecase: int) -> bool:
     # matches "k", a long s matches "s"), and no table of ours should second-guess them.
     literal = re.compile(re.escape(chr(code)), ignorecase)
     return any(literal.fullmatch(character) for character in _ASCII_CHARACTERS)
+
+
+def normalize_text(text: str) -> str:
+    # Blockpage wording is matched regardless of case and line wrapping.
+    return " ".join(text.split()).casefold()
+
+
+@functools.cache
+def normalized_pattern(pattern: str) -> str:
+    return normalize_text(pattern)
+
+
+class PageText:
+    """A response's body and title, normalized only when a fingerprint needs it."""
+
+    __slots__ = ("body", "title", "_normalized_body", "_normalized_title", "_lowered_body")
+
+    def __init__(self, body: str, title: str | None) -> None:
+        self.body = body
+        self.title = title
+        self._normalized_body: str | None = None
+        self._normalized_title: str | None = None
+        self._lowered_body: str | None = None
+
+    @property
+    def normalized_body(self) -> str:
+        if self._normalized_body is None:
+            self._normalized_body = normalize_text(self.body) if self.body else ""
+        return self._normalized_body
+
+    def may_match(self, regex: re.Pattern[str]) -> bool:
+        """False when the ASCII body cannot match: the regex needs a non-ASCII character or
+        an ASCII run the body lacks."""
+        if regex_needs_non_ascii(regex):
+            return False
+        run = required_ascii_run(regex)
+        if run is None:
+            return True
+        text, caseless = run
+        if caseless:
+            if self._lowered_body is None:
+                self._lowered_body = self.body.lower()
+            return text in self._lowered_body
+        return text in self.body
+
+    @property
+    def normalized_title(self) -> str:
+        if self._normalized_title is None:
+            self._normalized_title = normalize_text(self.title) if self.title else ""
+        return self._normalized_title
