@@ -8,10 +8,10 @@ never decides that a reply is bad.
 
 from __future__ import annotations
 
-import socket
 import struct
 from dataclasses import dataclass
 
+import dns.ipv4
 import dns.ipv6
 
 TYPE_A = 1
@@ -99,7 +99,7 @@ def read_reply(wire: bytes, question: bytes) -> Reply | None:
 
 def _read_value(wire: bytes, start: int, end: int, record_type: int) -> str | None:
     if record_type == TYPE_A and end - start == 4:
-        return socket.inet_ntoa(wire[start:end])
+        return str(dns.ipv4.inet_ntoa(wire[start:end]))
     if record_type == TYPE_AAAA and end - start == 16:
         return str(dns.ipv6.inet_ntoa(wire[start:end]))
     if record_type == TYPE_CNAME:

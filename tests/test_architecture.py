@@ -24,6 +24,8 @@ PURE_MODULES = [
     "probes/fingerprints.py",
     "probes/bogons.py",
     "probes/certificates.py",
+    "probes/dns_wire.py",
+    "probes/pattern_hints.py",
     "probes/vocabulary.py",
     "monitor/state.py",
     "monitor/store/rows.py",
