@@ -105,8 +105,9 @@ class HopSteps:
     """The DNS, TCP and TLS entries of redirect hops, each marked with its hop number.
 
     OONI records every hop's steps in queries, tcp_connect and tls_handshakes; the mark
-    (`x_redirect_hop`, 1 for the first redirect target) keeps them apart from the measured
-    URL's own steps, which are what the analysis compares with the control.
+    (`x_redirect_hop`: 1 for the first redirect target; 0, falsy, for the URL itself when
+    probe_http opens its own connection) keeps them apart from the measured URL's own steps,
+    which are what the analysis compares with the control.
     """
 
     queries: list[dict[str, Any]] = field(default_factory=list)
@@ -139,7 +140,7 @@ async def probe_http(
     current = url
     while True:
         if streams is None:
-            steps.hop += 1
+            steps.hop = len(requests)  # 0 is the URL itself, 1 its first redirect target
             entry = await _fetch_fresh(current, options, started, steps)
         else:
             entry = await fetch_one(current, streams, address or "", options, started=started)
