@@ -19,6 +19,7 @@ from monitor.store.rows import (
     MEASUREMENT_COLUMNS,
     STATE_COLUMNS,
     TRANSITION_COLUMNS,
+    as_store_row,
     measurement_row,
     store_time,
 )
@@ -52,13 +53,6 @@ def postgres_statement(sqlite_statement: str) -> str:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _as_row(item: Mapping[str, Any]) -> dict[str, Any]:
-    # As SQLiteStore: rows from measurement_row, or whole OONI measurements.
-    if "measurement_uid" in item and "json" not in item:
-        return measurement_row(item, target_id=None, run_id=None, confirmation=0)
-    return dict(item)
 
 
 def _target_record(target: Mapping[str, Any] | Any) -> tuple[Any, ...]:
@@ -234,7 +228,7 @@ class PostgresStore:
         """One transaction: COPY into a session-local staging table, then INSERT ... SELECT
         ON CONFLICT DO NOTHING, so re-sent uids are skipped and concurrent writers of one uid
         store it once. COPY is ~2x faster than a multi-row INSERT (benchmarks/bench_ingest.py)."""
-        prepared = [_as_row(row) for row in rows]
+        prepared = [as_store_row(row) for row in rows]
         if not prepared:
             return 0
         columns = ", ".join(MEASUREMENT_COLUMNS)

@@ -108,6 +108,14 @@ def measurement_row(measurement: Mapping[str, Any], *, target_id: str | None,
     }
 
 
+def as_store_row(item: Mapping[str, Any]) -> dict[str, Any]:
+    """A row for `save_measurements`: rows made by measurement_row pass through; whole OONI
+    measurements (what the collector receives) are converted."""
+    if "measurement_uid" in item and "json" not in item:
+        return measurement_row(item, target_id=None, run_id=None, confirmation=0)
+    return dict(item)
+
+
 def blocking_from_text(text: str | None) -> str | bool | None:
     """The inverse of the blocking column's encoding: "false" -> False."""
     if text is None:

@@ -20,6 +20,7 @@ from monitor.store.rows import (
     MEASUREMENT_COLUMNS,
     STATE_COLUMNS,
     TRANSITION_COLUMNS,
+    as_store_row,
     measurement_row,
     store_time,
 )
@@ -32,13 +33,6 @@ _BUSY_TIMEOUT_MS = 10_000
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _as_row(item: Mapping[str, Any]) -> dict[str, Any]:
-    # Accepts rows made by measurement_row and, for the collector, whole OONI measurements.
-    if "measurement_uid" in item and "json" not in item:
-        return measurement_row(item, target_id=None, run_id=None, confirmation=0)
-    return dict(item)
 
 
 def _target_record(target: Mapping[str, Any] | Any) -> dict[str, Any]:
@@ -237,7 +231,7 @@ class SQLiteStore:
         return SavedWithState(True, dict(decision.new_state_row), decision)
 
     def save_measurements(self, rows: Iterable[Mapping[str, Any]]) -> int:
-        prepared = [_as_row(row) for row in rows]
+        prepared = [as_store_row(row) for row in rows]
         with self._transaction() as conn:
             return self._insert_rows(conn, prepared)
 
