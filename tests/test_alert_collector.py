@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp import web
 
 from monitor.alerts.metrics import parse_metrics
+from monitor.alerts.service import ALERT_SERVICE_KEY
 from monitor.alerts.store_tables import AlertTables
 from monitor.collector.app import CollectorConfig, build_app
 from monitor.collector.backend import DatabaseThreads
@@ -65,7 +66,7 @@ async def test_late_uploads_confirm_blocks_and_silence_is_an_alert(
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     base = f"http://127.0.0.1:{port}"
-    service = app["alert_service"]
+    service = app[ALERT_SERVICE_KEY]
     try:
         secret = await database.run(lambda _store, registry: registry.create_enrolment_secret(
             now=datetime.now(UTC)))

@@ -9,6 +9,8 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from aiohttp import web
+
 from monitor.alerts.channels.base import Channel
 from monitor.alerts.delivery import DeliveryPolicy, DeliveryReport, InStore, deliver_due
 from monitor.alerts.evaluate import EvaluationConfig, evaluate_alerts
@@ -133,6 +135,10 @@ class AlertService:
             await asyncio.gather(self._woken, return_exceptions=True)
 
 
+# The collector's alert service, for a test or an operator hook to reach.
+ALERT_SERVICE_KEY = web.AppKey("alert_service", AlertService)
+
+
 async def serve_metrics(listen: str, fetch: Callable[[], Awaitable[MetricsSnapshot]]) -> Any:
     """Our own small /metrics listener (for `blockmon run`); returns the aiohttp runner."""
     from aiohttp import web
@@ -192,7 +198,7 @@ def attach_to_collector(app: Any, settings: Any, database: Any) -> None:
     if settings is None or not settings.alerts.enabled:
         return
     service = AlertService.from_settings(settings, in_store)
-    app["alert_service"] = service
+    app[ALERT_SERVICE_KEY] = service
 
     async def alert_loop(_app: Any) -> Any:
         async def loop() -> None:

@@ -14,7 +14,15 @@ from aiohttp import web
 
 from monitor.collector.backend import DatabaseThreads, DatabaseUnavailable
 from monitor.collector.database import DatabaseUrl
-from monitor.collector.routes import CONFIRMATIONS_KEY, UploadAdvice, add_routes
+from monitor.collector.routes import (
+    ADVICE_KEY,
+    ASN_DATABASE_KEY,
+    CONFIRMATIONS_KEY,
+    DATABASE_KEY,
+    LIMITS_KEY,
+    UploadAdvice,
+    add_routes,
+)
 from monitor.collector.validation import BatchLimits
 from monitor.settings import ScheduleSettings
 from probes.asn import open_asn_database
@@ -79,10 +87,11 @@ def build_app(config: CollectorConfig, database: DatabaseThreads) -> web.Applica
     app = web.Application(
         middlewares=[json_errors], client_max_size=config.limits.max_body_bytes + 1024
     )
-    app["database"] = database
-    app["limits"] = config.limits
-    app["upload_advice"] = config.upload_advice
-    app["asn_database"] = open_asn_database(config.asn_database) if config.asn_database else None
+    app[DATABASE_KEY] = database
+    app[LIMITS_KEY] = config.limits
+    app[ADVICE_KEY] = config.upload_advice
+    if config.asn_database:
+        app[ASN_DATABASE_KEY] = open_asn_database(config.asn_database)
     schedule = config.settings.schedule if config.settings is not None else ScheduleSettings()
     app[CONFIRMATIONS_KEY] = schedule.confirmations_needed
     add_routes(app)

@@ -24,6 +24,7 @@ from monitor.collector.validation import (
     parse_json_object,
 )
 from monitor.store.rows import measurement_row
+from probes.asn import AsnDatabase
 
 # How many anomalous results in a row confirm a block ([schedule] confirm_retests + 1).
 CONFIRMATIONS_KEY = web.AppKey("confirmations_needed", int)
@@ -41,6 +42,13 @@ class UploadAdvice:
 
     batch: int = 100
     interval_seconds: int = 300
+
+
+# Typed keys of what build_app puts on the application for the handlers.
+DATABASE_KEY = web.AppKey("database", DatabaseThreads)
+LIMITS_KEY = web.AppKey("limits", BatchLimits)
+ADVICE_KEY = web.AppKey("upload_advice", UploadAdvice)
+ASN_DATABASE_KEY = web.AppKey("asn_database", AsnDatabase)  # set only when configured
 
 
 def refuse(rejection: Rejection) -> web.Response:
@@ -74,7 +82,7 @@ async def authenticated_probe(request: web.Request) -> ProbeRecord | Rejection:
     token = bearer_token(request.headers.get("Authorization"))
     if token is None:
         return Rejection(401, "missing or malformed 'Authorization: Bearer <token>' header", "Authorization")
-    database: DatabaseThreads = request.app["database"]
+    database: DatabaseThreads = request.app[DATABASE_KEY]
     status, probe = await database.run(lambda _store, registry: registry.authenticate(token))
     if status == "unknown" or probe is None:
         return Rejection(401, "unknown token: register this probe first", "Authorization")
@@ -91,8 +99,8 @@ async def register(request: web.Request) -> web.Response:
     if isinstance(checked, Rejection):
         return refuse(checked)
     # The address only stands in for an ASN/CC the probe did not give; it is not kept.
-    checked = fill_probe_network(checked, request.remote, request.app.get("asn_database"))
-    database: DatabaseThreads = request.app["database"]
+    checked = fill_probe_network(checked, request.remote, request.app.get(ASN_DATABASE_KEY))
+    database: DatabaseThreads = request.app[DATABASE_KEY]
     now = datetime.now(UTC)
     outcome = await database.run(
         lambda _store, registry: registry.register_probe(checked, now=now)
@@ -139,9 +147,9 @@ async def check_in(request: web.Request) -> web.Response:
         registry.record_check_in(probe.probe_id, software_version, now=now)
         return registry.latest_target_list()
 
-    database: DatabaseThreads = request.app["database"]
+    database: DatabaseThreads = request.app[DATABASE_KEY]
     latest = await database.run(work)
-    advice: UploadAdvice = request.app["upload_advice"]
+    advice: UploadAdvice = request.app[ADVICE_KEY]
     targets = None
     if latest is not None and latest.version != known_version:
         targets = {
@@ -166,7 +174,7 @@ async def submit_measurements(request: web.Request) -> web.Response:
     probe = await authenticated_probe(request)
     if isinstance(probe, Rejection):
         return refuse(probe)
-    limits: BatchLimits = request.app["limits"]
+    limits: BatchLimits = request.app[LIMITS_KEY]
     body = await read_json(request, limits.max_body_bytes)
     if isinstance(body, Rejection):
         return refuse(body)
@@ -175,7 +183,7 @@ async def submit_measurements(request: web.Request) -> web.Response:
     checked = check_batch(body, probe=registered, now=datetime.now(UTC), limits=limits)
     if isinstance(checked, Rejection):
         return refuse(checked)
-    database: DatabaseThreads = request.app["database"]
+    database: DatabaseThreads = request.app[DATABASE_KEY]
     rows = [storable_row(measurement) for measurement in checked]
     oversized = check_stored_sizes(checked, [row["json"] for row in rows], limits)
     if oversized is not None:
@@ -204,7 +212,7 @@ def storable_row(measurement: dict[str, Any]) -> dict[str, Any]:
 
 
 async def health(request: web.Request) -> web.Response:
-    database: DatabaseThreads = request.app["database"]
+    database: DatabaseThreads = request.app[DATABASE_KEY]
     try:
         await database.run(lambda _store, registry: registry.ping())
     except Exception as error:  # any database failure means "not ready", reported as data
