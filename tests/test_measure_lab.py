@@ -173,7 +173,8 @@ def test_cli_measures_good_urls_despite_a_bad_one(lab_info, helper_url, tmp_path
     assert all(m["probe_cc"] == "KZ" for m in measurements)
     errors = [line for line in completed.stderr.splitlines() if line.startswith("error:")]
     assert any("'http://bad url/'" in line for line in errors)
-    assert any("'ftp://ok.lab.test/'" in line and "scheme" in line for line in errors)
+    assert any("'ftp://ok.lab.test/'" in line and "scheme" in line
+               and f"{urls_file}:3:" in line for line in errors)
     assert any("missing.txt" in line for line in errors)
 
 
@@ -193,4 +194,5 @@ def test_input_file_reads_a_citizen_lab_csv_by_its_url_column(tmp_path):
 
     csv_file = tmp_path / "kz.csv"
     csv_file.write_text("url,category_code,notes\nhttp://www.akorda.kz/,GOVT,\"a, b\"\nhttps://azattyq.org/,NEWS,\n")
-    assert read_input_file(csv_file) == ["http://www.akorda.kz/", "https://azattyq.org/"]
+    assert read_input_file(csv_file) == [("http://www.akorda.kz/", f"{csv_file}:2"),
+                                         ("https://azattyq.org/", f"{csv_file}:3")]

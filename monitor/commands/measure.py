@@ -47,8 +47,9 @@ def load_lab_flags(path: Path) -> LabFlags:
     return LabFlags(**values)
 
 
-def read_input_file(path: Path) -> list[str]:
-    """URLs from a text file (one per line, # comments) or a Citizen Lab CSV (its `url` column)."""
+def read_input_file(path: Path) -> list[tuple[str, str]]:
+    """(URL, "FILE:LINE") pairs from a text file (one URL per line, # comments) or a Citizen Lab
+    CSV (its `url` column), so an error about a URL can say where it came from."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -56,8 +57,11 @@ def read_input_file(path: Path) -> list[str]:
         raise click.UsageError(f"--input-file {path}: cannot read: {reason}") from None
     lines = text.splitlines()
     if lines and lines[0].lower().startswith("url,"):
-        return [row["url"].strip() for row in csv.DictReader(lines) if (row.get("url") or "").strip()]
-    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        reader = csv.DictReader(lines)
+        return [((row.get("url") or "").strip(), f"{path}:{reader.line_num}")
+                for row in reader if (row.get("url") or "").strip()]
+    return [(line.strip(), f"{path}:{number}") for number, line in enumerate(lines, start=1)
+            if line.strip() and not line.lstrip().startswith("#")]
 
 
 def _check_ip(value: str | None, option: str) -> str | None:
@@ -121,11 +125,16 @@ def measure(
 ) -> None:
     """Measure each URL (Web Connectivity) and print one JSON measurement per line."""
     all_urls = list(urls)
+    origins: dict[str, str] = {}
     for path in input_files:
         try:
-            all_urls += read_input_file(path)
+            entries = read_input_file(path)
         except click.UsageError as error:
             click.echo(f"error: {error.message}", err=True)
+            continue
+        for url, origin in entries:
+            all_urls.append(url)
+            origins.setdefault(url, origin)
     if not all_urls:
         raise click.UsageError("no URLs to measure (give URLs or --input-file)")
     ranges = tuple(_check_range(r) for r in lab_public_ranges)
@@ -156,18 +165,20 @@ def measure(
         ca_file=str(ca_file) if ca_file else None,
         asn_database=asn_database or None,
     )
-    measured = asyncio.run(_measure_all(all_urls, options, concurrency))
+    measured = asyncio.run(_measure_all(all_urls, options, concurrency, origins))
     click.echo(f"measured {measured} of {len(all_urls)} URLs", err=True)
     if measured == 0:
         sys.exit(1)
 
 
-async def _measure_all(urls: list[str], options: ProbeOptions, concurrency: int) -> int:
+async def _measure_all(urls: list[str], options: ProbeOptions, concurrency: int,
+                       origins: dict[str, str]) -> int:
     from probes.measure import measure_many  # aiohttp and the analysis load only when measuring
 
     def print_result(url: str, measurement: dict[str, Any] | None, error: str | None) -> None:
         if measurement is None:
-            click.echo(f"error: {error}", err=True)
+            where = f"{origins[url]}: " if url in origins else ""
+            click.echo(f"error: {where}{error}", err=True)
             return
         sys.stdout.write(json.dumps(measurement, ensure_ascii=False, separators=(",", ":")) + "\n")
         sys.stdout.flush()
