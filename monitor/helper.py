@@ -329,11 +329,18 @@ class ControlService:
                 if response.status in REDIRECT_CODES and location:
                     url = urljoin(url, location.strip()).split("#", 1)[0]
                     continue
-                body = await response.content.read(self.settings.body_limit)
-                extra["body_is_truncated"] = not response.content.at_eof()
+                # read(n) returns what has arrived so far, not n bytes: read until the cap or EOF.
+                limit = self.settings.body_limit
+                body = bytearray()
+                while len(body) <= limit:
+                    block = await response.content.read(limit + 1 - len(body))
+                    if not block:
+                        break
+                    body += block
+                extra["body_is_truncated"] = len(body) > limit
                 result["status_code"] = response.status
                 result["headers"] = {key: value for key, value in response.headers.items()}
-                return body
+                return bytes(body[:limit])
         result["failure"] = "http_too_many_redirects"
         return None
 

@@ -342,3 +342,35 @@ def test_every_helper_option_is_documented() -> None:
     )
     options = [name for param in helper.params for name in param.opts if name.startswith("--")]
     assert options and [o for o in options if o not in text] == []
+
+
+async def test_a_page_arriving_in_pieces_is_read_whole() -> None:
+    # The helper once kept only the first piece that had arrived: an honest page larger than
+    # one network read looked truncated, and the analysis saw a body-length difference.
+    piece = b"<p>" + b"x" * 65533
+
+    async def streamed(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/html"})
+        await response.prepare(request)
+        for _ in range(4):
+            await response.write(piece)
+            await asyncio.sleep(0.02)
+        await response.write_eof()
+        return response
+
+    site = web.Application()
+    site.router.add_get("/", streamed)
+    site_server = TestServer(site, host="127.0.0.2")
+    await site_server.start_server()
+    server = await serve_helper(HelperSettings(public_ranges=("127.0.0.2/32",)))
+    try:
+        status, control = await post(
+            str(server.make_url("/")), control_body(f"http://127.0.0.2:{site_server.port}/")
+        )
+    finally:
+        await server.close()
+        await site_server.close()
+    assert status == 200, control
+    assert control["http_request"]["body_length"] == 4 * len(piece)
+    assert control["x_blockmon"]["body_is_truncated"] is False
+    assert control["x_blockmon"]["body_sha256"] == hashlib.sha256(piece * 4).hexdigest()
