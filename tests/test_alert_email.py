@@ -79,3 +79,17 @@ async def test_no_server_is_a_retryable_failure(smtp_server: SmtpServer) -> None
     with pytest.raises(TransportError) as raised:
         await channel_for(smtp_server, port=1).send(PAYLOAD, delivery_id=1)
     assert not raised.value.permanent
+
+
+async def test_a_line_break_in_a_target_name_stays_out_of_the_headers(
+        smtp_server: SmtpServer) -> None:
+    # Target names come from registries and collectors' probes: a CR/LF in one must neither
+    # add a header (Bcc: ...) nor make every later send of this alert fail.
+    summary = "Evil\r\nBcc: spy@lab.test\nX-Other: 1 is blocked at kz-1 (AS9198)"
+    await channel_for(smtp_server).send({**PAYLOAD, "summary": summary}, delivery_id=3)
+    [envelope] = smtp_server.messages
+    assert envelope.rcpt_tos == ["ops@lab.test", "desk@lab.test"]
+    message = email.message_from_bytes(envelope.content, policy=policy.default)
+    assert message["Bcc"] is None and message["X-Other"] is None
+    assert message["Subject"].strip() == ("[blockmon] Evil Bcc: spy@lab.test X-Other: 1 is "
+                                          "blocked at kz-1 (AS9198)")

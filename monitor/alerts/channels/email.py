@@ -19,7 +19,9 @@ def build_email(subject: str, text: str, *, sender: str, recipients: Sequence[st
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(recipients)
-    message["Subject"] = subject
+    # A line break in a header would be refused by `email` on every retry (or, in older code,
+    # start a new header): target names and vantage ids are not ours to trust.
+    message["Subject"] = " ".join(subject.splitlines())
     message["Message-ID"] = make_msgid(domain="blockmon")
     if alert_id is not None:
         message["X-Blockmon-Alert-Id"] = str(alert_id)
