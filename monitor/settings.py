@@ -265,7 +265,7 @@ class AlertsSettings:
         2.0, "Collector side: a probe is silent when its last check-in and measurement are "
         "older than this many round intervals.", check=positive)
     dashboard_url: str | None = setting(
-        None, "Base URL of the dashboard; alerts link evidence as <url>/measurements/<uid>.",
+        None, "Base URL of the dashboard; alerts link evidence as <url>/api/v1/measurements/<uid>.",
         check=http_url, example='"https://blockmon.example.org"')
     webhook_url: str | None = setting(
         None, "Generic webhook: alerts are POSTed as JSON (schema in docs/alerts.md).",

@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from monitor.alerts.messages import evidence_url
 from monitor.dashboard import add_dashboard_routes, build_dashboard_app
 from monitor.dashboard.evidence import compare_observations
 from monitor.settings import load_settings
@@ -88,6 +89,16 @@ async def test_target_and_measurement_api(client: TestClient) -> None:
     assert (await client.get("/api/v1/measurements/20990101T000000Z_none")).status == 404
     assert (await client.get("/api/v1/measurements/..%2Fetc")).status in (400, 404)
     assert (await client.get("/api/v1/targets/nothing")).status == 404
+
+
+async def test_an_alerts_evidence_link_opens_on_the_dashboard(client: TestClient) -> None:
+    states = (await (await client.get("/api/v1/states")).json())["states"]
+    uid = states[0]["last_uid"]
+    link = evidence_url(str(client.make_url("/")), uid)
+    assert link is not None and link.startswith(str(client.make_url("/")))
+    response = await client.get(link.removeprefix(str(client.make_url("")).rstrip("/")))
+    assert response.status == 200
+    assert (await response.json())["measurement_uid"] == uid
 
 
 async def test_generating_a_report_needs_the_operator_token(client: TestClient) -> None:
