@@ -91,6 +91,38 @@ def test_one_bad_measurement_refuses_the_batch_naming_it(
     assert (result.status, result.field, result.index) == (status, field, 1)
 
 
+@pytest.mark.parametrize(
+    ("where", "key", "value", "field"),
+    [
+        ("annotations", "target_id", {"a": 1}, "annotations.target_id"),
+        ("annotations", "list", ["briefing"], "annotations.list"),
+        ("test_keys", "blocking", True, "test_keys.blocking"),
+        ("test_keys", "accessible", "no", "test_keys.accessible"),
+        ("test_keys", "blocking_method", {"x": 1}, "test_keys.blocking_method"),
+        ("test_keys", "control_failure", 5, "test_keys.control_failure"),
+        ("test_keys", "fingerprint", "kz-blockpage", "test_keys.fingerprint"),
+        ("test_keys", "fingerprint", {"id": 7}, "test_keys.fingerprint.id"),
+    ],
+)
+def test_values_the_store_keeps_in_columns_must_have_their_type(
+    where: str, key: str, value: object, field: str
+) -> None:
+    bad = good(1)
+    bad[where][key] = value  # type: ignore[index]
+    result = check([good(0), bad])
+    assert isinstance(result, Rejection)
+    assert (result.status, result.field, result.index) == (400, f"measurements[1].{field}", 1)
+
+
+def test_column_values_of_the_right_type_are_kept() -> None:
+    fine = good(1)
+    fine["test_keys"].update(  # type: ignore[attr-defined]
+        blocking=False, accessible=True, blocking_method=None, fingerprint={"id": "kz-page"})
+    fine["annotations"]["list"] = None  # type: ignore[index]
+    result = check([fine])
+    assert isinstance(result, list) and result[0]["test_keys"]["fingerprint"] == {"id": "kz-page"}
+
+
 def test_timestamps_in_the_future_or_too_old_are_refused() -> None:
     future = good(measurement_start_time=(NOW + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S"))
     old = good(measurement_start_time=(NOW - timedelta(days=365)).strftime("%Y-%m-%d %H:%M:%S"))

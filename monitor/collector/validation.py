@@ -179,6 +179,11 @@ def check_measurement(
     test_keys = measurement.get("test_keys")
     if not isinstance(test_keys, dict):
         return reject("must be an object", "test_keys")
+    # The store copies these into columns and the state machine reads them: a wrong type would
+    # crash the insert (500) or be read as another verdict ("no" as accessible, true as a block).
+    column_problem = _stored_column_problem(annotations, test_keys)
+    if column_problem is not None:
+        return reject(*column_problem)
 
     stored = dict(measurement)
     stored["probe_network_name"] = probe.probe_network_name
@@ -187,6 +192,36 @@ def check_measurement(
     # Privacy: the collector never keeps a probe's address (OONI scrubs it the same way).
     stored["probe_ip"] = "127.0.0.1"
     return stored
+
+
+def _optional_string(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and len(value) <= MAX_STRING_FIELD)
+
+
+def _stored_column_problem(
+    annotations: dict[str, Any], test_keys: dict[str, Any]
+) -> tuple[str, str] | None:
+    """(error, field) for the first value the store would take into a column with a wrong type."""
+    string_text = f"must be a string of at most {MAX_STRING_FIELD} characters or null"
+    for name in ("target_id", "list"):
+        if not _optional_string(annotations.get(name)):
+            return string_text, f"annotations.{name}"
+    blocking = test_keys.get("blocking")
+    if not (blocking is None or blocking is False or _optional_string(blocking)):
+        return "must be false, null or a string", "test_keys.blocking"
+    accessible = test_keys.get("accessible")
+    if accessible is not None and not isinstance(accessible, bool):
+        return "must be true, false or null", "test_keys.accessible"
+    for name in ("blocking_method", "control_failure"):
+        if not _optional_string(test_keys.get(name)):
+            return string_text, f"test_keys.{name}"
+    fingerprint = test_keys.get("fingerprint")
+    if fingerprint is not None:
+        if not isinstance(fingerprint, dict):
+            return "must be an object or null", "test_keys.fingerprint"
+        if not _optional_string(fingerprint.get("id")):
+            return string_text, "test_keys.fingerprint.id"
+    return None
 
 
 def check_stored_sizes(
