@@ -97,6 +97,10 @@ def test_a_standing_secret_from_settings_enrols_many_until_changed(tmp_path: Pat
         collector.start()
         assert register("kz-c", "first-secret") == 403
         assert register("kz-c", "second-secret") == 201
+        collector.stop()
+        del collector.environment["BLOCKMON_COLLECTOR_ENROLMENT_SECRET"]
+        collector.start()  # the setting removed: no standing secret any more
+        assert register("kz-d", "second-secret") == 403
     finally:
         collector.stop()
     with sqlite3.connect(tmp_path / "c.db") as connection:

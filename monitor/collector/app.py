@@ -111,11 +111,11 @@ async def serve_collector(config: CollectorConfig, stop: asyncio.Event | None = 
     """Migrate the database, then serve until `stop` is set or SIGTERM/SIGINT arrives."""
     database = DatabaseThreads(config.database, config.database_threads)
     await asyncio.get_running_loop().run_in_executor(database.executor, database.migrate)
-    standing = config.standing_enrolment_secret
-    if standing:
-        await database.run(
-            lambda _store, registry: registry.ensure_standing_secret(standing, now=datetime.now(UTC))
-        )
+    # Always called: removing the setting must retire the secret it left in the database.
+    standing = config.standing_enrolment_secret or None
+    await database.run(
+        lambda _store, registry: registry.ensure_standing_secret(standing, now=datetime.now(UTC))
+    )
     app = build_app(config, database)
     runner = web.AppRunner(
         app,

@@ -150,16 +150,19 @@ class Registry:
             )
         return secret
 
-    def ensure_standing_secret(self, secret: str, *, now: datetime) -> None:
-        """Accept `[collector] enrolment_secret` for any number of probes until it is changed.
+    def ensure_standing_secret(self, secret: str | None, *, now: datetime) -> None:
+        """Accept `[collector] enrolment_secret` for any number of probes until it is changed;
+        None (the setting removed) retires the standing secret, as a change does.
 
         Convenient for a small network; `enrol` gives single-use secrets for a larger one.
         """
         with transaction(self.connection, self.dialect):
             self._execute(
                 "UPDATE enrolment_secrets SET uses_left = 0 WHERE note = ? AND secret_hash <> ?",
-                (STANDING_SECRET_NOTE, hash_secret(secret)),
+                (STANDING_SECRET_NOTE, "" if secret is None else hash_secret(secret)),
             )
+            if secret is None:
+                return
             self._execute(
                 "INSERT INTO enrolment_secrets "
                 "(secret_hash, vantage_id, note, created_at, expires_at, uses_left) "
