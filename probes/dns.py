@@ -17,6 +17,7 @@ import dns.message
 import dns.name
 import dns.query
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 
@@ -204,6 +205,8 @@ def reply_from_message(response: dns.message.Message) -> Reply:
     """The answer RRsets the DNS step records, from a message dnspython read."""
     rrsets: list[tuple[int, int, tuple[str, ...]]] = []
     for rrset in response.answer:
+        if rrset.rdclass != dns.rdataclass.IN:
+            continue  # another class's A record is opaque data, not an address
         if rrset.rdtype == dns.rdatatype.CNAME:
             values = tuple(str(rdata.target).rstrip(".") for rdata in rrset)
         elif rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):

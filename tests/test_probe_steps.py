@@ -80,6 +80,9 @@ class _DnsServer(asyncio.DatagramProtocol):
             response.set_rcode(rcodes[name])
         elif name == "big.test":
             response.flags |= dns.flags.TC  # "too big for UDP": the client must retry over TCP
+        elif name == "chaos.test":
+            # An A record of an unassigned class: its data is opaque to dnspython (no .address).
+            response.answer.append(dns.rrset.from_text("chaos.test.", 60, "CLASS42", qtype, "\\# 4 7f000001"))
         elif name == "www.ok.test":
             response.answer.append(dns.rrset.from_text("www.ok.test.", 60, "IN", "CNAME", "edge.ok.test."))
             if qtype == "A":
@@ -163,6 +166,14 @@ async def test_dns_junk_reply_is_server_misbehaving(dns_server):
     queries = await probe_dns("garbage.test", _with_resolver(address, dns_timeout=0.3))
     assert queries[0]["failure"] == "dns_server_misbehaving"
     assert queries[0]["answers"] == []
+
+
+async def test_dns_answer_of_another_class_is_no_answer(dns_server):
+    # A broken or hostile resolver's non-IN record once crashed the measurement (AttributeError).
+    address, _ = dns_server
+    queries = await probe_dns("chaos.test", _with_resolver(address))
+    assert [q["failure"] for q in queries] == ["dns_no_answer", "dns_no_answer"]
+    assert addresses_from_queries(queries) == []
 
 
 async def test_dns_truncated_answer_is_retried_over_tcp(dns_server):
