@@ -55,10 +55,15 @@ def parse_period(text: str) -> Period:
         year, month = int(match[1]), int(match[2])
         if not 1 <= month <= 12:
             raise PeriodError(f"period {text!r}: month must be 01 to 12")
-        return month_period(year, month)
+        try:
+            return month_period(year, month)
+        except ValueError:  # year 0, or December 9999 (its end is in year 10000)
+            raise PeriodError(f"period {text!r}: out of range") from None
     if match := re.fullmatch(r"(\d{4})-W(\d{1,2})", text, flags=re.IGNORECASE):
         try:
             return week_period(int(match[1]), int(match[2]))
+        except OverflowError:
+            raise PeriodError(f"period {text!r}: out of range") from None
         except ValueError:
             raise PeriodError(f"period {text!r}: no such ISO week") from None
     raise PeriodError(f"period {text!r}: use a month like 2026-11 or an ISO week like 2026-W47")
@@ -77,8 +82,11 @@ def range_period(first_day: str, last_day: str) -> Period:
     last = parse_day(last_day, "--to")
     if last < first:
         raise PeriodError(f"--to {last_day} is before --from {first_day}")
-    return Period(_midnight(first), _midnight(last + timedelta(days=1)),
-                  f"{first.isoformat()}_{last.isoformat()}")
+    try:
+        end = _midnight(last + timedelta(days=1))
+    except OverflowError:
+        raise PeriodError(f"--to {last_day}: out of range") from None
+    return Period(_midnight(first), end, f"{first.isoformat()}_{last.isoformat()}")
 
 
 def previous_month(moment: datetime) -> Period:

@@ -208,6 +208,12 @@ def test_periods_and_their_errors() -> None:
         range_period("2026-11-05", "2026-11-01")
     with pytest.raises(PeriodError, match="nov"):
         parse_period("nov")
+    # The ends of the calendar: the period's end would fall outside what datetime can hold.
+    for text in ("9999-12", "0000-01", "9999-W52"):
+        with pytest.raises(PeriodError, match=f"period '{text}': out of range"):
+            parse_period(text)
+    with pytest.raises(PeriodError, match="--to 9999-12-31: out of range"):
+        range_period("9999-12-30", "9999-12-31")
 
 
 def test_a_method_change_keeps_the_block_start(tmp_path) -> None:  # type: ignore[no-untyped-def]

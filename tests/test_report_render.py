@@ -166,6 +166,7 @@ def test_report_command_writes_the_chosen_format(history_store: HistoryStore,
     (["--from", "2026-11-01"], "--from and --to go together"),
     (["--period", "2026-11", "--from", "2026-11-01", "--to", "2026-11-02"], "not both"),
     (["--from", "yesterday", "--to", "2026-11-02"], "--from 'yesterday'"),
+    (["--period", "9999-12"], "period '9999-12': out of range"),
 ])
 def test_report_command_refuses_bad_periods_in_one_line(arguments: list[str], message: str,
                                                         history_store: HistoryStore,
