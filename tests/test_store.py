@@ -266,22 +266,28 @@ def test_spool_keeps_new_measurements_until_uploaded(store: Store) -> None:
 
 def test_prune_deletes_old_measurements_but_keeps_evidence(store: Store) -> None:
     old_plain = synthetic_measurement(measured_at="2026-10-01 12:00:00")
+    old_parked = synthetic_measurement(measured_at="2026-10-01 11:00:00")
+    old_pending = synthetic_measurement(measured_at="2026-10-01 10:00:00")
     old_transition = synthetic_measurement(measured_at="2026-10-01 12:00:01")
     old_current = synthetic_measurement(measured_at="2026-10-01 12:00:02",
                                         url="https://today.kz/")
     recent = synthetic_measurement(measured_at="2026-11-25 12:00:00")
-    for measurement in (old_plain, old_transition, old_current, recent):
+    for measurement in (old_plain, old_parked, old_pending, old_transition, old_current, recent):
         store.save_measurement(measurement, target_id="azattyq")
+    store.mark_uploaded([old_plain["measurement_uid"]])
+    store.park_upload(old_parked["measurement_uid"], "refused for good")
     store.save_state(_state_row(last_uid=recent["measurement_uid"]),
                      _transition(measurement_uid=old_transition["measurement_uid"]))
     store.save_state(_state_row("https://today.kz/", last_uid=old_current["measurement_uid"]),
                      None)
-    assert store.prune("2026-11-01") == 1
+    assert store.prune("2026-11-01") == 2
     assert store.load_measurement(old_plain["measurement_uid"]) is None
-    for kept in (old_transition, old_current, recent):
+    assert store.load_measurement(old_parked["measurement_uid"]) is None
+    assert store.spool_parked() == 0
+    # Not uploaded yet: kept, however old, until the collector has it.
+    for kept in (old_pending, old_transition, old_current, recent):
         assert store.load_measurement(kept["measurement_uid"]) == kept
-    assert old_plain["measurement_uid"] not in {row["uid"] for row in store.spool_pending(10)}
-    assert store.spool_backlog() == 3
+    assert store.spool_backlog() == 4
 
 
 def test_since_when_blocked_is_one_query_after_confirmation(store: Store) -> None:

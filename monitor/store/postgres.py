@@ -428,7 +428,9 @@ class PostgresStore:
             "SELECT uid FROM measurements WHERE measured_at < %(cutoff)s "
             "AND uid NOT IN (SELECT last_uid FROM target_state WHERE last_uid IS NOT NULL) "
             "AND uid NOT IN (SELECT measurement_uid FROM state_transitions "
-            "WHERE measurement_uid IS NOT NULL)"
+            "WHERE measurement_uid IS NOT NULL) "
+            # Not yet uploaded: deleting it would lose it for the collector too.
+            "AND uid NOT IN (SELECT uid FROM spool WHERE status = 'pending')"
         )
         parameters = {"cutoff": store_time(older_than)}
         with self.connection.transaction():

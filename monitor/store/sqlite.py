@@ -412,7 +412,9 @@ class SQLiteStore:
             "SELECT uid FROM measurements WHERE measured_at < :cutoff "
             "AND uid NOT IN (SELECT last_uid FROM target_state WHERE last_uid IS NOT NULL) "
             "AND uid NOT IN (SELECT measurement_uid FROM state_transitions "
-            "WHERE measurement_uid IS NOT NULL)")
+            "WHERE measurement_uid IS NOT NULL) "
+            # Not yet uploaded: deleting it would lose it for the collector too.
+            "AND uid NOT IN (SELECT uid FROM spool WHERE status = 'pending')")
         params = {"cutoff": store_time(older_than)}
         with self._transaction() as conn:
             conn.execute(f"DELETE FROM spool WHERE uid IN ({doomed})", params)
