@@ -321,9 +321,19 @@ class Runner:
 
     async def _record(self, measurement: dict[str, Any], target: Target, run_id: str,
                       confirmation: int, result: RoundResult | None) -> None:
-        recorded = await self.store.record(
-            measurement, target=target, run_id=run_id, confirmation=confirmation,
-            confirmations_needed=self.config.confirmations_needed)
+        try:
+            recorded = await self.store.record(
+                measurement, target=target, run_id=run_id, confirmation=confirmation,
+                confirmations_needed=self.config.confirmations_needed)
+        except Exception as error:
+            # The round's gather swallows exceptions: without this the measurement would be
+            # lost with no log line and the run reported clean.
+            url = measurement.get("input") if isinstance(measurement, dict) else None
+            log.exception("storing the measurement of %s failed", url or target.id)
+            if result is not None:
+                result.errors.append(f"{url or target.id}: not stored: "
+                                     f"{type(error).__name__}: {error}")
+            return
         outcome = summarize_measurement(measurement, target.id, state=recorded.state,
                                         confirmation=confirmation, saved=recorded.saved)
         log.info("saved uid=%s url=%s blocking=%s state=%s confirmation=%d",

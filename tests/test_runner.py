@@ -132,6 +132,27 @@ async def test_a_probe_that_raises_is_reported_and_the_round_goes_on(writer_stor
     assert run["status"] == "ok" and '"errors": 1' in run["counts"]
 
 
+async def test_a_measurement_the_store_refuses_is_reported_not_lost_silently(
+        writer_store, store_path, caplog):
+    probe = ScriptedProbe()
+
+    async def forgets_start_time(url, options, **keywords):
+        measurement = await probe(url, options, **keywords)
+        if url.endswith("/1"):
+            del measurement["measurement_start_time"]
+        return measurement
+
+    runner = make_runner(writer_store, make_target_list("news", {"a.example": 2}),
+                         forgets_start_time)
+    result = await runner.run_round("news")
+    assert len(result.outcomes) == 1
+    assert len(result.errors) == 1
+    assert result.errors[0].startswith("https://a.example/1: not stored: MeasurementFormatError")
+    assert "storing the measurement of https://a.example/1 failed" in caplog.text
+    (run,) = rows(store_path, "SELECT counts FROM runs")
+    assert '"errors": 1' in run["counts"]
+
+
 async def test_a_url_the_probe_refuses_is_one_error_line(writer_store, store_path):
     from probes.errors import InvalidInput
 
