@@ -26,20 +26,34 @@ def chart_files(report: Report) -> dict[str, str]:
     return files
 
 
+# Names, URLs, vantage ids and certificate issuers come from registries, probes and the
+# network: in Markdown they could open raw HTML (<script>), links, emphasis or a new table cell.
+_MARKUP = re.compile(r"([\\`*_\[\]<>|])")
+
+
 def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Data as Markdown text on one line, every character that starts markup escaped."""
+    return _MARKUP.sub(r"\\\1", " ".join(str(text).splitlines()))
+
+
+def _code(text: str) -> str:
+    """Data as a code span in a table cell: pipes escaped, fenced past any backticks inside."""
+    text = " ".join(text.splitlines()).replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _finding(finding: TargetFinding) -> list[str]:
-    lines = [f"### {finding.target_name} — **{finding.verdict}**", ""]
+    lines = [f"### {_cell(finding.target_name)} — **{finding.verdict}**", ""]
     if finding.claim:
-        lines += [f"> “{finding.claim.quote}”", "",
-                  f"Briefing (2015), section “{finding.claim.section}”, line "
-                  f"{finding.claim.line}; period {finding.claim.period}.", ""]
-    lines += [finding.explanation, ""]
+        lines += [f"> “{_cell(finding.claim.quote)}”", "",
+                  f"Briefing (2015), section “{_cell(finding.claim.section)}”, line "
+                  f"{finding.claim.line}; period {_cell(finding.claim.period)}.", ""]
+    lines += [_cell(finding.explanation), ""]
     if len(finding.lineage) > 1:
         lines += ["| domain | role | status | note |", "|---|---|---|---|"]
-        lines += [f"| `{entry.url}` | {entry.role} | {entry.status} | {_cell(entry.note or '')} |"
+        lines += [f"| {_code(entry.url)} | {entry.role} | {entry.status} | {_cell(entry.note or '')} |"
                   for entry in finding.lineage]
         lines.append("")
     if finding.vantages:
@@ -51,14 +65,15 @@ def _finding(finding: TargetFinding) -> list[str]:
                                     f"{method.measurements}×)" for method in url.methods) or "-"
                 evidence = " ".join(f"[{uid}]({evidence_path(uid)})" for uid in url.evidence_uids)
                 lines.append(
-                    f"| {vantage.vantage.vantage_id} ({vantage.vantage.probe_asn or '?'}) "
-                    f"| `{url.url}` | {url.state} | {_cell(methods)} "
+                    f"| {_cell(vantage.vantage.vantage_id)} "
+                    f"({_cell(vantage.vantage.probe_asn or '?')}) "
+                    f"| {_code(url.url)} | {url.state} | {_cell(methods)} "
                     f"| {when(url.first_blocked_at)} | {when(url.last_blocked_at)} "
                     f"| {format_share(url.anomaly_share)} ({url.anomalies}/{url.measurements}) "
                     f"| {url.verdict} | {evidence} |")
         lines.append("")
         for timeline in finding.timelines:
-            lines += [f"![{finding.target_name} from {timeline.vantage_id}]"
+            lines += [f"![{_cell(finding.target_name)} from {_cell(timeline.vantage_id)}]"
                       f"({timeline_file(finding.target_id, timeline.vantage_id)})", ""]
     return lines
 
@@ -69,22 +84,23 @@ def render_markdown(report: Report) -> str:
              f"Period {report.period.description}. Generated {when(report.generated_at)}.", "",
              "## Summary", "",
              f"- Blocked at the end of the period: {len(summary.blocked_targets)} "
-             f"({', '.join(summary.blocked_targets) or 'none'})",
+             f"({_cell(', '.join(summary.blocked_targets)) or 'none'})",
              f"- No longer blocked: {len(summary.unblocked_targets)} "
-             f"({', '.join(summary.unblocked_targets) or 'none'})",
+             f"({_cell(', '.join(summary.unblocked_targets)) or 'none'})",
              f"- Never seen blocked: {len(summary.never_blocked_targets)} "
-             f"({', '.join(summary.never_blocked_targets) or 'none'})",
+             f"({_cell(', '.join(summary.never_blocked_targets)) or 'none'})",
              f"- Not measurable: {len(summary.not_measurable_targets)} "
-             f"({', '.join(summary.not_measurable_targets) or 'none'})",
+             f"({_cell(', '.join(summary.not_measurable_targets)) or 'none'})",
              f"- New blocks: {summary.new_blocks}; unblocks: {summary.unblocks}",
              f"- {summary.targets_total} targets, {summary.targets_measured} measured; "
              f"{summary.measurements} measurements from {summary.vantages} vantage points", ""]
     if summary.blocked_where:
         lines += ["| vantage | country | ASN | network | blocked targets | blocked since |",
                   "|---|---|---|---|---|---|"]
-        lines += [f"| {place.vantage.vantage_id} | {place.vantage.probe_cc or ''} "
-                  f"| {place.vantage.probe_asn or ''} | {_cell(place.vantage.probe_network_name or '')} "
-                  f"| {', '.join(place.target_ids)} | {when(place.since)} |"
+        lines += [f"| {_cell(place.vantage.vantage_id)} | {_cell(place.vantage.probe_cc or '')} "
+                  f"| {_cell(place.vantage.probe_asn or '')} "
+                  f"| {_cell(place.vantage.probe_network_name or '')} "
+                  f"| {_cell(', '.join(place.target_ids))} | {when(place.since)} |"
                   for place in summary.blocked_where]
         lines.append("")
     lines += ["## Overview", "", "![Blocking by target and day](charts/heatmap.svg)", "",
@@ -94,7 +110,8 @@ def render_markdown(report: Report) -> str:
         lines += ["| when | change | target | URL | vantage | method | measurement |",
                   "|---|---|---|---|---|---|---|"]
         lines += [f"| {when(change.at)} | {change.kind} | {_cell(change.target_name)} "
-                  f"| `{change.url}` | {change.vantage_id} | {change.method or ''} | "
+                  f"| {_code(change.url)} | {_cell(change.vantage_id)} "
+                  f"| {_cell(change.method or '')} | "
                   + (f"[{change.measurement_uid}]({evidence_path(change.measurement_uid)})"
                      if change.measurement_uid else "") + " |"
                   for change in report.changes]

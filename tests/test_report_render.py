@@ -12,7 +12,9 @@ from click.testing import CliRunner
 
 from monitor.cli import cli
 from monitor.store import open_store
+from reports.build import Report, ReportInputs, build_report
 from reports.periods import parse_period
+from reports.render_markdown import render_markdown
 from reports.write import generate_report, list_archive
 from tests.fixtures.reports import MITM_ISSUER, REPORT_TARGETS, HistoryStore
 
@@ -177,3 +179,45 @@ def test_report_command_refuses_bad_periods_in_one_line(arguments: list[str], me
     assert result.exit_code != 0
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def hostile_report() -> Report:
+    """A stray target whose URL, vantage, network name and interception issuer came from the
+    network or a collector's probes, each trying to break out of Markdown."""
+    from monitor.queries import (
+        DailyCounts,
+        EvidenceDetail,
+        MeasurementOutcome,
+        MethodCount,
+        StateAt,
+    )
+
+    url = "https://evil.example/a|b`c<img src=x onerror=alert(1)>"
+    vantage = "kz|1 <b>"
+    uid = "20261103T000000.000000Z_KZ_webconnectivity_00"
+    issuer = "CN=<script>alert(1)</script> | *bold* [x](http://phish.example)\n# Heading"
+    at = "2026-11-03T00:00:00Z"
+    daily = DailyCounts(None, url, vantage, "2026-11-03", "KZ", "AS9198", "Net\n| x | <i>",
+                        1, 1, 1, 0, 0, 0, at, at, uid, uid, uid, at)
+    method = MethodCount(None, url, vantage, "AS9198", "Net", "tls.mitm", None, 1, at, at, uid)
+    return build_report(ReportInputs(
+        period=parse_period("2026-11"), generated_at=at, targets=(), daily=(daily,),
+        methods=(method,), states_at_start=(),
+        states_at_end=(StateAt(vantage, url, None, "blocked", "tls.mitm", at, uid),),
+        transitions=(), outcomes={uid: MeasurementOutcome(uid, at, "tls", 0, "tls.mitm")},
+        evidence={uid: EvidenceDetail(uid, issuer, None, False, ())}))
+
+
+def test_markdown_keeps_measured_strings_as_text() -> None:
+    markdown = render_markdown(hostile_report())
+    for lines in (line for line in markdown.splitlines() if line.startswith("|")):
+        # Every cell separator is the table's own: data pipes are escaped.
+        assert len(re.findall(r"(?<!\\)\|", lines)) in (5, 7, 8, 10), lines
+    # Raw HTML would pass through most Markdown renderers: no "<" outside code spans unescaped.
+    outside_code = re.sub(r"``.*?``|`[^`\n]*`", "", markdown)
+    assert re.findall(r"(?<!\\)<", outside_code) == []
+    assert "\n# Heading" not in markdown
+    assert not re.search(r"(?<!\\)\]\(http://phish", markdown) and "*bold*" not in markdown
+    assert (r"CN=\<script\>alert(1)\</script\> \| \*bold\* \[x\](http://phish.example) # "
+            "Heading") in markdown
+    assert "| ``https://evil.example/a\\|b`c<img src=x onerror=alert(1)>`` |" in markdown
