@@ -70,6 +70,8 @@ def read_reply(wire: bytes, question: bytes) -> Reply | None:
             return None
         record_type, record_class, ttl, length = _RECORD.unpack_from(wire, position)
         position += _RECORD.size
+        if ttl & 0x80000000:
+            ttl = 0  # RFC 2181 section 8, as dnspython reads it
         end = position + length
         if record_class != _CLASS_IN or end > len(wire):
             return None

@@ -106,3 +106,14 @@ def test_forward_or_looping_pointers_are_left_to_dnspython():
     assert wire[answer_start] & 0xC0 == 0xC0  # the owner is a pointer to the question's name
     wire[answer_start + 1] = answer_start  # now it points at itself
     assert read_reply(bytes(wire), _question(A_QUERY)) is None
+
+
+def test_a_ttl_with_the_top_bit_set_reads_as_zero_like_dnspython():
+    # RFC 2181 section 8: such a TTL is treated as zero; the two readers must record the same.
+    wire = bytearray(_reply(A_QUERY, ("www.site.test.", 60, "A", "127.0.0.5")))
+    ttl_at = 12 + len(_question(A_QUERY)) + 2 + 4  # after the owner pointer, type and class
+    wire[ttl_at : ttl_at + 4] = (0x8000003C).to_bytes(4, "big")
+    reply = read_reply(bytes(wire), _question(A_QUERY))
+    assert reply is not None and reply.rrsets[0][1] == 0
+    assert reply == reply_from_message(dns.message.from_wire(bytes(wire)))
+
