@@ -24,6 +24,7 @@ _QR = 0x8000
 _OPCODE_MASK = 0x7800
 _TC = 0x0200
 _MAX_NAME_LENGTH = 255
+_MAX_POINTER_CHAIN = 16  # dnspython's MAX_COMPRESSION_POINTER_CHAIN
 # Bytes that dnspython writes in a name's text as they are (anything else would be escaped).
 _PLAIN_LABEL_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
@@ -120,25 +121,29 @@ def _read_name(wire: bytes, start: int) -> tuple[list[bytes], int] | None:
     labels: list[bytes] = []
     position, resume, length_so_far = start, None, 0
     lowest_pointer = start
+    # As dnspython: a pointer's target must end before the part of the name that pointed to it.
+    segment_start, limit, hops = start, len(wire), 0
     while True:
-        if position >= len(wire):
+        if position >= limit:
             return None
         length = wire[position]
         if length == 0:
             position += 1
             break
         if length & 0xC0 == 0xC0:
-            if position + 1 >= len(wire):
+            if position + 1 >= limit:
                 return None
             target = ((length & 0x3F) << 8) | wire[position + 1]
             # Only strictly backward pointers, as dnspython accepts: no loops.
-            if target >= lowest_pointer:
+            hops += 1
+            if target >= lowest_pointer or hops > _MAX_POINTER_CHAIN:
                 return None
             if resume is None:
                 resume = position + 2
+            limit, segment_start = segment_start, target
             lowest_pointer = position = target
             continue
-        if length > 63 or position + 1 + length > len(wire):
+        if length > 63 or position + 1 + length > limit:
             return None
         labels.append(wire[position + 1 : position + 1 + length])
         length_so_far += length + 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dns.exception
 import dns.flags
 import dns.message
 import dns.rcode
@@ -117,3 +118,18 @@ def test_a_ttl_with_the_top_bit_set_reads_as_zero_like_dnspython():
     assert reply is not None and reply.rrsets[0][1] == 0
     assert reply == reply_from_message(dns.message.from_wire(bytes(wire)))
 
+
+def test_a_pointer_whose_target_runs_over_the_name_is_left_to_dnspython():
+    # A CNAME and two A records; the last owner (c0 3a) points into the previous record's
+    # address, whose byte 6 starts a label running over that very pointer. dnspython calls
+    # the reply malformed (the target must end before the pointing name): so must this reader.
+    wire = bytes.fromhex(
+        "824b81000001000300000000076578616d706c6503636f6d0000010001"
+        "c00c000500010000003c00040162c00c"
+        "c029000100010000003c000405060708"
+        "c03a000100010000003c000401020304"
+    )
+    question = dns.message.make_query("example.com", "A").to_wire()[12:]
+    with pytest.raises(dns.exception.FormError):
+        dns.message.from_wire(wire)
+    assert read_reply(wire, question) is None
