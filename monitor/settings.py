@@ -416,7 +416,9 @@ def load_settings(path: str | Path | None = None,
             secret_key = key.removesuffix("_file")
             if key.endswith("_file") and secret_key in specs and specs[secret_key].secret:
                 where = f"{where_file}: [{section}] {key}"
-                values[secret_key] = _read_secret_file(convert_value(str, raw, from_env=False), where)
+                if not isinstance(raw, str):
+                    raise SettingsError(f"{where}: expected the path of a file, got {raw!r}")
+                values[secret_key] = _read_secret_file(raw, where)
                 continue
             if key not in specs:
                 raise SettingsError(f"{where_file}: [{section}] unknown key {key!r} "

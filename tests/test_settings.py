@@ -116,6 +116,7 @@ def test_secrets_come_from_files(tmp_path: Path) -> None:
     ('[schedule]\nwatch_windows = [{start = "2026-12-01"}]\n', {},
      r"watch_windows: watch window lacks 'end'"),
     ("[reports]\nweekly = 1\n", {}, r"\[reports\] weekly: expected true or false"),
+    ("[collector]\ntoken_file = 5\n", {}, r"\[collector\] token_file: expected the path"),
     ("probe = 3\n", {}, r"probe must be a \[section\] table"),
     ("[probe\n", {}, r"not valid TOML"),
     ("", {"BLOCKMON_PROBE_CONCURRENCY": "lots"},
