@@ -215,6 +215,9 @@ class Report:
 
 
 def format_share(share: float) -> str:
-    """0.4 -> '40%', 1/3 -> '33.3%'."""
+    """0.4 -> '40%', 1/3 -> '33.3%'; never '100%' or '0%' unless all or none."""
     percent = round(share * 100, 1)
+    # Rounding must not turn "almost all" into "all" (or "a few" into "none").
+    if 0 < share < 1:
+        percent = min(max(percent, 0.1), 99.9)
     return f"{percent:g}%"

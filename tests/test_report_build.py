@@ -198,6 +198,13 @@ def test_url_verdict_rules(arguments: dict, expected: str) -> None:
     assert decide_url_verdict(**arguments) == expected
 
 
+def test_a_share_says_all_or_none_only_when_it_is() -> None:
+    # 2999 of 3000 anomalous is not "100%", and 1 of 3000 is not "0%".
+    assert format_share(2999 / 3000) == "99.9%"
+    assert format_share(1 / 3000) == "0.1%"
+    assert (format_share(1.0), format_share(0.0), format_share(0.4)) == ("100%", "0%", "40%")
+
+
 def test_periods_and_their_errors() -> None:
     assert parse_period("2026-12").end.isoformat() == "2027-01-01T00:00:00+00:00"
     assert parse_period("2026-W47").start.isoformat() == "2026-11-16T00:00:00+00:00"
