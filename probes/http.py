@@ -33,6 +33,9 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _READ_SIZE = 65536
+# A response head may be this long, as in Chrome; h11's default (16 KiB) fails honest sites that
+# send many cookies or a long CSP, which the control's aiohttp reads (128 fields of 8 KiB).
+_MAX_RESPONSE_HEAD = 256 * 1024
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
 # Only the start of a page is searched for the title: it sits in <head>.
 _TITLE_SEARCH_LIMIT = 64 * 1024
@@ -298,7 +301,7 @@ async def _exchange(
     target = parts.path or "/"
     if parts.query:
         target = f"{target}?{parts.query}"
-    connection = h11.Connection(h11.CLIENT)
+    connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_RESPONSE_HEAD)
     request = h11.Request(method="GET", target=target, headers=entry["request"]["headers_list"])
     writer.write(connection.send(request) + connection.send(h11.EndOfMessage()))
     await writer.drain()

@@ -534,6 +534,30 @@ async def test_http_body_is_capped(tcp_server):
     assert entry["failure"] is None
 
 
+async def test_http_large_response_head_is_read(tcp_server):
+    # 40 KiB of headers (cookies, CSP): browsers and the control's aiohttp read them; h11's
+    # default 16 KiB cap once made such an honest site an http_invalid_response (http.reset).
+    cookies = [b"Set-Cookie: c%d=%s\r\n" % (i, b"v" * 1000) for i in range(40)]
+    status_line, rest = _page("Many cookies").split(b"\r\n", 1)
+
+    async def handler(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(status_line + b"\r\n")
+        for cookie in cookies:  # in pieces, as the head arrives from afar
+            writer.write(cookie)
+            await writer.drain()
+            await asyncio.sleep(0.001)
+        writer.write(rest)
+        await writer.drain()
+        writer.close()
+
+    port = await tcp_server(handler)
+    (entry,) = await _get(port)
+    assert entry["failure"] is None
+    assert entry["response"]["code"] == 200 and entry["response"]["title"] == "Many cookies & co"
+    assert len(entry["response"]["headers_list"]) == 42
+
+
 async def test_http_follows_redirects_most_recent_first(tcp_server):
     def respond(head: bytes) -> bytes:
         if head.startswith(b"GET /old "):
