@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,11 +42,21 @@ class ArchivedReport:
 
 
 def _write_text(path: Path, text: str) -> Path:
-    # Written beside and renamed: a reader of the archive never sees half a report.
+    # Written beside and renamed: a reader of the archive never sees half a report. The
+    # partial file is this writer's own: the weekly job and a dashboard "generate now" may
+    # write the same period at once, and a shared name made one of them fail.
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
+    handle, partial_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                            suffix=".partial")
+    partial = Path(partial_name)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as partial_file:
+            partial_file.write(text)
+        os.chmod(partial, 0o644)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -6,6 +6,7 @@ import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -221,3 +222,25 @@ def test_markdown_keeps_measured_strings_as_text() -> None:
     assert (r"CN=\<script\>alert(1)\</script\> \| \*bold\* \[x\](http://phish.example) # "
             "Heading") in markdown
     assert "| ``https://evil.example/a\\|b`c<img src=x onerror=alert(1)>`` |" in markdown
+
+
+def test_two_writers_of_one_report_do_not_trip_over_each_other(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The weekly job and a dashboard "generate now" can write the same period at once. Here
+    # the second writer runs entirely between the first one's write and its rename.
+    import reports.write as write
+
+    real_replace = write.os.replace
+    interleaved: list[str] = []
+
+    def replace_after_another_writer(source: Any, target: Any) -> None:
+        if not interleaved:
+            interleaved.append(str(target))
+            write._write_text(Path(target), "the other writer's report")
+        real_replace(source, target)
+
+    monkeypatch.setattr(write.os, "replace", replace_after_another_writer)
+    written = write._write_text(tmp_path / "2026-11" / "report.md", "this writer's report")
+    assert interleaved == [str(written)]
+    assert written.read_text(encoding="utf-8") == "this writer's report"
+    assert [path.name for path in written.parent.iterdir()] == ["report.md"]
