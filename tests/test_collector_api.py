@@ -132,7 +132,8 @@ def test_enrolment_secrets_are_single_use_and_vantage_ids_unique(collector: Coll
 def test_check_in_hands_out_the_latest_target_list(collector: CollectorProcess, tmp_path: Path) -> None:
     token = register_probe(collector, "kz-checkin")
     registry = tmp_path / "registry.toml"
-    registry.write_text('[[target]]\nid = "azattyq"\nurls = ["https://www.azattyq.org/"]\n')
+    registry.write_text('[[target]]\nid = "azattyq"\nname = "Azattyq"\ncategory_code = "NEWS"\n'
+                        '[[target.url]]\nurl = "https://www.azattyq.org/"\nrole = "home"\n')
     published = run_blockmon("collector", "publish-targets", str(registry), "--interval-minutes",
                              "30", "--database", collector.database, cwd=collector.workdir)
     assert published.returncode == 0, published.stderr
@@ -153,6 +154,19 @@ def test_check_in_hands_out_the_latest_target_list(collector: CollectorProcess, 
     refused = run_blockmon("collector", "publish-targets", str(bad), "--database",
                            collector.database, cwd=collector.workdir)
     assert refused.returncode != 0 and "bad.toml" in refused.stderr
+    # Valid TOML that every probe would refuse at check-in is not published either.
+    unusable = tmp_path / "unusable.toml"
+    unusable.write_text('[[target]]\nid = "azattyq"\nurls = ["https://www.azattyq.org/"]\n')
+    refused = run_blockmon("collector", "publish-targets", str(unusable), "--database",
+                           collector.database, cwd=collector.workdir)
+    assert refused.returncode != 0
+    assert f"not published: {unusable}:3: unknown key 'urls'" in refused.stderr
+    no_such_list = run_blockmon("collector", "publish-targets", str(registry), "--lists", "kz",
+                                "--database", collector.database, cwd=collector.workdir)
+    assert no_such_list.returncode != 0 and "not among the scheduled lists" in no_such_list.stderr
+    status, body = http_json("POST", f"{collector.url}/api/v1/check-in",
+                             {"targets_version": version}, token=token)
+    assert status == 200 and body["targets_version"] == version
 
 
 HOSTILE_BODIES: list[tuple[bytes, int, str]] = [

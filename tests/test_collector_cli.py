@@ -41,7 +41,8 @@ def test_probe_registers_checks_in_and_uploads(sqlite_collector: CollectorProces
     assert again.returncode != 0 and "enrolment_secret" in again.stderr
 
     registry = tmp_path / "central.toml"
-    registry.write_text('[[target]]\nid = "kaztag"\n')
+    registry.write_text('[[target]]\nid = "kaztag"\nname = "KazTAG"\ncategory_code = "NEWS"\n'
+                        '[[target.url]]\nurl = "https://kaztag.kz/"\nrole = "home"\n')
     assert run_blockmon("collector", "publish-targets", str(registry), "--database",
                         sqlite_collector.database, cwd=tmp_path).returncode == 0
     saved = probe_dir / "targets.toml"

@@ -190,6 +190,14 @@ def publish_targets(
         "interval_minutes": interval_minutes,
         "lists": [name.strip() for name in lists.split(",") if name.strip()],
     }
+    from monitor.collector.assignment import Assignment, AssignmentError
+
+    # The check every probe makes at check-in: a version they would all refuse is not published.
+    try:
+        Assignment(0, "", "toml", content, schedule).target_lists()
+    except AssignmentError as error:
+        message = str(error).replace("collector target list version 0", str(path))
+        raise click.ClickException(f"not published: {message}") from None
     registry = _open_registry(_database_url(ctx, database))
     version = registry.publish_target_list(
         content, format="toml", schedule=schedule, now=datetime.now(UTC)
