@@ -35,7 +35,8 @@ NETWORK_ERRORS: tuple[type[BaseException], ...] = (
 
 # OpenSSL X509_V_ERR_* codes that mean "the chain does not lead to a trusted root" (OONI df-007).
 _UNKNOWN_AUTHORITY_CODES = frozenset({18, 19, 20, 21})
-_HOSTNAME_MISMATCH_CODE = 62
+# X509_V_ERR_HOSTNAME_MISMATCH, and X509_V_ERR_IP_ADDRESS_MISMATCH for https://IP/ URLs.
+_HOSTNAME_MISMATCH_CODES = frozenset({62, 64})
 
 _ERRNO_FAILURES: dict[int, Failure] = {
     errno.ECONNREFUSED: "connection_refused",
@@ -84,7 +85,7 @@ def classify_failure(exc: BaseException) -> Failure:
 def _classify_certificate_error(exc: ssl.SSLCertVerificationError) -> Failure:
     if exc.verify_code in _UNKNOWN_AUTHORITY_CODES:
         return "ssl_unknown_authority"
-    if exc.verify_code == _HOSTNAME_MISMATCH_CODE:
+    if exc.verify_code in _HOSTNAME_MISMATCH_CODES:
         return "ssl_invalid_hostname"
     return "ssl_invalid_certificate"
 

@@ -430,6 +430,13 @@ async def test_tls_wrong_name_is_invalid_hostname(pki, tls_server):
     assert entry["certificate_chain"][0]["subject"] == "CN=good.test"
 
 
+async def test_tls_certificate_not_for_the_ip_address_is_invalid_hostname(pki, tls_server):
+    # https://IP/: OpenSSL reports X509_V_ERR_IP_ADDRESS_MISMATCH (64), not the name mismatch (62).
+    port = await tls_server()
+    entry, _ = await probe_tls(LOOPBACK, port, LOOPBACK, _tls_options(pki))
+    assert entry["failure"] == "ssl_invalid_hostname"
+
+
 async def test_tls_expired_certificate_is_invalid_certificate(pki, tls_server):
     port = await tls_server(pki.expired_context)
     entry, _ = await probe_tls(LOOPBACK, port, "good.test", _tls_options(pki))
