@@ -123,6 +123,17 @@ def test_column_values_of_the_right_type_are_kept() -> None:
     assert isinstance(result, list) and result[0]["test_keys"]["fingerprint"] == {"id": "kz-page"}
 
 
+@pytest.mark.parametrize(("sent", "stored"), [("2", 2), (1, 1), (None, 0), ("x", 0), (-1, 0)])
+def test_the_retest_number_of_an_upload_is_stored(sent: object, stored: int) -> None:
+    from monitor.collector.routes import storable_row
+
+    measurement = good(1)
+    if sent is not None:  # the runner writes the n-th re-test as the annotation string "n"
+        measurement["annotations"]["confirmation"] = sent  # type: ignore[index]
+    (checked,) = check([measurement])  # type: ignore[misc]
+    assert storable_row(checked)["confirmation"] == stored
+
+
 def test_timestamps_in_the_future_or_too_old_are_refused() -> None:
     future = good(measurement_start_time=(NOW + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S"))
     old = good(measurement_start_time=(NOW - timedelta(days=365)).strftime("%Y-%m-%d %H:%M:%S"))

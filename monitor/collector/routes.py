@@ -205,6 +205,9 @@ async def submit_measurements(request: web.Request) -> web.Response:
 
 def storable_row(measurement: dict[str, Any]) -> dict[str, Any]:
     confirmation = measurement["annotations"].get("confirmation", 0)
+    # OONI annotations are strings: the runner sends the n-th re-test as "n".
+    if isinstance(confirmation, str) and confirmation.isascii() and confirmation.isdigit():
+        confirmation = int(confirmation)
     if isinstance(confirmation, bool) or not isinstance(confirmation, int) or confirmation < 0:
         confirmation = 0
     # run_id stays empty: the probe's runs live in the probe's own database, not here.
