@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from probes.analysis_compare import DnsComparison, HttpComparison, compare_dns, compare_http
+from probes.analysis_compare import (
+    DnsComparison,
+    HttpComparison,
+    compare_dns,
+    compare_http,
+    is_ipv6,
+)
 from probes.analysis_observe import (
     Observations,
     classify_tcp_blocking,
@@ -343,6 +349,12 @@ def _decide_connection_failure(context: _Context) -> _Decision:
     observed = context.observed
     tcp = context.tcp_judged
     if tcp and not any((entry.get("status") or {}).get("success") for entry in tcp):
+        if all(_no_ipv6_route(entry) for entry in tcp):
+            # Every address is IPv6 and the vantage has no route there: its limit, not a censor's.
+            context.notes.append(
+                f"unknown: no IPv6 route at the vantage to {tcp_endpoint(tcp[0])}; the control connected"
+            )
+            return _Decision(None, None)
         first = _first_blocked_or_failed(tcp)
         failure = str((first.get("status") or {}).get("failure"))
         context.notes.append(f"tcp: {failure} to {tcp_endpoint(first)} while the control connected")
@@ -353,6 +365,15 @@ def _decide_connection_failure(context: _Context) -> _Decision:
         return tls
     failure = observed.http_failure or "unknown_failure"
     return _method_for_late_failure(context, failure)
+
+
+def _no_ipv6_route(entry: dict[str, Any]) -> bool:
+    status = entry.get("status") or {}
+    return (
+        status.get("blocked") is None
+        and status.get("failure") in ("host_unreachable", "network_unreachable")
+        and is_ipv6(str(entry.get("ip")))
+    )
 
 
 def _first_blocked_or_failed(tcp: list[dict[str, Any]]) -> dict[str, Any]:
