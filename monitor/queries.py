@@ -345,9 +345,7 @@ class StateFilters:
     target_id: str | None = None
 
 
-def load_current_states(db: ReadDatabase, filters: StateFilters = StateFilters()) -> list[
-        dict[str, Any]]:
-    """target_state rows joined with the target's name and category, filtered."""
+def _state_where(filters: StateFilters) -> tuple[str, dict[str, Any]]:
     clauses, params = [], {}
     for expression, name, value in (
         ("COALESCE(s.list_name, t.list_name)", "list_name", filters.list_name),
@@ -360,13 +358,33 @@ def load_current_states(db: ReadDatabase, filters: StateFilters = StateFilters()
         if value:
             clauses.append(f"{expression} = :{name}")
             params[name] = value
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
+
+
+def load_current_states(db: ReadDatabase, filters: StateFilters = StateFilters(), *,
+                        limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+    """target_state rows joined with the target's name and category, filtered; `limit` rows
+    from `offset` on (None = all)."""
+    where, params = _state_where(filters)
+    page = ""
+    if limit is not None:
+        page = " LIMIT :limit OFFSET :offset"
+        params.update(limit=limit, offset=offset)
     return db.rows(
         "SELECT s.vantage_id, s.url, s.target_id, COALESCE(s.list_name, t.list_name) AS list_name, "
         "s.state, s.method, s.since, s.last_change, s.last_measured_at, s.last_uid, s.probe_asn, "
         "s.probe_cc, s.streak, t.name AS target_name, t.category_code "
         f"FROM target_state s LEFT JOIN targets t ON t.id = s.target_id {where} "
-        "ORDER BY s.target_id, s.url, s.vantage_id", params)
+        f"ORDER BY s.target_id, s.url, s.vantage_id{page}", params)
+
+
+def count_current_states(db: ReadDatabase, filters: StateFilters = StateFilters()) -> dict[
+        str, int]:
+    """How many target_state rows the filters match, per state (all pages together)."""
+    where, params = _state_where(filters)
+    rows = db.rows("SELECT s.state AS state, COUNT(*) AS n FROM target_state s LEFT JOIN "
+                   f"targets t ON t.id = s.target_id {where} GROUP BY s.state", params)
+    return {str(row["state"]): int(row["n"]) for row in rows}
 
 
 def load_filter_choices(db: ReadDatabase) -> dict[str, list[str]]:

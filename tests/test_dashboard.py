@@ -53,6 +53,27 @@ async def test_states_api_filters(client: TestClient) -> None:
     assert by_list["count"] == 4
 
 
+async def test_states_come_in_pages(client: TestClient) -> None:
+    # A collector with many probes has vantages x URLs rows: one request must not take them all.
+    first = await (await client.get("/api/v1/states", params={"limit": "3"})).json()
+    assert (first["count"], first["limit"], first["offset"], len(first["states"])) == (10, 3, 0, 3)
+    last = await (await client.get("/api/v1/states?limit=3&offset=9")).json()
+    assert [row["url"] for row in last["states"]] != [row["url"] for row in first["states"]]
+    assert (last["count"], len(last["states"])) == (10, 1)
+    everything = await (await client.get("/api/v1/states")).json()
+    assert len(everything["states"]) == 10 and everything["limit"] == 500
+    for query in ("limit=0", "limit=5001", "limit=x", "offset=-1"):
+        response = await client.get(f"/api/v1/states?{query}")
+        assert response.status == 400
+        assert (await response.json())["error"].startswith(query.split("=")[0] + " ")
+    page = await client.get("/", params={"limit": "4", "offset": "4", "state": ""})
+    html = await page.text()
+    assert len(re.findall(r'<tr data-state="', html)) == 4
+    assert "Rows 5 to 8 of 10" in html
+    assert 'href="/?limit=4&amp;offset=8"' in html and 'href="/?limit=4&amp;offset=0"' in html
+    assert (await client.get("/?limit=nope")).status == 400
+
+
 async def test_overview_page_filters_rows(client: TestClient) -> None:
     response = await client.get("/", params={"state": "accessible"})
     assert response.status == 200

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jinja2
 from aiohttp import web
@@ -18,6 +19,7 @@ from monitor.dashboard.evidence import compare_observations
 from monitor.queries import (
     ReadDatabase,
     StateFilters,
+    count_current_states,
     is_uid,
     load_current_states,
     load_daily_counts,
@@ -37,6 +39,10 @@ _HERE = Path(__file__).parent
 # Days of history the target page's timelines show, ending at the target's last measurement.
 TIMELINE_DAYS = 30
 _FILTER_KEYS = ("list", "category", "asn", "state", "method")
+# target_state rows per page of /api/v1/states and the overview: a collector's vantages x URLs
+# can run to hundreds of thousands, which one request must not load.
+STATES_PAGE = 500
+STATES_PAGE_MAX = 5000
 
 @dataclass(frozen=True)
 class DashboardConfig:
@@ -62,6 +68,24 @@ def _filters(request: web.Request) -> StateFilters:
                         state=query.get("state") or None, method=query.get("method") or None)
 
 
+def _page_bounds(request: web.Request) -> tuple[int, int]:
+    """(limit, offset) from the query string; ValueError naming the parameter."""
+    def number(name: str, default: int, low: int, high: int) -> int:
+        text = request.query.get(name, "").strip()
+        if not text:
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"{name} {text!r}: not a whole number") from None
+        if not low <= value <= high:
+            raise ValueError(f"{name} {value}: must be {low} to {high}")
+        return value
+
+    return (number("limit", STATES_PAGE, 1, STATES_PAGE_MAX),
+            number("offset", 0, 0, 2**31 - 1))
+
+
 def _page(request: web.Request, template: str, **context: Any) -> web.Response:
     config = _config(request)
     html = config.templates.get_template(template).render(
@@ -82,9 +106,12 @@ def _find_target(config: DashboardConfig, db: ReadDatabase, target_id: str) -> T
 
 # ---- data shared by pages and API ----------------------------------------------------------
 
-def _states_data(db: ReadDatabase, filters: StateFilters) -> dict[str, Any]:
-    rows = load_current_states(db, filters)
-    return {"filters": asdict(filters), "count": len(rows), "states": rows}
+def _states_data(db: ReadDatabase, filters: StateFilters, limit: int,
+                 offset: int) -> dict[str, Any]:
+    by_state = count_current_states(db, filters)
+    rows = load_current_states(db, filters, limit=limit, offset=offset)
+    return {"filters": asdict(filters), "count": sum(by_state.values()), "by_state": by_state,
+            "limit": limit, "offset": offset, "states": rows}
 
 
 def _target_data(config: DashboardConfig, db: ReadDatabase, store: Any,
@@ -130,17 +157,26 @@ def _archive_data(config: DashboardConfig) -> list[dict[str, Any]]:
 async def overview_page(request: web.Request) -> web.Response:
     config = _config(request)
     filters = _filters(request)
+    try:
+        limit, offset = _page_bounds(request)
+    except ValueError as error:
+        raise web.HTTPBadRequest(text=str(error)) from None
 
     def work(db: ReadDatabase, _store: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
-        return _states_data(db, filters), load_filter_choices(db)
+        return _states_data(db, filters, limit, offset), load_filter_choices(db)
 
     data, choices = await config.database.run(work)
-    counts: dict[str, int] = {}
-    for row in data["states"]:
-        counts[row["state"]] = counts.get(row["state"], 0) + 1
     selected = {key: request.query.get(key, "") for key in _FILTER_KEYS}
+
+    def page_url(start: int) -> str:
+        query = {key: value for key, value in selected.items() if value}
+        return f"{config.prefix}/?{urlencode({**query, 'limit': limit, 'offset': start})}"
+
+    pages = {"first": offset + 1, "last": offset + len(data["states"]),
+             "previous": page_url(max(offset - limit, 0)) if offset > 0 else None,
+             "next": page_url(offset + limit) if offset + limit < data["count"] else None}
     return _page(request, "overview.html.j2", data=data, choices=choices, selected=selected,
-                 counts=counts)
+                 counts=data["by_state"], pages=pages)
 
 
 async def target_page(request: web.Request) -> web.Response:
@@ -183,7 +219,12 @@ def _json(data: Any, status: int = 200) -> web.Response:
 async def api_states(request: web.Request) -> web.Response:
     config = _config(request)
     filters = _filters(request)
-    return _json(await config.database.run(lambda db, _store: _states_data(db, filters)))
+    try:
+        limit, offset = _page_bounds(request)
+    except ValueError as error:
+        return _json({"error": str(error)}, status=400)
+    return _json(await config.database.run(
+        lambda db, _store: _states_data(db, filters, limit, offset)))
 
 
 async def api_target(request: web.Request) -> web.Response:
