@@ -408,13 +408,22 @@ def _tls_decision(
     context: _Context, method: BlockingMethod, failure: str, handshake: dict[str, Any]
 ) -> _Decision:
     endpoint = str(handshake.get("address"))
+    control_tls = (context.control.get("tls_handshake") or {}).get(endpoint) or {}
+    # The control fetched the page elsewhere (another server of the pool) but failed here too:
+    # this server's own fault (an expired or wrong certificate, a broken TLS stack).
+    control_failed_too = bool(control_tls) and not control_tls.get("status")
     if method == "tls.mitm":
         chain = _probe_chain(context.observed, handshake)
         match = match_interception_ca(context.database, chain) if chain else None
         issuer = chain[0].get("issuer") if chain else None
-        control_tls = (context.control.get("tls_handshake") or {}).get(endpoint) or {}
-        if control_tls and not control_tls.get("status"):
-            context.notes.append(f"tls: the control's handshake with {endpoint} failed too")
+        if control_failed_too:
+            context.notes.append(
+                f"tls: the control's handshake with {endpoint} failed too"
+                f" ({control_tls.get('failure')})"
+            )
+            if match is None:
+                context.notes.append(f"unknown: {failure} at {endpoint}, issuer {issuer or 'unknown'}")
+                return _Decision(None, None)
         context.notes.append(
             f"tls: {failure} at {endpoint}; issuer {issuer or 'unknown'}"
             + (
@@ -424,6 +433,12 @@ def _tls_decision(
             )
         )
         return _blocked(method, match)
+    if control_failed_too:
+        context.notes.append(
+            f"unknown: {failure} at {endpoint}; the control's handshake there failed too"
+            f" ({control_tls.get('failure')})"
+        )
+        return _Decision(None, None)
     context.notes.append(f"tls: {failure} at {endpoint} while the control's handshake succeeded")
     if context.sni_filtering is True:
         context.notes.append(

@@ -95,6 +95,16 @@ def test_without_public_networks_documentation_addresses_are_bogons() -> None:
     )
 
 
+def test_tls_reset_where_the_control_failed_too_is_no_evidence() -> None:
+    scenario = load_scenario(GOLDEN / "tls_reset.json")
+    test_keys = json.loads(json.dumps(scenario["test_keys"]))
+    control_tls = test_keys["control"]["tls_handshake"]["203.0.113.10:443"]
+    control_tls.update(status=False, failure="connection_reset")
+    verdict = analyze(test_keys, public_networks=scenario["public_networks"])
+    assert (verdict.blocking, verdict.accessible, verdict.blocking_method) == (None, None, None)
+    assert any("failed too" in note for note in verdict.notes)
+
+
 def test_ipv6_unreachable_is_not_counted_as_blocked() -> None:
     judged = classify_tcp_blocking(
         [
