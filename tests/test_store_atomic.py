@@ -90,3 +90,50 @@ def test_the_runner_records_through_the_combined_write(store: Store) -> None:
     again = record_in_store(store, measurement, target=_target(), run_id="run-1",
                             confirmation=2, confirmations_needed=3)
     assert (again.saved, again.state, again.transition) == (False, "blocked", None)
+
+
+def test_one_batch_decided_by_two_requests_at_once_is_counted_once(store: Store) -> None:
+    """A timed-out upload re-sent to another collector thread or replica while the first copy
+    is still being decided: the state machine must see each measurement once."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from monitor.collector.intake import save_and_decide
+    from monitor.store import open_store
+    from monitor.store.rows import measurement_row
+
+    url = getattr(store, "database_url", None) or f"sqlite:///{store.path}"  # type: ignore[attr-defined]
+    both_reading = threading.Barrier(2, timeout=2)
+
+    class SameMomentStore:
+        """Both requests read the state before either writes (the interleaving to survive)."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+        def load_state(self, vantage_id: str, page_url: str) -> Any:
+            try:
+                both_reading.wait()
+            except threading.BrokenBarrierError:
+                pass
+            return self.inner.load_state(vantage_id, page_url)
+
+    measurement = synthetic_measurement(blocking="dns", accessible=False,
+                                        blocking_method="dns.nxdomain")
+    row = measurement_row(measurement, target_id="azattyq", run_id=None, confirmation=0)
+    others = [open_store(url), open_store(url)]
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(
+                lambda each: save_and_decide(SameMomentStore(each), [row],
+                                             confirmations_needed=2), others))
+    finally:
+        for other in others:
+            other.close()
+    assert sorted(results) == [0, 1]
+    assert [t["to_state"] for t in store.load_transitions()] == ["anomaly"]
+    state = store.load_state("kz-almaty-1", "https://www.azattyq.org/")
+    assert state is not None and (state["state"], state["streak"]) == ("anomaly", 1)

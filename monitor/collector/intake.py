@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from monitor.state import Observation, decide_next_state
+from monitor.state import Observation, StateDecision, decide_next_state
 
 
 def save_and_decide(store: Any, rows: Iterable[Mapping[str, Any]], *,
@@ -19,14 +19,17 @@ def save_and_decide(store: Any, rows: Iterable[Mapping[str, Any]], *,
     """
     batch = [dict(row) for row in rows]
     stored = int(store.save_measurements(batch))
-    for row in sorted(batch, key=lambda item: (item["measured_at"], item["uid"])):
-        current = store.load_state(row["vantage_id"], row["url"])
+
+    def decide(current: dict[str, Any] | None, row: dict[str, Any]) -> StateDecision:
         if current is not None and current.get("last_uid") == row["uid"]:
-            continue  # a re-sent batch: this measurement was decided on already
-        decision = decide_next_state(current, Observation.from_row(row),
-                                     confirmations_needed=confirmations_needed)
-        if current is not None and decision.transition is None and \
-                decision.new_state_row == dict(current):
-            continue  # older than what the state already reflects
-        store.save_state(decision.new_state_row, decision.transition)
+            # A re-sent batch: this measurement was decided on already.
+            return StateDecision(dict(current), None, wants_confirmation=False)
+        return decide_next_state(current, Observation.from_row(row),
+                                 confirmations_needed=confirmations_needed)
+
+    # Each decision is one transaction holding the (vantage, url) pair: a batch re-sent while
+    # the first copy is still being decided (a timed-out upload, another replica) is not
+    # counted twice. A measurement older than the state changes nothing (decide_next_state).
+    for row in sorted(batch, key=lambda item: (item["measured_at"], item["uid"])):
+        store.decide_and_save_state(row, decide)
     return stored

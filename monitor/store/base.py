@@ -138,6 +138,13 @@ class Store(Protocol):
         """Upserts a target_state row and appends its transition, in one transaction."""
         ...
 
+    def decide_and_save_state(self, row: Mapping[str, Any],
+                              decide: DecideState) -> StateDecisionLike:
+        """For a stored measurement row: loads its (vantage, url) state, calls `decide` and
+        stores the new state and transition, in one transaction that makes other writers of the
+        same pair wait (two collector requests carrying one batch must not both count it)."""
+        ...
+
     def load_transitions(self, *, url: str | None = None, target_id: str | None = None,
                          vantage_id: str | None = None, since: TimeBound | None = None,
                          until: TimeBound | None = None,

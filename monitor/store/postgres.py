@@ -13,7 +13,13 @@ from typing import Any, Literal
 import psycopg
 from psycopg.rows import dict_row
 
-from monitor.store.base import DecideState, SavedWithState, StoreError, TimeBound
+from monitor.store.base import (
+    DecideState,
+    SavedWithState,
+    StateDecisionLike,
+    StoreError,
+    TimeBound,
+)
 from monitor.store.migrations import MIGRATIONS
 from monitor.store.rows import (
     MEASUREMENT_COLUMNS,
@@ -223,6 +229,23 @@ class PostgresStore:
             decision = decide(current, row)
             self._write_state(decision.new_state_row, decision.transition)
         return SavedWithState(True, dict(decision.new_state_row), decision)
+
+    def decide_and_save_state(self, row: Mapping[str, Any],
+                              decide: DecideState) -> StateDecisionLike:
+        with self.connection.transaction():
+            # A transaction-scoped lock on the pair: FOR UPDATE alone cannot lock a state row
+            # that does not exist yet, and two first measurements would both start from None.
+            self.connection.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                (f"{row['vantage_id']}|{row['url']}",),
+            )
+            current: dict[str, Any] | None = self.connection.execute(
+                "SELECT * FROM target_state WHERE vantage_id = %s AND url = %s",
+                (row["vantage_id"], row["url"]),
+            ).fetchone()
+            decision = decide(current, dict(row))
+            self._write_state(decision.new_state_row, decision.transition)
+        return decision
 
     def save_measurements(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """One transaction: COPY into a session-local staging table, then INSERT ... SELECT

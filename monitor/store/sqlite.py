@@ -14,7 +14,13 @@ from typing import Any, Literal
 
 import sqlite_utils
 
-from monitor.store.base import DecideState, SavedWithState, StoreError, TimeBound
+from monitor.store.base import (
+    DecideState,
+    SavedWithState,
+    StateDecisionLike,
+    StoreError,
+    TimeBound,
+)
 from monitor.store.migrations import LATEST_VERSION, VERSION_TABLE, pending_migrations
 from monitor.store.rows import (
     MEASUREMENT_COLUMNS,
@@ -229,6 +235,15 @@ class SQLiteStore:
             decision = decide(current, row)
             self._write_state(conn, decision.new_state_row, decision.transition)
         return SavedWithState(True, dict(decision.new_state_row), decision)
+
+    def decide_and_save_state(self, row: Mapping[str, Any],
+                              decide: DecideState) -> StateDecisionLike:
+        # BEGIN IMMEDIATE holds the write lock from the read of the state to its write.
+        with self._transaction() as conn:
+            current = self._load_state_in(conn, row["vantage_id"], row["url"])
+            decision = decide(current, dict(row))
+            self._write_state(conn, decision.new_state_row, decision.transition)
+        return decision
 
     def save_measurements(self, rows: Iterable[Mapping[str, Any]]) -> int:
         prepared = [as_store_row(row) for row in rows]
