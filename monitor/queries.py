@@ -271,25 +271,40 @@ def load_outcomes(db: ReadDatabase, uids: Iterable[str]) -> dict[str, Measuremen
     return {row["uid"]: MeasurementOutcome(**row) for row in rows}
 
 
+def _objects(value: Any) -> list[Mapping[str, Any]]:
+    """The objects of a list in a measurement; anything else (a probe's bug) is left out."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def _object(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def extract_evidence(uid: str, measurement: Mapping[str, Any]) -> EvidenceDetail:
-    """The interception issuer, blockpage fingerprint, SNI retry and failures of a measurement."""
-    test_keys = measurement.get("test_keys") or {}
+    """The interception issuer, blockpage fingerprint, SNI retry and failures of a measurement.
+
+    Uploaded JSON is only checked where the store takes columns from it: one malformed list
+    here must not stop the report of every target."""
+    test_keys = _object(measurement.get("test_keys"))
     issuer = None
-    for handshake in test_keys.get("tls_handshakes") or []:
-        chain = handshake.get("certificate_chain") or []
-        if chain and chain[0].get("issuer"):
+    for handshake in _objects(test_keys.get("tls_handshakes")):
+        chain = _objects(handshake.get("certificate_chain"))
+        if chain and isinstance(chain[0].get("issuer"), str) and chain[0]["issuer"]:
             issuer = chain[0]["issuer"]
             break
-    fingerprint = test_keys.get("fingerprint") or None
-    retries = test_keys.get("sni_differential") or []
+    fingerprint = test_keys.get("fingerprint")
+    retries = _objects(test_keys.get("sni_differential"))
     failures = [test_keys.get("dns_experiment_failure"), test_keys.get("http_experiment_failure")]
-    failures += [(entry.get("status") or {}).get("failure")
-                 for entry in test_keys.get("tcp_connect") or []]
-    failures += [handshake.get("failure") for handshake in test_keys.get("tls_handshakes") or []]
+    failures += [_object(entry.get("status")).get("failure")
+                 for entry in _objects(test_keys.get("tcp_connect"))]
+    failures += [handshake.get("failure")
+                 for handshake in _objects(test_keys.get("tls_handshakes"))]
     return EvidenceDetail(
-        uid=uid, tls_issuer=issuer, fingerprint=fingerprint,
+        uid=uid, tls_issuer=issuer,
+        fingerprint=dict(fingerprint) if isinstance(fingerprint, Mapping) and fingerprint
+        else None,
         sni_differential_passed=any(retry.get("failure") is None for retry in retries),
-        failures=tuple(dict.fromkeys(failure for failure in failures if failure)))
+        failures=tuple(dict.fromkeys(str(failure) for failure in failures if failure)))
 
 
 def load_evidence(db: ReadDatabase, uids: Iterable[str]) -> dict[str, EvidenceDetail]:

@@ -189,6 +189,33 @@ def test_side_by_side_observations() -> None:
     assert pairs["HTTP"].control == "status 200, 5120 bytes, title 'Home'"
 
 
+# Shapes a buggy or hostile probe can upload: the collector checks the verdict columns, not
+# every list inside test_keys.
+MALFORMED_TEST_KEYS = {
+    "queries": "x", "tcp_connect": ["x", {"ip": "192.0.2.1", "port": 443, "status": "x"}],
+    "tls_handshakes": [None, {"certificate_chain": "x"}, {"certificate_chain": [7]}],
+    "sni_differential": {"x": 1}, "requests": [3], "fingerprint": None,
+    "control": {"dns": {"addrs": 5}, "tcp_connect": ["x"], "tls_handshake": {"a": 1},
+                "http_request": "x"},
+}
+
+
+def test_side_by_side_survives_malformed_observations() -> None:
+    pairs = {pair.step: pair for pair in compare_observations({"test_keys": MALFORMED_TEST_KEYS})}
+    assert set(pairs) == {"DNS", "TCP", "TLS", "HTTP"}
+    assert pairs["TCP"].probe == "192.0.2.1:443 connected"
+    assert pairs["TLS"].probe == "None@None: ok; None@None: ok"
+
+
+def test_evidence_survives_malformed_observations() -> None:
+    from monitor.queries import extract_evidence
+
+    detail = extract_evidence("uid-1", {"test_keys": MALFORMED_TEST_KEYS})
+    assert (detail.tls_issuer, detail.fingerprint, detail.sni_differential_passed,
+            detail.failures) == (None, None, False, ())
+    assert extract_evidence("uid-2", {"test_keys": "x"}).tls_issuer is None
+
+
 def test_serve_refuses_a_bad_listen_address_in_one_line(history_store: HistoryStore,
                                                         tmp_path: Path) -> None:
     from click.testing import CliRunner

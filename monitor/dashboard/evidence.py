@@ -7,6 +7,19 @@ from dataclasses import dataclass
 from typing import Any
 
 
+def _objects(value: Any) -> list[Mapping[str, Any]]:
+    """The objects of a list in a measurement; anything else (a probe's bug) is left out."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _object(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 @dataclass(frozen=True, slots=True)
 class ObservationPair:
     step: str  # DNS, TCP, TLS, HTTP
@@ -15,10 +28,10 @@ class ObservationPair:
 
 
 def _dns_probe(test_keys: Mapping[str, Any]) -> str:
-    queries = test_keys.get("queries") or []
+    queries = _objects(test_keys.get("queries"))
     failure = test_keys.get("dns_experiment_failure")
-    addresses = [answer.get("ipv4") or answer.get("ipv6") for query in queries
-                 for answer in query.get("answers") or [] if answer.get("ipv4") or
+    addresses = [str(answer.get("ipv4") or answer.get("ipv6")) for query in queries
+                 for answer in _objects(query.get("answers")) if answer.get("ipv4") or
                  answer.get("ipv6")]
     if failure:
         return f"failed: {failure}"
@@ -26,33 +39,33 @@ def _dns_probe(test_keys: Mapping[str, Any]) -> str:
 
 
 def _tcp_probe(test_keys: Mapping[str, Any]) -> str:
-    entries = test_keys.get("tcp_connect") or []
+    entries = _objects(test_keys.get("tcp_connect"))
     parts = [f"{entry.get('ip')}:{entry.get('port')} "
-             f"{(entry.get('status') or {}).get('failure') or 'connected'}" for entry in entries]
+             f"{_object(entry.get('status')).get('failure') or 'connected'}" for entry in entries]
     return "; ".join(parts) or "not tried"
 
 
 def _tls_probe(test_keys: Mapping[str, Any]) -> str:
     parts = []
-    for handshake in test_keys.get("tls_handshakes") or []:
-        chain = handshake.get("certificate_chain") or []
+    for handshake in _objects(test_keys.get("tls_handshakes")):
+        chain = _objects(handshake.get("certificate_chain"))
         issuer = f", issuer {chain[0].get('issuer')}" if chain and chain[0].get("issuer") else ""
         parts.append(f"{handshake.get('server_name')}@{handshake.get('address')}: "
                      f"{handshake.get('failure') or 'ok'}{issuer}")
-    for retry in test_keys.get("sni_differential") or []:
+    for retry in _objects(test_keys.get("sni_differential")):
         parts.append(f"retry SNI {retry.get('server_name') or '(none)'}: "
                      f"{retry.get('failure') or 'ok'}")
     return "; ".join(parts) or "not tried"
 
 
 def _http_probe(test_keys: Mapping[str, Any]) -> str:
-    requests = test_keys.get("requests") or []
+    requests = _objects(test_keys.get("requests"))
     failure = test_keys.get("http_experiment_failure")
     if failure:
         return f"failed: {failure}"
     if not requests:
         return "not tried"
-    response = requests[0].get("response") or {}
+    response = _object(requests[0].get("response"))
     return _http_words(response.get("code"), response.get("body_length"), response.get("title"))
 
 
@@ -66,13 +79,15 @@ def _http_words(status: Any, body_length: Any, title: Any) -> str:
 
 
 def _control_parts(control: Mapping[str, Any]) -> dict[str, str]:
-    dns = control.get("dns") or {}
-    tcp = control.get("tcp_connect") or {}
-    tls = control.get("tls_handshake") or {}
-    http = control.get("http_request") or {}
+    dns = _object(control.get("dns"))
+    tcp = {address: _object(result) for address, result in
+           _object(control.get("tcp_connect")).items()}
+    tls = {address: _object(result) for address, result in
+           _object(control.get("tls_handshake")).items()}
+    http = _object(control.get("http_request"))
     return {
         "DNS": f"failed: {dns['failure']}" if dns.get("failure") else
-        ", ".join(dns.get("addrs") or []) or "-",
+        ", ".join(str(address) for address in _list(dns.get("addrs"))) or "-",
         "TCP": "; ".join(f"{address} {'connected' if result.get('status') else result.get('failure')}"
                          for address, result in tcp.items()) or "-",
         "TLS": "; ".join(f"{result.get('server_name')}@{address}: "
@@ -86,8 +101,8 @@ def _control_parts(control: Mapping[str, Any]) -> dict[str, str]:
 
 def compare_observations(measurement: Mapping[str, Any]) -> list[ObservationPair]:
     """What the probe saw next to what the control helper saw, for DNS, TCP, TLS and HTTP."""
-    test_keys = measurement.get("test_keys") or {}
-    control = _control_parts(test_keys.get("control") or {})
+    test_keys = _object(measurement.get("test_keys"))
+    control = _control_parts(_object(test_keys.get("control")))
     if test_keys.get("control_failure"):
         control = {step: f"control failed: {test_keys['control_failure']}" for step in control}
     probe = {"DNS": _dns_probe(test_keys), "TCP": _tcp_probe(test_keys),
