@@ -25,7 +25,14 @@ from probes.asn import open_asn_database
 from probes.bogons import is_bogon, parse_networks
 from probes.dns import addresses_from_queries, is_ip_literal, probe_dns
 from probes.errors import NETWORK_ERRORS, classify_failure
-from probes.http import REDIRECT_CODES, REQUEST_HEADERS, decode_body, extract_title, response_header
+from probes.http import (
+    REDIRECT_CODES,
+    REQUEST_HEADERS,
+    decode_body,
+    extract_title,
+    is_fetchable_url,
+    response_header,
+)
 from probes.options import ProbeOptions
 from probes.tcp import close_streams, format_endpoint, probe_tcp
 from probes.tls import probe_tls
@@ -315,11 +322,12 @@ class ControlService:
         assert self.session is not None, "ControlService.start() was not awaited"
         url = request.url
         for _hop in range(self.settings.max_redirects + 1):
-            parts = urlsplit(url)
-            if parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname:
+            if not is_fetchable_url(url):
+                # Another scheme, or a Location that does not parse: as the probe records it.
                 result["failure"] = "http_invalid_response"
                 return None
-            if is_ip_literal(parts.hostname) and self.is_refused_address(parts.hostname):
+            host = urlsplit(url).hostname or ""
+            if is_ip_literal(host) and self.is_refused_address(host):
                 result["failure"] = "host_unreachable"
                 return None
             async with self.session.get(
@@ -327,7 +335,10 @@ class ControlService:
             ) as response:
                 location = response.headers.get("Location")
                 if response.status in REDIRECT_CODES and location:
-                    url = urljoin(url, location.strip()).split("#", 1)[0]
+                    try:
+                        url = urljoin(url, location.strip()).split("#", 1)[0]
+                    except ValueError:
+                        url = location.strip()  # refused as unfetchable on the next hop
                     continue
                 # read(n) returns what has arrived so far, not n bytes: read until the cap or EOF.
                 limit = self.settings.body_limit

@@ -108,9 +108,16 @@ def read_observations(test_keys: dict[str, Any]) -> Observations:
         final_request=final_request,
         http_failure=http_failure,
         all_hops_https=bool(requests)
-        and all(urlsplit(request_url(r)).scheme == "https" for r in requests),
+        and all(_is_https(request_url(r)) for r in requests),
         answer_asns=answer_asns,
     )
+
+
+def _is_https(url: str) -> bool:
+    try:
+        return urlsplit(url).scheme == "https"
+    except ValueError:
+        return False  # a malformed redirect target, recorded as the server sent it
 
 
 def request_url(request: dict[str, Any]) -> str:

@@ -167,7 +167,10 @@ def _redirect_target(current: str, entry: dict[str, Any]) -> str | None:
     location = _header(response["headers_list"], "location")
     if not location:
         return None
-    target = urljoin(current, location.strip())
+    try:
+        target = urljoin(current, location.strip())
+    except ValueError:
+        return location.strip()  # malformed (an unclosed "[" host): _fetch_fresh records the failure
     return target.split("#", 1)[0]
 
 
@@ -186,8 +189,8 @@ def response_header(headers: dict[str, str], name: str) -> str | None:
 async def _fetch_fresh(url: str, options: ProbeOptions, started: float, steps: HopSteps) -> dict[str, Any]:
     """One hop with its own DNS, TCP and TLS: tries each public address until one works."""
     t0 = time.monotonic() - started
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname:
+    if not is_fetchable_url(url):
+        # A redirect to another scheme or to a URL that does not parse (bad port, bad IPv6 host).
         entry = new_request_entry(url, "", t0)
         entry["failure"] = "http_invalid_response"
         entry["t"] = entry["t0"]
@@ -224,6 +227,16 @@ async def _fetch_fresh(url: str, options: ProbeOptions, started: float, steps: H
     return entry
 
 
+def is_fetchable_url(url: str) -> bool:
+    """An http(s) URL with a host and a valid port (a redirect's Location may be anything)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    return parts.scheme.lower() in DEFAULT_PORTS and bool(parts.hostname) and port != 0
+
+
 def new_request_entry(url: str, address: str, t0: float) -> dict[str, Any]:
     """A requests[] item (OONI df-001) with the headers we send and no response yet."""
     host_header = _host_header(url)
@@ -244,13 +257,17 @@ def new_request_entry(url: str, address: str, t0: float) -> dict[str, Any]:
 
 
 def _host_header(url: str) -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return ""  # a malformed redirect target, recorded as it came
     if not parts.hostname:
         return ""
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     scheme = parts.scheme.lower()
-    if parts.port and parts.port != DEFAULT_PORTS.get(scheme):
-        host = f"{host}:{parts.port}"
+    if port and port != DEFAULT_PORTS.get(scheme):
+        host = f"{host}:{port}"
     return host
 
 

@@ -105,6 +105,19 @@ def test_tls_reset_where_the_control_failed_too_is_no_evidence() -> None:
     assert any("failed too" in note for note in verdict.notes)
 
 
+def test_a_redirect_to_a_malformed_url_is_analysed() -> None:
+    # The probe records a redirect target that does not parse as it came; reading it once raised.
+    scenario = load_scenario(GOLDEN / "honest_accessible_https.json")
+    test_keys = json.loads(json.dumps(scenario["test_keys"]))
+    hop = json.loads(json.dumps(test_keys["requests"][0]))
+    hop["request"]["url"] = "http://[::1/"
+    hop.update(response=None, failure="http_invalid_response")
+    test_keys["requests"].insert(0, hop)
+    test_keys["control"]["http_request"]["failure"] = "http_invalid_response"
+    verdict = analyze(test_keys, public_networks=scenario["public_networks"])
+    assert (verdict.blocking, verdict.accessible) == (False, False)
+
+
 def test_ipv6_unreachable_is_not_counted_as_blocked() -> None:
     judged = classify_tcp_blocking(
         [

@@ -374,3 +374,26 @@ async def test_a_page_arriving_in_pieces_is_read_whole() -> None:
     assert control["http_request"]["body_length"] == 4 * len(piece)
     assert control["x_blockmon"]["body_is_truncated"] is False
     assert control["x_blockmon"]["body_sha256"] == hashlib.sha256(piece * 4).hexdigest()
+
+
+@pytest.mark.parametrize("location", ["http://[::1/", "http://127.0.0.2:99999/", "http://127.0.0.2:x/"])
+async def test_a_redirect_to_a_malformed_url_is_a_failed_fetch(location: str) -> None:
+    # A Location that does not parse once made the helper answer 500 (ValueError) or
+    # unknown_failure; the probe records the same hop as http_invalid_response.
+    async def redirect(request: web.Request) -> web.Response:
+        return web.Response(status=302, headers={"Location": location})
+
+    site = web.Application()
+    site.router.add_get("/", redirect)
+    site_server = TestServer(site, host="127.0.0.2")
+    await site_server.start_server()
+    server = await serve_helper(HelperSettings(public_ranges=("127.0.0.2/32",)))
+    try:
+        status, control = await post(
+            str(server.make_url("/")), control_body(f"http://127.0.0.2:{site_server.port}/")
+        )
+    finally:
+        await server.close()
+        await site_server.close()
+    assert status == 200, control
+    assert control["http_request"]["failure"] == "http_invalid_response"
