@@ -150,9 +150,15 @@ def _url_evidence(url: str, role: str, tally: _Tally | None, state_end: StateAt 
     counts = {name: getattr(tally, name) if tally else 0
               for name in ("measurements", "anomalies", "blocked", "accessible", "down",
                            "unknown")}
+    # Where the monitor kept states, a block is one it confirmed: a lone timeout that no
+    # re-test agreed with was never "blocked", so it cannot have been lifted either.
+    blocked = counts["blocked"] if state_end is None else sum(
+        1 for transition in inputs.transitions
+        if transition.to_state == "blocked" and transition.url == url
+        and transition.vantage_id == state_end.vantage_id)
     verdict = decide_url_verdict(
         measurements=counts["measurements"], unknown=counts["unknown"],
-        blocked=counts["blocked"], end_state="blocked" if end_state == "anomaly" else end_state,
+        blocked=blocked, end_state="blocked" if end_state == "anomaly" else end_state,
         blocked_at_start=state_start is not None and state_start.state == "blocked")
     method_findings = _method_findings(methods, inputs.evidence)
     uids = [tally.first_blocked_uid, tally.last_blocked_uid, tally.last_uid] if tally else []
@@ -392,10 +398,10 @@ METHODOLOGY: Final[tuple[str, ...]] = (
     "A URL's state is the monitor's confirmed state (an anomaly becomes 'blocked' only after "
     "re-tests agree); states and their changes are read from the store's transitions.",
     "The share of anomalous measurements counts scheduled measurements and re-tests alike.",
-    "Verdicts: still blocked = blocked at the end of the period; no longer blocked = blocked "
-    "during or before the period, accessible at its end; never seen blocked = measured and "
-    "accessible throughout; not measurable = no usable measurement, or the site is down for "
-    "the control too.",
+    "Verdicts: still blocked = blocked at the end of the period; no longer blocked = a "
+    "confirmed block during or before the period, accessible at its end; never seen blocked = "
+    "measured, never confirmed blocked, accessible at the end; not measurable = no usable "
+    "measurement, or the site is down for the control too.",
 )
 
 CAVEATS: Final[tuple[str, ...]] = (

@@ -248,3 +248,36 @@ def test_a_method_change_keeps_the_block_start(tmp_path) -> None:  # type: ignor
         assert (earlier.state, earlier.since) == ("accessible", "2026-11-01T00:00:00Z")
     finally:
         store.close()
+
+
+def test_one_unconfirmed_anomaly_is_not_a_lifted_block() -> None:
+    # A single timeout in a month of accessible measurements never became "blocked" in the
+    # monitor (no re-test agreed): the report must not list the site as "no longer blocked".
+    from monitor.queries import DailyCounts, MeasurementOutcome, StateAt, Transition
+    from reports.model import ReportInputs
+    from targets.model import Target, TargetURL
+
+    url, vantage, uid = "https://flaky.example/", "kz-1", "20261110T000000.000000Z_KZ_x_01"
+    daily = DailyCounts("flaky", url, vantage, "2026-11-10", "KZ", "AS9198", None, 30, 1, 1, 29,
+                        0, 0, "2026-11-10T03:00:00Z", "2026-11-10T03:00:00Z", "u0", "u0", uid,
+                        "2026-11-10T23:00:00Z")
+    accessible = StateAt(vantage, url, "flaky", "accessible", None, "2026-10-01T00:00:00Z", uid)
+
+    def verdict(*transitions: Transition) -> str:
+        report = build_report(ReportInputs(
+            period=PERIOD, generated_at="2026-12-01T00:00:00Z",
+            targets=(Target("flaky", "Flaky", "NEWS", (TargetURL(url, "home"),), None, False,
+                            ""),),
+            daily=(daily,), methods=(), states_at_start=(accessible,),
+            states_at_end=(accessible,), transitions=transitions,
+            outcomes={uid: MeasurementOutcome(uid, "2026-11-10T23:00:00Z", "false", 1, None)},
+            evidence={}))
+        return report.others[0].verdict
+
+    assert verdict() == "never seen blocked"
+    # A confirmed block and its lifting in the period is what "no longer blocked" means.
+    assert verdict(
+        Transition(1, vantage, url, "flaky", "anomaly", "blocked", "tcp.timeout",
+                   "2026-11-10T03:10:00Z", "u0"),
+        Transition(2, vantage, url, "flaky", "blocked", "accessible", None,
+                   "2026-11-10T04:00:00Z", "u1")) == "no longer blocked"
