@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import aiohttp
 from aiohttp import web
@@ -326,7 +326,11 @@ class ControlService:
                 # Another scheme, or a Location that does not parse: as the probe records it.
                 result["failure"] = "http_invalid_response"
                 return None
-            host = urlsplit(url).hostname or ""
+            parts = urlsplit(url)
+            if "@" in parts.netloc:
+                # The probe sends no credentials from a URL; aiohttp would make them Basic auth.
+                url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+            host = parts.hostname or ""
             if is_ip_literal(host) and self.is_refused_address(host):
                 result["failure"] = "host_unreachable"
                 return None

@@ -397,3 +397,32 @@ async def test_a_redirect_to_a_malformed_url_is_a_failed_fetch(location: str) ->
         await site_server.close()
     assert status == 200, control
     assert control["http_request"]["failure"] == "http_invalid_response"
+
+
+async def test_url_userinfo_is_not_sent_as_credentials() -> None:
+    # The probe's GET carries no credentials from the URL; the helper's must not either (aiohttp
+    # turns userinfo into Basic auth), or the two sides fetch different pages.
+    seen: list[str | None] = []
+
+    async def page(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        if request.path == "/":
+            raise web.HTTPFound("http://again:secret@" + request.host + "/next")
+        return web.Response(text="<title>ok</title>", content_type="text/html")
+
+    site = web.Application()
+    site.router.add_get("/", page)
+    site.router.add_get("/next", page)
+    site_server = TestServer(site, host="127.0.0.2")
+    await site_server.start_server()
+    server = await serve_helper(HelperSettings(public_ranges=("127.0.0.2/32",)))
+    try:
+        status, control = await post(
+            str(server.make_url("/")),
+            control_body(f"http://user:pw@127.0.0.2:{site_server.port}/"),
+        )
+    finally:
+        await server.close()
+        await site_server.close()
+    assert status == 200 and control["http_request"]["status_code"] == 200, control
+    assert seen == [None, None]
