@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from reports.formatting import evidence_path, format_share, when
@@ -10,7 +11,10 @@ from reports.render_html import render_charts
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
+    # A name the file system could not take as is gets a short digest of itself, so that
+    # "https://x.example/" and "https://x.example" do not share one chart file.
+    return slug if slug == text else f"{slug}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def timeline_file(target_id: str, vantage_id: str) -> str:

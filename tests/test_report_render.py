@@ -244,3 +244,17 @@ def test_two_writers_of_one_report_do_not_trip_over_each_other(
     assert interleaved == [str(written)]
     assert written.read_text(encoding="utf-8") == "this writer's report"
     assert [path.name for path in written.parent.iterdir()] == ["report.md"]
+
+
+def test_each_timeline_has_its_own_chart_file() -> None:
+    # Stray targets are named by their URL; two URLs that differ only in characters a file
+    # name cannot hold must not share (and overwrite) one chart.
+    from reports.render_markdown import chart_files, timeline_file
+
+    assert timeline_file("lifted", "kz-almaty-1") == "charts/timeline-lifted-kz-almaty-1.svg"
+    names = {timeline_file(target, "kz-1") for target in
+             ("https://x.example/", "https://x.example", "https://x.example/?", "https-x.example")}
+    assert len(names) == 4
+    assert all(re.fullmatch(r"charts/timeline-[A-Za-z0-9_.-]+\.svg", name) for name in names)
+    report = hostile_report()
+    assert len([name for name in chart_files(report) if "timeline" in name]) == 1
