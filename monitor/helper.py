@@ -228,8 +228,10 @@ class ControlService:
             keepalive_timeout=30,
             ttl_dns_cache=int(self.settings.cache_ttl),
         )
+        # auto_decompress off: the probe's h11 client reads a body as sent, even when a server
+        # compresses it against the request's Accept-Encoding: identity.
         self.session = aiohttp.ClientSession(
-            connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
         )
 
     async def stop(self, _app: web.Application | None = None) -> None:

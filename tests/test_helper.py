@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import json
 import subprocess
@@ -426,3 +427,31 @@ async def test_url_userinfo_is_not_sent_as_credentials() -> None:
         await site_server.close()
     assert status == 200 and control["http_request"]["status_code"] == 200, control
     assert seen == [None, None]
+
+
+async def test_a_page_compressed_against_the_request_is_read_raw_like_the_probe() -> None:
+    # Some servers gzip whatever the Accept-Encoding; the probe's h11 client reads the raw bytes,
+    # so the control must too, or every such page differs in length, title and hash.
+    page = b"<html><title>Compressed anyway</title>" + b"<p>news</p>" * 500 + b"</html>"
+    compressed = gzip.compress(page)
+
+    async def gzipped(request: web.Request) -> web.Response:
+        return web.Response(
+            body=compressed,
+            headers={"Content-Type": "text/html", "Content-Encoding": "gzip"},
+        )
+
+    site = web.Application()
+    site.router.add_get("/", gzipped)
+    site_server = TestServer(site, host="127.0.0.2")
+    await site_server.start_server()
+    server = await serve_helper(HelperSettings(public_ranges=("127.0.0.2/32",)))
+    try:
+        status, control = await post(
+            str(server.make_url("/")), control_body(f"http://127.0.0.2:{site_server.port}/")
+        )
+    finally:
+        await server.close()
+        await site_server.close()
+    assert status == 200, control
+    assert control["http_request"]["body_length"] == len(compressed)
