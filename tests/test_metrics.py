@@ -40,6 +40,16 @@ def test_rendering_escapes_label_values_and_declares_each_family() -> None:
         assert f"# HELP {family} " in text
 
 
+def test_label_values_read_back_exactly() -> None:
+    # A backslash followed by "n" is two characters, not a line break; and the reverse.
+    urls = ["https://x.kz/a\\nb", "https://x.kz/a\nb", 'https://x.kz/\\"', "https://x.kz/\\\\"]
+    text = render_metrics(MetricsSnapshot(
+        states=[{"vantage_id": "kz-1", "url": url, "state": "down"} for url in urls]))
+    parsed = parse_metrics(text)
+    read = {dict(pairs)["url"] for (name, pairs) in parsed if name == "blockmon_target_state"}
+    assert read == set(urls)
+
+
 async def test_a_scrape_of_the_monitor_listener_shows_the_store(
         sqlite_store: Any, feed_store: Callable[..., str]) -> None:
     for second in (0, 10, 20):

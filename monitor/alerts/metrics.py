@@ -104,12 +104,13 @@ def render_metrics(snapshot: MetricsSnapshot) -> str:
 
 def parse_metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """A small reader of the format above (for tests and `alerts` checks): (name, labels) ->
-    value. Label values must not contain '",' sequences; ours never do."""
+    value."""
     import re
 
     values: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
     pattern = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
     label = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+    escaped = re.compile(r"\\(.)", flags=re.DOTALL)
     for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
@@ -117,8 +118,9 @@ def parse_metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], flo
         if match is None:
             raise ValueError(f"not a metrics line: {line!r}")
         name, labels, value = match.groups()
-        pairs = frozenset((key, raw.replace('\\"', '"').replace("\\n", "\n")
-                           .replace("\\\\", "\\"))
+        # One pass, left to right: an escaped backslash followed by "n" is not a line break.
+        pairs = frozenset((key, escaped.sub(lambda found: "\n" if found[1] == "n" else found[1],
+                                            raw))
                           for key, raw in label.findall(labels or ""))
         values[(name, pairs)] = float(value)
     return values
