@@ -67,7 +67,16 @@ def detect_charset(body: bytes, content_type: str | None = None) -> str:
 
 
 def decode_body(body: bytes, content_type: str | None = None) -> str:
-    return body.decode(detect_charset(body, content_type), errors="replace")
+    return _decode(body, detect_charset(body, content_type))
+
+
+def _decode(data: bytes, charset: str) -> str:
+    try:
+        return data.decode(charset, errors="replace")
+    except (LookupError, ValueError):
+        # A codec Python knows but that is no text encoding (base64, idna, undefined): the page
+        # declared nonsense, so read it as a browser would, as UTF-8.
+        return data.decode("utf-8", errors="replace")
 
 
 def extract_title(body: bytes, content_type: str | None = None) -> str:
@@ -76,7 +85,7 @@ def extract_title(body: bytes, content_type: str | None = None) -> str:
     if not match:
         return ""
     charset = detect_charset(body, content_type)
-    text = html.unescape(match.group(1).decode(charset, errors="replace"))
+    text = html.unescape(_decode(match.group(1), charset))
     return " ".join(text.split())
 
 

@@ -676,6 +676,21 @@ def test_declared_charset_decodes_body_and_title():
     assert detect_charset(b"<p>no declaration</p>", "text/html; charset=no-such-codec") == "utf-8"
 
 
+@pytest.mark.parametrize(
+    "declaration",
+    ["text/html; charset=base64", "text/html; charset=idna", "text/html; charset=punycode", "text/html; charset=undefined"],
+)
+async def test_a_charset_that_is_no_text_encoding_reads_as_utf8(tcp_server, declaration):
+    # Python knows these codec names but cannot decode text with them: the step once raised.
+    body = "<title>Блог</title>".encode() + b"\xff"
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n" % (declaration.encode(), len(body))
+    port = await _http_server(tcp_server, lambda _: head + body)
+    (entry,) = await _get(port)
+    assert entry["failure"] is None
+    assert entry["response"]["title"] == "Блог"
+    assert entry["response"]["body"] == body.decode("utf-8", errors="replace")
+
+
 def test_extract_title():
     assert extract_title(b"<HTML><TITLE lang=ru>\n  \xd0\x9a\xd0\xb7 \n</TITLE>") == "Кз"
     assert extract_title(b"<html>no title</html>") == ""
