@@ -374,7 +374,10 @@ def _summary(findings: list[TargetFinding], inputs: ReportInputs,
             since_by_place[vantage_id] = _earliest(since_by_place.get(vantage_id), since)
     return Summary(
         targets_total=len(findings),
-        targets_measured=sum(1 for finding in findings if finding.vantages),
+        # Measured in the period: a state carried over from before is not a measurement.
+        targets_measured=sum(1 for finding in findings
+                             if any(url.measurements for vantage in finding.vantages
+                                    for url in vantage.urls)),
         measurements=sum(row.measurements for row in inputs.daily),
         vantages=len(vantages),
         blocked_targets=ids("still blocked"), unblocked_targets=ids("no longer blocked"),

@@ -281,3 +281,22 @@ def test_one_unconfirmed_anomaly_is_not_a_lifted_block() -> None:
                    "2026-11-10T03:10:00Z", "u0"),
         Transition(2, vantage, url, "flaky", "blocked", "accessible", None,
                    "2026-11-10T04:00:00Z", "u1")) == "no longer blocked"
+
+
+def test_a_target_with_only_an_old_state_is_not_counted_as_measured() -> None:
+    # Measured in October, silent in November: its state is known, but November's report must
+    # not count it among the targets measured in the period.
+    from monitor.queries import StateAt
+    from reports.model import ReportInputs
+    from targets.model import Target, TargetURL
+
+    url = "https://old.example/"
+    state = StateAt("kz-1", url, "old", "blocked", "dns.nxdomain", "2026-10-03T00:00:00Z", "u9")
+    report = build_report(ReportInputs(
+        period=PERIOD, generated_at="2026-12-01T00:00:00Z",
+        targets=(Target("old", "Old", "NEWS", (TargetURL(url, "home"),), None, False, ""),),
+        daily=(), methods=(), states_at_start=(state,), states_at_end=(state,), transitions=(),
+        outcomes={}, evidence={}))
+    assert report.others[0].verdict == "not measurable"
+    assert (report.summary.targets_total, report.summary.targets_measured,
+            report.summary.measurements) == (1, 0, 0)
