@@ -379,7 +379,7 @@ def _summary(findings: list[TargetFinding], inputs: ReportInputs,
                              if any(url.measurements for vantage in finding.vantages
                                     for url in vantage.urls)),
         measurements=sum(row.measurements for row in inputs.daily),
-        vantages=len(vantages),
+        vantages=len({row.vantage_id for row in inputs.daily}),  # that measured in the period
         blocked_targets=ids("still blocked"), unblocked_targets=ids("no longer blocked"),
         never_blocked_targets=ids("never seen blocked"),
         not_measurable_targets=ids("not measurable"),

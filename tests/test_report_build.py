@@ -299,4 +299,4 @@ def test_a_target_with_only_an_old_state_is_not_counted_as_measured() -> None:
         outcomes={}, evidence={}))
     assert report.others[0].verdict == "not measurable"
     assert (report.summary.targets_total, report.summary.targets_measured,
-            report.summary.measurements) == (1, 0, 0)
+            report.summary.measurements, report.summary.vantages) == (1, 0, 0, 0)
