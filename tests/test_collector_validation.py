@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -112,6 +113,29 @@ def test_values_the_store_keeps_in_columns_must_have_their_type(
     result = check([good(0), bad])
     assert isinstance(result, Rejection)
     assert (result.status, result.field, result.index) == (400, f"measurements[1].{field}", 1)
+
+
+def test_text_a_database_cannot_store_is_refused_with_400() -> None:
+    nul_url = check([good(0), good(1, input="https://www.azattyq.org/\x00")])
+    assert isinstance(nul_url, Rejection)
+    assert (nul_url.status, nul_url.field) == (400, "measurements[1].input")
+    nul_list = good(1)
+    nul_list["annotations"]["list"] = "brief\x00ing"  # type: ignore[index]
+    refused = check([nul_list])
+    assert isinstance(refused, Rejection) and refused.field == "measurements[0].annotations.list"
+    # NUL deep inside test_keys is fine: the JSON column keeps it escaped as \u0000.
+    assert isinstance(check([good(2, test_keys={"blocking": False, "body": "a\x00b"})]), list)
+
+    lone = good(3, test_keys={"blocking": False, "body": "\ud800 half a pair"})
+    paired = good(4, test_keys={"blocking": False, "body": "\U0001f600 kept"})
+    measurements = check([paired, lone])
+    assert isinstance(measurements, list)
+    texts = [json.dumps(m, ensure_ascii=False) for m in measurements]
+    result = check_stored_sizes(measurements, texts, BatchLimits())
+    assert isinstance(result, Rejection)
+    assert (result.status, result.index, result.field) == (400, 1, "measurements[1]")
+    assert "surrogate" in result.error
+    assert check_stored_sizes(measurements[:1], texts[:1], BatchLimits()) is None
 
 
 def test_column_values_of_the_right_type_are_kept() -> None:

@@ -135,6 +135,8 @@ def check_measurement(
             return reject(f"must be a string, got {type(value).__name__}", name)
         if len(value) > MAX_STRING_FIELD:
             return reject(f"is longer than {MAX_STRING_FIELD} characters", name)
+        if "\x00" in value:  # PostgreSQL text cannot hold NUL: the insert would fail (500)
+            return reject("contains a NUL character", name)
     if not UID_PATTERN.match(measurement["measurement_uid"]):
         return reject("must be 8-128 characters of A-Z a-z 0-9 . _ : -", "measurement_uid")
     if measurement.get("test_name") != "web_connectivity":
@@ -195,14 +197,15 @@ def check_measurement(
 
 
 def _optional_string(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and len(value) <= MAX_STRING_FIELD)
+    return value is None or (
+        isinstance(value, str) and len(value) <= MAX_STRING_FIELD and "\x00" not in value)
 
 
 def _stored_column_problem(
     annotations: dict[str, Any], test_keys: dict[str, Any]
 ) -> tuple[str, str] | None:
     """(error, field) for the first value the store would take into a column with a wrong type."""
-    string_text = f"must be a string of at most {MAX_STRING_FIELD} characters or null"
+    string_text = f"must be a string of at most {MAX_STRING_FIELD} characters (no NUL) or null"
     for name in ("target_id", "list"):
         if not _optional_string(annotations.get(name)):
             return string_text, f"annotations.{name}"
@@ -227,7 +230,8 @@ def _stored_column_problem(
 def check_stored_sizes(
     measurements: list[dict[str, Any]], serialized: list[str], limits: BatchLimits
 ) -> Rejection | None:
-    """Refuse the batch if one measurement's stored JSON exceeds the per-measurement cap.
+    """Refuse the batch if one measurement's stored JSON exceeds the per-measurement cap or is
+    not storable text (an unpaired surrogate).
 
     Checked on the JSON the store writes anyway, so the collector serialises each measurement once.
     """
@@ -240,6 +244,18 @@ def check_stored_sizes(
                 index,
                 measurements[index]["measurement_uid"],
             )
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as error:
+                # A lone surrogate (JSON "\ud800") parses but no database can store it.
+                return Rejection(
+                    400,
+                    f"holds an unpaired surrogate \\u{ord(text[error.start]):04x}, not text",
+                    f"measurements[{index}]",
+                    index,
+                    measurements[index]["measurement_uid"],
+                )
     return None
 
 
