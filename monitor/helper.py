@@ -23,7 +23,7 @@ from probes import __version__
 from probes.analysis_compare import text_simhash
 from probes.asn import open_asn_database
 from probes.bogons import is_bogon, parse_networks
-from probes.dns import addresses_from_queries, is_ip_literal, probe_dns
+from probes.dns import addresses_from_queries, is_ip_literal, is_valid_hostname, probe_dns
 from probes.errors import NETWORK_ERRORS, classify_failure
 from probes.http import (
     REDIRECT_CODES,
@@ -152,6 +152,10 @@ def parse_control_request(payload: Any, max_addresses: int) -> ControlRequest:
         )
     if not parts.hostname:
         raise RequestRefused(400, f"http_request: no host in {url[:200]!r}")
+    if not is_valid_hostname(parts.hostname):
+        raise RequestRefused(
+            400, f"http_request: host {parts.hostname[:200]!r} is not a valid DNS name"
+        )
     endpoints_field = payload.get("tcp_connect", [])
     if not isinstance(endpoints_field, list) or not all(
         isinstance(e, str) for e in endpoints_field

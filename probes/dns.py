@@ -106,6 +106,18 @@ def is_ip_literal(host: str) -> bool:
     return True
 
 
+def is_valid_hostname(hostname: str) -> bool:
+    """Whether `hostname` can be looked up (an IP literal needs no lookup); checked before a
+    redirect's host or a control request's host reaches probe_dns, which raises InvalidInput."""
+    if is_ip_literal(hostname):
+        return True
+    try:
+        _query_template(hostname, "A")
+    except InvalidInput:
+        return False
+    return True
+
+
 async def probe_dns(hostname: str, options: ProbeOptions, *, started: float | None = None) -> list[dict[str, Any]]:
     """Ask for A and AAAA concurrently; an IP literal needs no query and yields []."""
     if is_ip_literal(hostname):

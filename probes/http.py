@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 import h11
 
-from probes.dns import addresses_from_queries, is_ip_literal, probe_dns
+from probes.dns import addresses_from_queries, is_ip_literal, is_valid_hostname, probe_dns
 from probes.errors import NETWORK_ERRORS, classify_failure
 from probes.options import ProbeOptions
 from probes.tcp import Streams, close_streams, format_endpoint, probe_tcp
@@ -237,13 +237,14 @@ async def _fetch_fresh(url: str, options: ProbeOptions, started: float, steps: H
 
 
 def is_fetchable_url(url: str) -> bool:
-    """An http(s) URL with a host and a valid port (a redirect's Location may be anything)."""
+    """An http(s) URL with a valid host and port (a redirect's Location may be anything)."""
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
         return False
-    return parts.scheme.lower() in DEFAULT_PORTS and bool(parts.hostname) and port != 0
+    host = parts.hostname
+    return parts.scheme.lower() in DEFAULT_PORTS and bool(host) and port != 0 and is_valid_hostname(host or "")
 
 
 def new_request_entry(url: str, address: str, t0: float) -> dict[str, Any]:

@@ -137,6 +137,11 @@ async def test_private_and_loopback_targets_are_refused(
         ),
         (json.dumps(control_body("http:///nohost")).encode(), "http_request: no host"),
         (
+            json.dumps(control_body(f"http://{'a' * 64}.kz/")).encode(),
+            "http_request: host 'aaaa",
+        ),
+        (json.dumps(control_body("http://a..b/")).encode(), "http_request: host 'a..b'"),
+        (
             json.dumps(control_body("http://ok.lab.test/", ["1.2.3.4"])).encode(),
             "tcp_connect: '1.2.3.4'",
         ),
@@ -377,7 +382,9 @@ async def test_a_page_arriving_in_pieces_is_read_whole() -> None:
     assert control["x_blockmon"]["body_sha256"] == hashlib.sha256(piece * 4).hexdigest()
 
 
-@pytest.mark.parametrize("location", ["http://[::1/", "http://127.0.0.2:99999/", "http://127.0.0.2:x/"])
+@pytest.mark.parametrize(
+    "location", ["http://[::1/", "http://127.0.0.2:99999/", "http://127.0.0.2:x/", "http://a..b/"]
+)
 async def test_a_redirect_to_a_malformed_url_is_a_failed_fetch(location: str) -> None:
     # A Location that does not parse once made the helper answer 500 (ValueError) or
     # unknown_failure; the probe records the same hop as http_invalid_response.

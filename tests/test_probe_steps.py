@@ -617,7 +617,9 @@ async def test_http_redirect_to_bogon_is_never_followed_into(tcp_server):
     assert requests[0]["failure"] is not None and requests[0]["response"] is None
 
 
-@pytest.mark.parametrize("location", ["http://127.0.0.1:99999/", "http://127.0.0.1:port/", "http://[::1/"])
+@pytest.mark.parametrize(
+    "location", ["http://127.0.0.1:99999/", "http://127.0.0.1:port/", "http://[::1/", "http://a..b/", f"http://{'a' * 64}.kz/"]
+)
 async def test_http_redirect_to_a_malformed_url_is_a_failure(tcp_server, location):
     # A server's Location once raised ValueError from urlsplit().port and lost the measurement.
     reply = b"HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % location.encode()
