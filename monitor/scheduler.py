@@ -68,9 +68,12 @@ def build_normal_trigger(schedule: ListSchedule, *, start: datetime) -> BaseTrig
     jitter = int(schedule.jitter_seconds) or None
     if schedule.cron is not None:
         try:
-            return CronTrigger.from_crontab(schedule.cron, timezone=UTC)
+            cron = CronTrigger.from_crontab(schedule.cron, timezone=UTC)
         except ValueError as error:
             raise ValueError(f"cron {schedule.cron!r}: {error}") from None
+        # from_crontab takes no jitter; without it probes sharing a crontab measure in lockstep.
+        cron.jitter = jitter
+        return cron
     assert schedule.interval_seconds is not None
     return IntervalTrigger(
         seconds=schedule.interval_seconds, start_date=start, timezone=UTC, jitter=jitter

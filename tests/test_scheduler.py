@@ -62,6 +62,20 @@ def test_a_normal_firing_inside_a_window_is_replaced_by_the_window():
     assert trigger.get_next_fire_time(T0, T0) == T0 + timedelta(minutes=50)
 
 
+def test_a_cron_schedule_gets_its_jitter_too():
+    from monitor.scheduler import build_normal_trigger
+
+    trigger = build_normal_trigger(
+        ListSchedule(interval_seconds=None, cron="0 * * * *", jitter_seconds=30), start=T0)
+    fire_times = {trigger.get_next_fire_time(None, T0 + timedelta(minutes=1))
+                  for _ in range(20)}
+    hour = T0 + timedelta(hours=1)
+    assert all(hour <= moment <= hour + timedelta(seconds=30) for moment in fire_times)
+    assert len(fire_times) > 1  # 20 uniform draws over 30 s are not all the same instant
+    plain = build_normal_trigger(ListSchedule(interval_seconds=None, cron="0 * * * *"), start=T0)
+    assert plain.get_next_fire_time(None, T0 + timedelta(minutes=1)) == hour
+
+
 def test_bad_schedules_are_refused_with_what_is_wrong():
     with pytest.raises(ValueError, match="exactly one of"):
         ListSchedule(interval_seconds=60, cron="* * * * *")
