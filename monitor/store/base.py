@@ -185,7 +185,8 @@ class Store(Protocol):
 
     def prune(self, older_than: TimeBound) -> int:
         """Deletes measurements measured before `older_than`, except those that are evidence of
-        a current state or of a transition; returns how many were deleted."""
+        a current state or of a transition and those still waiting for upload (pending in the
+        spool); returns how many were deleted."""
         ...
 
     def close(self) -> None:
