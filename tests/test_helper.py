@@ -462,3 +462,19 @@ async def test_a_page_compressed_against_the_request_is_read_raw_like_the_probe(
         await site_server.close()
     assert status == 200, control
     assert control["http_request"]["body_length"] == len(compressed)
+
+
+@pytest.mark.parametrize("command", ["helper", "measure"])
+def test_cli_rejects_a_ca_file_that_is_no_pem_bundle_in_one_line(tmp_path, command: str) -> None:
+    not_pem = tmp_path / "ca.txt"
+    not_pem.write_text("not a certificate\n")
+    arguments = ["--listen", "127.0.0.1:0"] if command == "helper" else ["https://ok.lab.test/"]
+    result = subprocess.run(
+        [BLOCKMON, command, "--ca-file", str(not_pem), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "--ca-file" in result.stderr and str(not_pem) in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""

@@ -57,6 +57,18 @@ def load_asn_database_option(path: str, option: str = "--asn-database") -> None:
         raise click.BadParameter(str(error), param_hint=option) from None
 
 
+def check_ca_file_option(path: str, option: str = "--ca-file") -> None:
+    """Load the CA bundle once now, so a file that is no PEM bundle is one error line, not a
+    traceback at start (helper) or on every TLS step (measure)."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=path)
+    except (ssl.SSLError, OSError) as error:
+        reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
+        raise click.BadParameter(f"{path}: not a readable PEM CA bundle ({reason})", param_hint=option) from None
+
+
 async def serve(settings: object, host: str, port: int) -> None:
     from aiohttp import web
 
@@ -169,6 +181,8 @@ def helper(
             parse_resolver(resolver)
         except InvalidInput as error:
             raise click.BadParameter(str(error), param_hint="--resolver") from None
+    if ca_file:
+        check_ca_file_option(ca_file)
     if asn_database:
         load_asn_database_option(asn_database)
     settings = HelperSettings(

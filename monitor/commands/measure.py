@@ -151,6 +151,10 @@ def measure(
             raise click.BadParameter(str(error), param_hint="--resolver") from None
     if ca_file is not None and not ca_file.is_file():
         raise click.BadParameter(f"no such file: {ca_file}", param_hint="--ca-file")
+    if ca_file is not None:
+        from monitor.commands.helper import check_ca_file_option
+
+        check_ca_file_option(str(ca_file))
     if asn_database:
         from monitor.commands.helper import load_asn_database_option
 
