@@ -107,3 +107,28 @@ def test_a_standing_secret_from_settings_enrols_many_until_changed(tmp_path: Pat
     with sqlite3.connect(tmp_path / "c.db") as connection:
         hashes = [row[0] for row in connection.execute("SELECT secret_hash FROM enrolment_secrets")]
     assert hashes and not any("secret" in value for value in hashes)
+
+
+def test_a_revoked_probe_cannot_enrol_again_with_a_secret_from_before(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.collector.database import DatabaseUrl, connect
+    from monitor.collector.registry import Registry
+
+    connection = connect(DatabaseUrl.parse(f"sqlite:///{tmp_path / 'c.db'}"))
+    registry = Registry(connection, "sqlite")
+    registry.migrate()
+    start = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
+    registry.ensure_standing_secret("standing", now=start)
+    request = {"enrolment_secret": "standing", "vantage_id": "kz-rogue", "probe_cc": "KZ",
+               "probe_asn": "AS9198", "probe_network_name": ""}
+    assert registry.register_probe(request, now=start).outcome == "registered"
+    assert registry.revoke_probe("kz-rogue", now=start + timedelta(hours=1))
+    later = start + timedelta(hours=2)
+    # The standing secret the revoked probe enrolled with does not undo the revocation.
+    assert registry.register_probe(request, now=later).outcome == "vantage_revoked"
+    fresh = registry.create_enrolment_secret(now=later, vantage_id="kz-rogue")
+    again = registry.register_probe({**request, "enrolment_secret": fresh}, now=later)
+    assert again.outcome == "registered" and again.token is not None
+    assert registry.authenticate(again.token)[0] == "valid"
+    connection.close()

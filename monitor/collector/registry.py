@@ -52,7 +52,9 @@ MIGRATIONS: tuple[str, ...] = (
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 STANDING_SECRET_NOTE = "[collector] enrolment_secret"
 
-RegistrationOutcome = Literal["registered", "bad_secret", "vantage_taken", "vantage_mismatch"]
+RegistrationOutcome = Literal[
+    "registered", "bad_secret", "vantage_taken", "vantage_mismatch", "vantage_revoked"
+]
 TokenStatus = Literal["valid", "unknown", "revoked"]
 
 
@@ -187,7 +189,7 @@ class Registry:
             claimed = self._execute(
                 "UPDATE enrolment_secrets SET uses_left = uses_left - 1 "
                 "WHERE secret_hash = ? AND uses_left > 0 AND expires_at > ? "
-                "RETURNING vantage_id",
+                "RETURNING vantage_id, created_at",
                 (hash_secret(request["enrolment_secret"]), stamp),
             ).fetchone()
             if claimed is None:
@@ -201,6 +203,11 @@ class Registry:
             if existing is not None and existing[0] is None:
                 self._rollback_claim(request["enrolment_secret"])
                 return Registration("vantage_taken")
+            if existing is not None and claimed[1] < existing[0]:
+                # The revoked probe itself holds the secrets of before (the standing one too):
+                # with them it could simply enrol again and undo the revocation.
+                self._rollback_claim(request["enrolment_secret"])
+                return Registration("vantage_revoked")
             if existing is None:
                 self._execute(
                     "INSERT INTO probes (probe_id, probe_cc, probe_asn, probe_network_name, "

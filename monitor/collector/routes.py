@@ -113,6 +113,13 @@ async def register(request: web.Request) -> web.Response:
         return refuse(
             Rejection(403, "this enrolment secret was issued for another vantage_id", "vantage_id")
         )
+    if outcome.outcome == "vantage_revoked":
+        return refuse(
+            Rejection(
+                403, "vantage_id was revoked; enrol it again with a secret minted after the "
+                "revocation", "vantage_id"
+            )
+        )
     if outcome.outcome == "vantage_taken":
         return refuse(
             Rejection(
