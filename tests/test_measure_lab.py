@@ -189,6 +189,18 @@ def test_cli_exits_non_zero_when_nothing_could_run(tmp_path):
 
 
 
+@pytest.mark.parametrize("helper", ["nowhere", "ftp://h.test/", "http://h.test:99999/"])
+def test_cli_rejects_a_bad_helper_url_in_one_line(helper):
+    # Once accepted: every measurement then carried control_failure unknown_failure.
+    completed = subprocess.run(
+        [BLOCKMON, "measure", "--helper", helper, "http://ok.lab.test/"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert completed.returncode == 2
+    assert "--helper" in completed.stderr and repr(helper) in completed.stderr
+    assert completed.stdout == ""
+
+
 def test_input_file_reads_a_citizen_lab_csv_by_its_url_column(tmp_path):
     from monitor.commands.measure import read_input_file
 

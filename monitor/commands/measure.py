@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -71,6 +72,20 @@ def _check_ip(value: str | None, option: str) -> str | None:
         return str(ipaddress.ip_address(value))
     except ValueError:
         raise click.BadParameter(f"not an IP address: {value!r}", param_hint=option) from None
+
+
+def _check_helper_url(value: str | None) -> str | None:
+    # A bad --helper would otherwise only show as control_failure on every measurement.
+    if value is None:
+        return None
+    try:
+        parts = urlsplit(value)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a port that is no number or out of range
+        valid = False
+    if not valid:
+        raise click.BadParameter(f"not an http(s) URL: {value!r}", param_hint="--helper")
+    return value
 
 
 def _check_range(value: str) -> str:
@@ -162,7 +177,7 @@ def measure(
     options = ProbeOptions(
         identity=ProbeIdentity(probe_cc=probe_cc, probe_asn=probe_asn, probe_network_name=probe_network_name),
         resolvers=resolvers,
-        helper_url=helper_url,
+        helper_url=_check_helper_url(helper_url),
         helper_token=helper_token,
         source_address=_check_ip(source_address, "--source-address"),
         lab_public_ranges=ranges,
