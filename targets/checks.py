@@ -60,6 +60,13 @@ def date_problem(value: str) -> str | None:
     return None
 
 
+def ends_before_start(start: str, end: str) -> bool:
+    """Whether valid dates of any precision are out of order ("2015-03" .. "2015" is not: the
+    year 2015 contains March)."""
+    common = min(len(start), len(end))
+    return end[:common] < start[:common]
+
+
 def period_problem(value: str) -> str | None:
     """A period is a date or 'start/end' (either side may be a date of any precision)."""
     parts = value.split("/")
@@ -69,6 +76,8 @@ def period_problem(value: str) -> str | None:
         problem = date_problem(part)
         if problem:
             return f"period {value!r}: {problem}"
+    if len(parts) == 2 and ends_before_start(parts[0], parts[1]):
+        return f"period {value!r} ends before it starts"
     return None
 
 

@@ -13,6 +13,7 @@ from targets.checks import (
     MAX_QUOTE_LENGTH,
     canonical_url,
     date_problem,
+    ends_before_start,
     period_problem,
     slug_problem,
     url_problem,
@@ -173,6 +174,11 @@ class _RegistryReader:
                 dates[key] = self.text(table, key, place, what, required=False)
                 if dates[key] is not None and (problem := date_problem(dates[key] or "")):
                     self.problem(place, key, f"{what}: {key}: {problem}", dates[key])
+            since, until = dates["since"], dates["until"]
+            if (since and until and not date_problem(since) and not date_problem(until)
+                    and ends_before_start(since, until)):
+                self.problem(place, "until", f"{what}: until {until!r} is before since {since!r}",
+                             until)
             note = self.text(table, "note", place, what, required=False)
             if url is not None and role is not None:
                 urls.append(TargetURL(url, role, dates["since"], dates["until"], note))

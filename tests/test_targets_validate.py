@@ -131,6 +131,21 @@ def test_dates_and_periods_are_checked(old: str, new: str) -> None:
     assert problem.value == new.split(" = ")[1].strip('"')
 
 
+@pytest.mark.parametrize(("old", "new", "key"), [
+    ('since = "2021"', 'since = "2021"\nuntil = "2020-12"', "until"),
+    ('period = "2014/2015-04"', 'period = "2015-04/2014"', "period"),
+])
+def test_dates_that_end_before_they_start_are_refused(old: str, new: str, key: str) -> None:
+    problem = only_problem(VALID_TARGET.replace(old, new))
+    assert problem.key == key and "before" in str(problem)
+
+
+def test_dates_of_other_precision_in_order_are_fine() -> None:
+    for old, new in (('since = "2021"', 'since = "2021-03"\nuntil = "2021"'),
+                     ('period = "2014/2015-04"', 'period = "2014-06/2014"')):
+        assert problems_of(VALID_TARGET.replace(old, new)) == []
+
+
 def test_control_must_be_a_boolean() -> None:
     problem = only_problem(VALID_TARGET.replace('category_code = "NEWS"', 'category_code = "NEWS"\ncontrol = "yes"'))
     assert "control must be true or false" in str(problem)
