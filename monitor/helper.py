@@ -507,7 +507,13 @@ async def handle_control(request: web.Request) -> web.Response:
         return _error(401, "missing or wrong bearer token")
     if request.content_length is not None and request.content_length > settings.max_request_bytes:
         return _error(400, f"body: larger than {settings.max_request_bytes} bytes")
-    raw = await request.content.read(settings.max_request_bytes + 1)
+    # read(n) gives what has arrived so far: read until EOF or one byte past the cap.
+    raw = b""
+    while len(raw) <= settings.max_request_bytes:
+        block = await request.content.read(settings.max_request_bytes + 1 - len(raw))
+        if not block:
+            break
+        raw += block
     if len(raw) > settings.max_request_bytes:
         return _error(400, f"body: larger than {settings.max_request_bytes} bytes")
     try:

@@ -478,3 +478,26 @@ def test_cli_rejects_a_ca_file_that_is_no_pem_bundle_in_one_line(tmp_path, comma
     assert result.returncode == 2, result.stderr
     assert "--ca-file" in result.stderr and str(not_pem) in result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+async def test_a_request_body_arriving_in_pieces_is_read_whole() -> None:
+    # The body was read with one content.read(n), which returns only what has arrived: a control
+    # request split over two TCP segments was answered 400 "not JSON".
+    server = await serve_helper(HelperSettings())
+    body = json.dumps(control_body("http://10.1.1.1/", ["10.1.1.1:80"])).encode()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(
+            b"POST / HTTP/1.1\r\nHost: helper\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body[:20]
+        )
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.write(body[20:])
+        await writer.drain()
+        reply = await asyncio.wait_for(reader.read(), 30)
+        writer.close()
+    finally:
+        await server.close()
+    assert reply.startswith(b"HTTP/1.1 403"), reply[:200]
+    assert b"refused range" in reply
