@@ -324,3 +324,15 @@ async def test_the_hourly_limit_holds_alerts_then_sends_them_as_one_digest(
     last = webhook_receiver.received[-1]["body"]
     assert last["kind"] == "digest" and last["count"] == 2
     assert sorted(webhook_receiver.alert_ids()) == sorted(set(webhook_receiver.alert_ids()))
+
+
+async def test_held_alerts_are_counted_for_their_own_channel(
+        store: Any, feed_store: Any, webhook_receiver: WebhookReceiver) -> None:
+    # Two channels over their hourly budget: each holds its own delivery.
+    channels = {name: WebhookChannel(webhook_receiver.url, secret=webhook_receiver.secret,
+                                     name=name) for name in ("webhook", "slack")}
+    service = service_for(store, channels, Clock(), per_hour=0)
+    round_of(feed_store, store, 0, blocked=[])
+    round_of(feed_store, store, 10, blocked=SITES[:1])
+    report = await service.tick()
+    assert report.held == {"slack": 1, "webhook": 1} and webhook_receiver.received == []

@@ -131,7 +131,8 @@ async def deliver_due(in_store: InStore, channels: Mapping[str, Channel],
         await in_store(partial(_release, deliveries=limited, reason="is over its hourly "
                                f"limit of {policy.max_messages_per_hour} messages",
                                retry_at=store_time(now + RATE_LIMIT_PAUSE)))
-        report.add(report.held, limited[0]["channel"], len(limited))
+        for delivery in limited:
+            report.add(report.held, delivery["channel"])
     await asyncio.gather(*(
         _send_channel(in_store, channels[name], deliveries, policy, report, clock,
                       budget=budgets[name])
