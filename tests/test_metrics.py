@@ -89,3 +89,21 @@ async def test_a_scrape_of_the_monitor_listener_shows_the_store(
     assert parsed[(total, labels(vantage="kz-astana-2", method=""))] == 1
     # The store fixture spools every new measurement (as a probe with a collector does).
     assert parsed[("blockmon_spool_backlog", frozenset())] == 5
+
+
+async def test_metrics_listen_takes_a_bracketed_ipv6_address() -> None:
+    # [alerts] metrics_listen accepts "[::1]:9470" (HOST:PORT), as `blockmon serve` does.
+    async def fetch() -> MetricsSnapshot:
+        return MetricsSnapshot(spool_backlog=3)
+
+    with socket.socket(socket.AF_INET6) as sock:
+        sock.bind(("::1", 0))
+        port = sock.getsockname()[1]
+    runner = await serve_metrics(f"[::1]:{port}", fetch)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://[::1]:{port}/metrics") as response:
+                parsed = parse_metrics(await response.text())
+    finally:
+        await runner.cleanup()
+    assert parsed[("blockmon_spool_backlog", frozenset())] == 3

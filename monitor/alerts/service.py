@@ -148,7 +148,12 @@ async def serve_metrics(listen: str, fetch: Callable[[], Awaitable[MetricsSnapsh
     add_metrics_route(app, fetch)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, int(port)).start()
+    try:
+        # "[::1]:9470" is how HOST:PORT writes an IPv6 address; the socket wants it bare.
+        await web.TCPSite(runner, host.strip("[]"), int(port)).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
     return runner
 
 
