@@ -8,11 +8,14 @@ import functools
 import html
 import ipaddress
 import re
+import string
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
+import dns.exception
+import dns.name
 import h11
 
 from probes.dns import addresses_from_queries, is_ip_literal, is_valid_hostname, probe_dns
@@ -33,6 +36,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 _READ_SIZE = 65536
+_PLAIN_TARGET = re.compile(r"[\x21-\x7e]+")
 # A response head may be this long, as in Chrome; h11's default (16 KiB) fails honest sites that
 # send many cookies or a long CSP, which the control's aiohttp reads (128 fields of 8 KiB).
 _MAX_RESPONSE_HEAD = 256 * 1024
@@ -177,10 +181,34 @@ def _redirect_target(current: str, entry: dict[str, Any]) -> str | None:
     if not location:
         return None
     try:
+        # Header values are kept as latin-1; a Location in raw UTF-8 means UTF-8, as to browsers.
+        location = location.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        pass
+    try:
         target = urljoin(current, location.strip())
     except ValueError:
         return location.strip()  # malformed (an unclosed "[" host): _fetch_fresh records the failure
-    return target.split("#", 1)[0]
+    return _with_ascii_host(target.split("#", 1)[0])
+
+
+def _with_ascii_host(url: str) -> str:
+    """The URL with an internationalized host in the ASCII form DNS, SNI and Host carry."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        ascii_host = host if host is None or host.isascii() else _dns_text(host)
+    except (ValueError, dns.exception.DNSException):
+        return url  # is_fetchable_url refuses it
+    if ascii_host == host:
+        return url
+    userinfo, at, host_and_port = parts.netloc.rpartition("@")
+    port = host_and_port[host_and_port.rfind(":") :] if ":" in host_and_port else ""
+    return urlunsplit(parts._replace(netloc=f"{userinfo}{at}{ascii_host}{port}"))
+
+
+def _dns_text(host: str) -> str:
+    return str(dns.name.from_text(host).to_text(omit_final_dot=True))
 
 
 def _header(headers_list: list[list[str]], name: str) -> str | None:
@@ -328,6 +356,9 @@ async def _exchange(
     target = parts.path or "/"
     if parts.query:
         target = f"{target}?{parts.query}"
+    if not _PLAIN_TARGET.fullmatch(target):
+        # A browser sends a non-ASCII path or query (a Cyrillic article) as UTF-8 %-escapes.
+        target = quote(target, safe=string.punctuation)
     connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_RESPONSE_HEAD)
     request = h11.Request(method="GET", target=target, headers=entry["request"]["headers_list"])
     writer.write(connection.send(request) + connection.send(h11.EndOfMessage()))

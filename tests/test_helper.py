@@ -501,3 +501,29 @@ async def test_a_request_body_arriving_in_pieces_is_read_whole() -> None:
         await server.close()
     assert reply.startswith(b"HTTP/1.1 403"), reply[:200]
     assert b"refused range" in reply
+
+
+async def test_a_redirect_in_raw_utf8_reaches_the_same_page_as_the_probe() -> None:
+    # Many servers send a Cyrillic Location unescaped; the probe reads it as UTF-8, as browsers do.
+    async def page(request: web.Request) -> web.Response:
+        if request.path == "/":
+            return web.Response(status=302, headers={"Location": "/новости?q=а б"})
+        assert request.query_string == "q=а б"
+        return web.Response(text="<title>Жаңалықтар</title>", content_type="text/html")
+
+    site = web.Application()
+    site.router.add_get("/", page)
+    site.router.add_get("/новости", page)
+    site_server = TestServer(site, host="127.0.0.2")
+    await site_server.start_server()
+    server = await serve_helper(HelperSettings(public_ranges=("127.0.0.2/32",)))
+    try:
+        status, control = await post(
+            str(server.make_url("/")), control_body(f"http://127.0.0.2:{site_server.port}/")
+        )
+    finally:
+        await server.close()
+        await site_server.close()
+    assert status == 200, control
+    assert control["http_request"]["status_code"] == 200, control["http_request"]
+    assert control["http_request"]["title"] == "Жаңалықтар"

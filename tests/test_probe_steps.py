@@ -80,6 +80,8 @@ class _DnsServer(asyncio.DatagramProtocol):
             response.set_rcode(rcodes[name])
         elif name == "big.test":
             response.flags |= dns.flags.TC  # "too big for UDP": the client must retry over TCP
+        elif name == "xn--e1aybc.test" and qtype == "A":  # тест.test, asked for in its ASCII form
+            response.answer.append(dns.rrset.from_text("xn--e1aybc.test.", 60, "IN", "A", LOOPBACK))
         elif name == "chaos.test":
             # An A record of an unassigned class: its data is opaque to dnspython (no .address).
             response.answer.append(dns.rrset.from_text("chaos.test.", 60, "CLASS42", qtype, "\\# 4 7f000001"))
@@ -627,6 +629,35 @@ async def test_http_redirect_to_a_malformed_url_is_a_failure(tcp_server, locatio
     requests = await _get(port)
     assert [r["failure"] for r in requests] == ["http_invalid_response", None]
     assert requests[0]["request"]["url"] == location and requests[0]["response"] is None
+
+
+async def test_http_non_ascii_path_and_redirect_go_out_percent_encoded(tcp_server, dns_server):
+    # A Cyrillic article URL, then a Location in raw UTF-8 (as many servers send it) to an IDN
+    # host: browsers send UTF-8 percent-encoded paths and the ASCII host; the step once raised
+    # UnicodeEncodeError from h11 and lost the measurement.
+    heads: list[bytes] = []
+    port = 0
+
+    def respond(head: bytes) -> bytes:
+        heads.append(head)
+        if len(heads) == 1:
+            location = f"http://тест.test:{port}/новости?q=а б"
+            return b"HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % location.encode()
+        return _page("Жаңалықтар")
+
+    port = await _http_server(tcp_server, respond)
+    address, _ = dns_server
+    options = _with_resolver(address)
+    _, streams = await probe_tcp(LOOPBACK, port, options)
+    requests = await probe_http(
+        f"http://{LOOPBACK}:{port}/қазақ", options, streams=streams, address=f"{LOOPBACK}:{port}"
+    )
+    assert [r["failure"] for r in requests] == [None, None]
+    assert heads[0].startswith(b"GET /%D2%9B%D0%B0%D0%B7%D0%B0%D2%9B HTTP/1.1\r\n")
+    assert heads[1].startswith(b"GET /%D0%BD%D0%BE%D0%B2%D0%BE%D1%81%D1%82%D0%B8?q=%D0%B0%20%D0%B1 HTTP/1.1\r\n")
+    assert b"\r\nHost: xn--e1aybc.test:%d\r\n" % port in heads[1]
+    assert requests[0]["request"]["url"] == f"http://xn--e1aybc.test:{port}/новости?q=а б"
+    assert requests[0]["response"]["title"] == "Жаңалықтар & co"
 
 
 @pytest.mark.parametrize(
