@@ -15,7 +15,8 @@ from reports.write import FORMATS, generate_report
 log = logging.getLogger(__name__)
 
 # Shortly after the period ends (UTC), leaving late confirmations and uploads a few minutes.
-WEEKLY_CRON = "20 0 * * 1"
+# The weekday by name: APScheduler 3 counts crontab weekdays from Monday = 0 ("1" = Tuesday).
+WEEKLY_CRON = "20 0 * * mon"
 MONTHLY_CRON = "40 0 1 * *"
 
 

@@ -62,3 +62,17 @@ def test_archived_report_uses_registry_and_store_targets(history_store: HistoryS
     claims = {claim["target_id"]: claim["verdict"] for claim in document["claims"]}
     assert claims["blockednews"] == "still blocked"  # from the store's targets table
     assert claims["azattyq"] == "not measurable"  # from the shipped registry, not measured
+
+
+def test_the_jobs_fire_when_the_docs_say() -> None:
+    # APScheduler 3 numbers crontab weekdays from Monday = 0, so "* * 1" would be Tuesday.
+    from datetime import UTC, datetime
+
+    from apscheduler.triggers.cron import CronTrigger
+
+    sunday = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    weekly = CronTrigger.from_crontab(WEEKLY_CRON, timezone=UTC).get_next_fire_time(None, sunday)
+    assert weekly == datetime(2026, 11, 30, 0, 20, tzinfo=UTC) and weekly.weekday() == 0
+    monthly = CronTrigger.from_crontab(MONTHLY_CRON, timezone=UTC).get_next_fire_time(None,
+                                                                                      sunday)
+    assert monthly == datetime(2026, 12, 1, 0, 40, tzinfo=UTC)
