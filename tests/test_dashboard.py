@@ -149,6 +149,20 @@ async def test_generating_a_report_needs_the_operator_token(client: TestClient) 
     assert bad.status == 400 and "someday" in (await bad.json())["error"]
 
 
+async def test_an_unwritable_archive_is_one_error_line(history_store: HistoryStore,
+                                                      tmp_path: Path) -> None:
+    occupied = tmp_path / "reports"
+    occupied.write_text("a file where the archive should be", encoding="utf-8")
+    settings = dashboard_settings(history_store, occupied, TOKEN)
+    app = build_dashboard_app(lambda: open_store(history_store.url, migrate=False), settings)
+    async with TestClient(TestServer(app)) as test_client:
+        response = await test_client.post("/api/v1/reports", json={"period": "2026-11"},
+                                          headers={"Authorization": f"Bearer {TOKEN}"})
+        assert response.status == 500
+        error = (await response.json())["error"]
+        assert error.startswith("cannot write the report: ") and str(occupied) in error
+
+
 async def test_actions_are_refused_when_no_token_is_set(history_store: HistoryStore,
                                                         tmp_path: Path) -> None:
     settings = dashboard_settings(history_store, tmp_path, None)

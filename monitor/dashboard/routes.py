@@ -285,7 +285,10 @@ async def api_generate_report(request: web.Request) -> web.Response:
         finally:
             store.close()
 
-    written = await asyncio.to_thread(work)
+    try:
+        written = await asyncio.to_thread(work)
+    except OSError as error:  # the archive directory: missing rights, a file in the way, full
+        return _json({"error": f"cannot write the report: {error}"}, status=500)
     return _json({"label": period.label, "evidence": written.evidence_count,
                   "files": [str(path.relative_to(Path(out_dir))) for path in written.files]},
                  status=201)
