@@ -29,6 +29,8 @@ _BOGON_RANGES: tuple[str, ...] = (
     "255.255.255.255/32",
     "::/128",
     "::1/128",
+    # IPv4-compatible (deprecated, RFC 4291 2.5.5.1): ::127.0.0.1 must not pass as public.
+    "::/96",
     "::ffff:0:0/96",
     "64:ff9b:1::/48",
     "100::/64",

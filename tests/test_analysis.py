@@ -150,6 +150,8 @@ def test_ipv6_unreachable_is_not_counted_as_blocked() -> None:
         ("fd00::1", True),
         ("2001:db8::1", True),
         ("::ffff:10.0.0.1", True),
+        ("::127.0.0.1", True),  # IPv4-compatible (deprecated, RFC 4291 2.5.5.1)
+        ("::10.0.0.1", True),
         ("8.8.8.8", False),
         ("95.59.1.1", False),
         ("2a00:1450::1", False),

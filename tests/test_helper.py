@@ -112,6 +112,7 @@ async def test_a_dead_domain_is_reported_as_failures(helper_url: str) -> None:
     [
         (control_body("http://127.0.0.1:9/"), "http_request: 127.0.0.1"),
         (control_body("http://[::1]:9/"), "http_request: ::1"),
+        (control_body("http://[::127.0.0.1]:9/"), "http_request: ::127.0.0.1"),
         (control_body("http://192.168.1.1/"), "http_request: 192.168.1.1"),
         (control_body("http://ok.lab.test/", ["10.0.0.1:80"]), "tcp_connect: 10.0.0.1:80"),
         (control_body("http://ok.lab.test/", ["127.0.0.1:22"]), "tcp_connect: 127.0.0.1:22"),
