@@ -122,6 +122,20 @@ async def test_an_alerts_evidence_link_opens_on_the_dashboard(client: TestClient
     assert (await response.json())["measurement_uid"] == uid
 
 
+async def test_a_target_page_reads_a_bounded_number_of_documents(
+        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each state's evidence is a stored JSON (up to megabytes): a target measured by hundreds
+    # of probes must not load hundreds of them per page view.
+    from monitor.dashboard import routes
+
+    monkeypatch.setattr(routes, "LATEST_EVIDENCE", 1)
+    data = await (await client.get("/api/v1/targets/lifted")).json()
+    assert len(data["states"]) == 2 and len(data["latest_evidence"]) == 1
+    assert data["latest_evidence"][0]["observations"]
+    page = await (await client.get("/targets/lifted")).text()
+    assert page.count('class="side-by-side"') == 1 and "1 of 2" in page
+
+
 async def test_generating_a_report_needs_the_operator_token(client: TestClient) -> None:
     body = {"period": "2026-11", "formats": ["json"]}
     refused = await client.post("/api/v1/reports", json=body)

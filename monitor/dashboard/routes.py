@@ -43,6 +43,9 @@ _FILTER_KEYS = ("list", "category", "asn", "state", "method")
 # can run to hundreds of thousands, which one request must not load.
 STATES_PAGE = 500
 STATES_PAGE_MAX = 5000
+# Stored measurements (each up to megabytes) read for one target page's "latest evidence":
+# blocked and anomalous places first, then the most recently measured.
+LATEST_EVIDENCE = 12
 
 @dataclass(frozen=True)
 class DashboardConfig:
@@ -132,8 +135,12 @@ def _target_data(config: DashboardConfig, db: ReadDatabase, store: Any,
         cells = day_cells((row for row in daily
                            if row.vantage_id == vantage_id and row.url == url), window)
         timelines.append({"url": url, **asdict(Timeline(target_id, vantage_id, cells))})
+    latest_first = sorted(states, key=lambda row: row["last_measured_at"] or "", reverse=True)
+    chosen = {(row["vantage_id"], row["url"]) for row in sorted(
+        latest_first, key=lambda row: row["state"] not in ("blocked", "anomaly"))[
+        :LATEST_EVIDENCE]}
     evidence = []
-    for state in states:
+    for state in (row for row in states if (row["vantage_id"], row["url"]) in chosen):
         document = store.load_measurement(state["last_uid"]) if state["last_uid"] else None
         pairs = compare_observations(document) if document else []
         evidence.append({"vantage_id": state["vantage_id"], "url": state["url"],
