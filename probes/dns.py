@@ -160,16 +160,16 @@ async def _query(
         entry["failure"] = "dns_server_misbehaving"
         entry["t"] = entry["t0"]
         return entry
-    # Like the system stub resolver: try the next server only when one does not answer.
+    # Like the system stub resolver: try the next server when one does not answer, cannot be
+    # reached or answers garbage; an answer (even NXDOMAIN) is final. The entry records the last.
     for resolver in resolvers:
         entry["engine"], entry["resolver_address"] = resolver.engine, resolver.address
         try:
             response = await _ask(hostname, query_type, resolver, options, sockets)
         except NETWORK_ERRORS as error:
             entry["failure"] = classify_failure(error)
-            if entry["failure"] == "generic_timeout_error":
-                continue
-            break
+            continue
+        entry["failure"] = None
         _record_response(entry, response, query_type)
         break
     entry["t"] = round(time.monotonic() - started, 6)

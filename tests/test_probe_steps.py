@@ -9,7 +9,7 @@ import socket
 import ssl
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiohttp
@@ -188,6 +188,25 @@ async def test_dns_truncated_answer_is_retried_over_tcp(dns_server):
 async def test_dns_closed_port_is_connection_refused():
     queries = await probe_dns("www.ok.test", _with_resolver(f"{LOOPBACK}:{_closed_port()}"))
     assert [q["failure"] for q in queries] == ["connection_refused"] * 2
+
+
+@pytest.mark.parametrize("first", ["closed", "silent"])
+async def test_dns_dead_first_resolver_falls_back_to_the_next(dns_server, first):
+    # A stub resolver moves on when a server cannot be reached (ICMP port unreachable), not
+    # only on silence; stopping there made a dead first resolver look like DNS blocking. The
+    # entry then records the answer, not the first server's failure.
+    address, _ = dns_server
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind((LOOPBACK, 0))
+    dead = f"{LOOPBACK}:{silent.getsockname()[1] if first == 'silent' else _closed_port()}"
+    options = replace(OPTIONS, resolvers=(dead, address), dns_timeout=0.3)
+    try:
+        queries = await probe_dns("www.ok.test", options)
+    finally:
+        silent.close()
+    assert [q["failure"] for q in queries] == [None, None]
+    assert queries[0]["resolver_address"] == address
+    assert "127.0.0.5" in addresses_from_queries(queries)
 
 
 async def test_dns_binds_to_source_address(dns_server):
