@@ -238,5 +238,10 @@ def test_database_urls_pick_the_backend_and_hide_passwords() -> None:
     assert DatabaseUrl.parse("data/x.db").dialect == "sqlite"
     url = DatabaseUrl.parse("postgresql://blockmon:hunter2@db:5432/blockmon")
     assert url.dialect == "postgres" and "hunter2" not in url.describe()
+    in_query = DatabaseUrl.parse("postgresql://db:5432/blockmon?user=bm&password=hunter2&sslmode=require")
+    assert in_query.describe() == "postgresql://db:5432/blockmon?user=bm&password=***&sslmode=require"
+    with pytest.raises(ValueError) as refused:
+        DatabaseUrl.parse("mysql://bm:hunter2@db/x")
+    assert "hunter2" not in str(refused.value)
     with pytest.raises(ValueError, match="mysql://"):
         DatabaseUrl.parse("mysql://x")

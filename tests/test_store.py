@@ -310,3 +310,16 @@ def test_since_when_blocked_is_one_query_after_confirmation(store: Store) -> Non
     assert blocked["since"] == "2026-11-25T18:00:00Z"
     assert blocked["method"] == "dns.nxdomain"
     assert [t["to_state"] for t in store.load_transitions()] == ["anomaly", "blocked"]
+
+
+def test_database_urls_in_errors_carry_no_password() -> None:
+    from monitor.store import StoreError, open_store
+
+    for url in ("postgresql://bm:hunter2@127.0.0.1:1/x",
+                "postgresql://127.0.0.1:1/x?user=bm&password=hunter2",
+                "mysql://bm:hunter2@db/x?password=hunter2"):
+        with pytest.raises(StoreError) as refused:
+            open_store(url)
+        message = str(refused.value)
+        assert "hunter2" not in message
+        assert "cannot connect" in message or "use sqlite" in message

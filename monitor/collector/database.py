@@ -26,8 +26,11 @@ class DatabaseUrl:
         if url.startswith("sqlite:///"):
             return cls("sqlite", url.removeprefix("sqlite:///"))
         if "://" in url:
+            from monitor.store.base import redact_database_url
+
             raise ValueError(
-                f"database URL {url!r}: use postgresql://user@host:port/db or a SQLite file path"
+                f"database URL {redact_database_url(url)!r}: use postgresql://user@host:port/db "
+                "or a SQLite file path"
             )
         return cls("sqlite", url)
 
@@ -35,12 +38,9 @@ class DatabaseUrl:
         """The URL without any password, for logs and error messages."""
         if self.dialect == "sqlite":
             return str(Path(self.target))
-        head, at, tail = self.target.rpartition("@")
-        if not at:
-            return self.target
-        scheme, _, credentials = head.partition("://")
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}://{user}@{tail}"
+        from monitor.store.base import redact_database_url
+
+        return redact_database_url(self.target)
 
 
 def connect(url: DatabaseUrl) -> Any:

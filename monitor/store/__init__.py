@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from monitor.store.base import Store, StoreError
+from monitor.store.base import Store, StoreError, redact_database_url
 from monitor.store.rows import measurement_row, store_time
 
 __all__ = ["Store", "StoreError", "measurement_row", "open_store", "sqlite_path", "store_time"]
@@ -39,11 +39,13 @@ def open_store(database_url: str, *, spool: bool = False, migrate: bool = True) 
         except ModuleNotFoundError as error:
             if error.name not in ("psycopg", "monitor.store.postgres"):
                 raise
-            raise StoreError(f"database {database_url!r}: PostgreSQL support is not installed "
+            raise StoreError(f"database {redact_database_url(database_url)!r}: PostgreSQL "
+                             "support is not installed "
                              "(pip install 'blockmon[postgres]')") from None
         store = module.PostgresStore(database_url, spool=spool)
     else:
-        raise StoreError(f"database {database_url!r}: use sqlite:///PATH or postgresql://...")
+        raise StoreError(f"database {redact_database_url(database_url)!r}: use sqlite:///PATH "
+                         "or postgresql://...")
     if migrate:
         store.migrate()
     return store

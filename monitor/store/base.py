@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +12,15 @@ from typing import Any, Literal, Protocol, runtime_checkable
 # Times given to query methods: a datetime (naive = UTC) or text, ISO 8601 UTC
 # ("2026-11-25", "2026-11-25T18:01:02Z"); compared with measured_at ("YYYY-MM-DDTHH:MM:SSZ").
 TimeBound = datetime | str
+
+
+def redact_database_url(database_url: str) -> str:
+    """The URL for messages and logs: no password, neither `user:password@` nor `password=`."""
+    head, at, tail = database_url.rpartition("@")
+    if at:
+        scheme, _, credentials = head.partition("://")
+        database_url = f"{scheme}://{credentials.split(':', 1)[0]}@{tail}"
+    return re.sub(r"(?i)(\bpassword=)[^&\s]*", r"\1***", database_url)
 
 
 class StoreError(RuntimeError):

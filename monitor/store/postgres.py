@@ -19,6 +19,7 @@ from monitor.store.base import (
     StateDecisionLike,
     StoreError,
     TimeBound,
+    redact_database_url,
 )
 from monitor.store.migrations import MIGRATIONS
 from monitor.store.rows import (
@@ -473,8 +474,4 @@ class PostgresStore:
 
 
 def _redacted(database_url: str) -> str:
-    head, at, tail = database_url.rpartition("@")
-    if not at:
-        return database_url
-    scheme, _, credentials = head.partition("://")
-    return f"{scheme}://{credentials.split(':', 1)[0]}@{tail}"
+    return redact_database_url(database_url)
