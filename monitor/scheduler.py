@@ -215,14 +215,17 @@ class MonitorScheduler:
         seconds: float | None = None,
         cron: str | None = None,
         jitter_seconds: float = 0.0,
+        first_run_seconds: float | None = None,
     ) -> None:
-        """For later consumers (reports, uploads): a named job every `seconds` or on `cron`."""
+        """For later consumers (reports, uploads): a named job every `seconds` or on `cron`;
+        the first run `first_run_seconds` after now when given, else one interval after now."""
         schedule = ListSchedule(
             interval_seconds=seconds, cron=cron, jitter_seconds=jitter_seconds, run_immediately=False
         )
         now = datetime.now(UTC)
+        first = seconds if first_run_seconds is None else first_run_seconds
         trigger = build_normal_trigger(
-            schedule, start=now + timedelta(seconds=seconds or 0)
+            schedule, start=now + timedelta(seconds=first or 0)
         )
         self.scheduler.add_job(
             self._tracked(job),

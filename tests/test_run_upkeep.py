@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,10 @@ def test_retention_is_scheduled_daily_only_when_set(tmp_path: Path) -> None:
     [job] = scheduler.scheduler.get_jobs()
     assert job.id == "periodic:retention"
     assert job.trigger.interval.total_seconds() == 24 * 3600
+    # The first prune comes minutes after start, not a day later (a service restarted daily
+    # would never prune).
+    first = job.trigger.start_date - datetime.now(UTC)
+    assert timedelta(minutes=5) <= first <= timedelta(minutes=15)
 
 
 async def test_rounds_share_one_helper_session_closed_at_shutdown(tmp_path: Path) -> None:

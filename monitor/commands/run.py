@@ -370,6 +370,10 @@ def attach_check_in(settings: Any, *, interval_seconds: float | None = None,
     return start
 
 
+# Ten minutes in: after the first rounds have started, before a day has passed.
+RETENTION_FIRST_RUN_SECONDS = 600.0
+
+
 def attach_retention(settings: Any) -> Callable[[Runner, MonitorScheduler], None]:
     """For ServicePlan.on_service: prune measurements past [storage] retention_days daily."""
 
@@ -377,10 +381,12 @@ def attach_retention(settings: Any) -> Callable[[Runner, MonitorScheduler], None
         from monitor.store.retention import prune_job
 
         recorder: Any = runner.store
+        # The first prune soon after start: a service restarted more often than daily (upgrades,
+        # reboots) would otherwise never reach its first daily run.
         scheduler.add_periodic(
             "retention", prune_job(recorder.call, recorder.store,
                                    settings.storage.retention_days),
-            seconds=24 * 3600.0)
+            seconds=24 * 3600.0, first_run_seconds=RETENTION_FIRST_RUN_SECONDS)
 
     return attach
 
