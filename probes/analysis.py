@@ -17,6 +17,7 @@ from probes.analysis_observe import (
     classify_tcp_blocking,
     copy_json,
     detect_sni_filtering,
+    failed_hop_step,
     https_page_verified,
     read_observations,
     redirect_hop_entries,
@@ -146,6 +147,8 @@ class _Context:
     sni_filtering: bool | None
     tcp_judged: list[dict[str, Any]]
     database: FingerprintDB
+    # The step of a redirect hop that failed before its HTTP exchange, and its entry.
+    failed_hop: tuple[str, dict[str, Any]] | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -206,6 +209,7 @@ def analyze(
         sni_filtering=detect_sni_filtering(test_keys.get("sni_differential") or []),
         tcp_judged=classify_tcp_blocking(observed.tcp_connect, control.get("tcp_connect") or {}),
         database=database,
+        failed_hop=failed_hop_step(test_keys),
     )
     if dns.consistency == "consistent" and dns.reason.startswith("same AS"):
         context.notes.append(f"dns: other addresses than the control's, {dns.reason}")
@@ -462,6 +466,15 @@ def _probe_chain(observed: Observations, handshake: dict[str, Any]) -> list[dict
 
 def _method_for_late_failure(context: _Context, failure: str) -> _Decision:
     """A failure after connecting (or on a redirect hop): name the step it belongs to."""
+    if context.failed_hop is not None:
+        step, entry = context.failed_hop
+        context.notes.append(f"{step}: {failure} on a redirect hop while the control fetched the page")
+        if step == "tls" and failure in _TLS_METHOD:
+            return _tls_decision(context, _TLS_METHOD[failure], failure, entry)
+        if step == "tcp" and failure in _TCP_METHOD:
+            return _blocked(_TCP_METHOD[failure])
+        if step == "dns":
+            return _blocked(_DNS_METHOD.get(failure, "dns.inconsistent"))
     context.notes.append(f"http: {failure} while the control fetched the page")
     if failure in _HTTP_METHOD:
         return _blocked(_HTTP_METHOD[failure])

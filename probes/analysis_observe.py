@@ -120,6 +120,32 @@ def _is_https(url: str) -> bool:
         return False  # a malformed redirect target, recorded as the server sent it
 
 
+def failed_hop_step(test_keys: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """("dns" | "tcp" | "tls", entry) when the last request is a redirect hop that failed before
+    its HTTP exchange, with the hop's own failed entry; None otherwise (the HTTP step failed)."""
+    requests = [r for r in test_keys.get("requests") or [] if isinstance(r, dict)]
+    final = requests[0] if requests else None
+    if final is None or len(requests) < 2 or final.get("response") or not final.get("failure"):
+        return None
+    hop, failure, address = len(requests) - 1, final.get("failure"), final.get("address")
+
+    def entries(key: str) -> list[dict[str, Any]]:
+        return [
+            e for e in test_keys.get(key) or [] if isinstance(e, dict) and e.get("x_redirect_hop") == hop
+        ]
+
+    for handshake in entries("tls_handshakes"):
+        if handshake.get("failure") == failure and handshake.get("address") == address:
+            return "tls", handshake
+    for connect in entries("tcp_connect"):
+        if (connect.get("status") or {}).get("failure") == failure and tcp_endpoint(connect) == address:
+            return "tcp", connect
+    for query in entries("queries"):
+        if query.get("failure") == failure and not address:
+            return "dns", query
+    return None
+
+
 def request_url(request: dict[str, Any]) -> str:
     return str((request.get("request") or {}).get("url") or "")
 
