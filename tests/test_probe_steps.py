@@ -746,6 +746,14 @@ async def test_a_charset_that_is_no_text_encoding_reads_as_utf8(tcp_server, decl
 def test_extract_title():
     assert extract_title(b"<HTML><TITLE lang=ru>\n  \xd0\x9a\xd0\xb7 \n</TITLE>") == "Кз"
     assert extract_title(b"<html>no title</html>") == ""
+    # The first <title ...> that a </title follows; a second opening inside is text.
+    assert extract_title(b"<title>A <title>B</title><title>C</title>") == "A <title>B"
+    assert extract_title(b"<title>never closed") == ""
+    assert extract_title(b"<title never closed either") == ""
+    assert extract_title(b"<svg><title>icon</title></svg>") == "icon"
+    # Hostile markup is read in one pass (it once cost seconds of CPU; not timed here).
+    assert extract_title(b"<title>" * 9000) == ""
+    assert extract_title(b"<title " * 9000 + b"></title>") == ""
 
 
 # ---------------------------------------------------------------- control
