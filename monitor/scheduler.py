@@ -63,15 +63,59 @@ class ListSchedule:
             raise ValueError("interval_seconds must be > 0")
 
 
+_WEEKDAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def crontab_weekdays(field: str) -> str:
+    """A crontab day-of-week field (0 or 7 = Sunday, names allowed) as APScheduler day names.
+
+    APScheduler 3 counts 0 as Monday, so handing it a crontab's numbers as they are would run
+    '1-5' (Monday to Friday) from Tuesday to Saturday.
+    """
+    if field == "*":
+        return "*"
+    days: set[int] = set()
+    for part in field.lower().split(","):
+        base, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if base == "*":
+            first, last = 0, 6
+        elif "-" in base:
+            first_text, last_text = base.split("-", 1)
+            first, last = _weekday_number(first_text), _weekday_number(last_text)
+        else:
+            first = _weekday_number(base)
+            last = 6 if step_text else first
+        if step < 1 or first > last and last != 0:
+            raise ValueError(f"day of week {part!r} is not a crontab range")
+        if last < first:  # "5-0": Friday to Sunday
+            last += 7
+        days.update(day % 7 for day in range(first, last + 1, step))
+    return ",".join(_WEEKDAY_NAMES[day] for day in sorted(days))
+
+
+def _weekday_number(text: str) -> int:
+    if text in _WEEKDAY_NAMES:
+        return _WEEKDAY_NAMES.index(text)
+    if text.isdigit() and 0 <= int(text) <= 7:
+        return int(text) % 7
+    raise ValueError(f"day of week {text!r} is not 0-7 or a day name")
+
+
 def build_normal_trigger(schedule: ListSchedule, *, start: datetime) -> BaseTrigger:
     """The list's everyday trigger; raises ValueError naming a bad cron expression."""
     jitter = int(schedule.jitter_seconds) or None
     if schedule.cron is not None:
         try:
-            cron = CronTrigger.from_crontab(schedule.cron, timezone=UTC)
+            fields = schedule.cron.split()
+            if len(fields) != 5:
+                raise ValueError("needs 5 fields: minute hour day month day-of-week")
+            minute, hour, day, month, weekdays = fields
+            cron = CronTrigger(minute=minute, hour=hour, day=day, month=month,
+                               day_of_week=crontab_weekdays(weekdays), timezone=UTC)
         except ValueError as error:
             raise ValueError(f"cron {schedule.cron!r}: {error}") from None
-        # from_crontab takes no jitter; without it probes sharing a crontab measure in lockstep.
+        # Jitter, so probes sharing a crontab do not measure in lockstep.
         cron.jitter = jitter
         return cron
     assert schedule.interval_seconds is not None

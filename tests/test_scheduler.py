@@ -8,7 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.scheduler import ListSchedule, MonitorScheduler, WatchWindow, WatchWindowTrigger
+from monitor.scheduler import (
+    ListSchedule,
+    MonitorScheduler,
+    WatchWindow,
+    WatchWindowTrigger,
+    build_normal_trigger,
+    crontab_weekdays,
+)
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -219,3 +226,29 @@ async def test_periodic_job_fires_and_a_failing_one_does_not_stop_the_others():
     finally:
         scheduler.shutdown()
     assert {job.id for job in scheduler.scheduler.get_jobs()} >= {"periodic:reports", "periodic:upload"}
+
+
+@pytest.mark.parametrize(
+    ("field", "names"),
+    [("1", "mon"), ("1-5", "mon,tue,wed,thu,fri"), ("0", "sun"), ("7", "sun"),
+     ("*/2", "sun,tue,thu,sat"), ("mon-fri", "mon,tue,wed,thu,fri"), ("1,3,5", "mon,wed,fri"),
+     ("6-7", "sun,sat"), ("*", "*")],
+)
+def test_crontab_weekdays_count_from_sunday_as_crontab_does(field, names):
+    assert crontab_weekdays(field) == names
+
+
+def test_a_weekday_crontab_fires_on_the_days_it_names():
+    schedule = ListSchedule(interval_seconds=None, cron="0 3 * * 1-5")
+    trigger = build_normal_trigger(schedule, start=datetime(2026, 11, 20, tzinfo=UTC))
+    moment = datetime(2026, 11, 20, 4, 0, tzinfo=UTC)  # a Friday, after 03:00
+    fired = []
+    for _ in range(5):
+        moment = trigger.get_next_fire_time(None, moment + timedelta(seconds=1))
+        fired.append(moment.strftime("%a %H:%M"))
+    assert fired == ["Mon 03:00", "Tue 03:00", "Wed 03:00", "Thu 03:00", "Fri 03:00"]
+
+
+def test_a_bad_weekday_is_named():
+    with pytest.raises(ValueError, match="day of week"):
+        build_normal_trigger(ListSchedule(interval_seconds=None, cron="0 3 * * 9"), start=datetime(2026, 11, 20, tzinfo=UTC))
