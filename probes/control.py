@@ -47,6 +47,55 @@ async def fetch_control(
         control = json.loads(payload)
     except ValueError:
         return {}, "http_invalid_response"
-    if not isinstance(control, dict):
+    if not isinstance(control, dict) or control_shape_error(control) is not None:
+        # The analysis reads these fields as the protocol types them; another shape is no answer.
         return {}, "http_invalid_response"
     return control, None
+
+
+def control_shape_error(control: dict[str, Any]) -> str | None:
+    """The first field of a helper's answer that has not the protocol's type, or None."""
+    parts = {key: control.get(key) or {} for key in _MAPS}
+    if not all(isinstance(part, dict) for part in parts.values()):
+        return next(key for key, part in parts.items() if not isinstance(part, dict))
+    dns_part, http_part, extra = parts["dns"], parts["http_request"], parts["x_blockmon"]
+    if not _all(dns_part.get("addrs") or [], str, list) or not _optional(dns_part.get("failure"), str):
+        return "dns"
+    for key in ("tcp_connect", "tls_handshake", "ip_info"):
+        if not _all(parts[key].values(), dict) or not all(
+            _optional(entry.get(name), int if key == "ip_info" else str)
+            for entry in parts[key].values()
+            for name in (("asn", "flags") if key == "ip_info" else ("failure",))
+        ):
+            return key
+    headers = http_part.get("headers") or {}
+    if not (
+        all(_optional(http_part.get(name), str) for name in ("failure", "title"))
+        and all(_optional(http_part.get(name), int) for name in ("status_code", "body_length"))
+        and isinstance(headers, dict)
+        and _all(headers.keys(), str)
+        and _all(headers.values(), str)
+    ):
+        return "http_request"
+    chains = extra.get("certificate_chains") or {}
+    if not (
+        isinstance(chains, dict)
+        and all(_all(chain, dict, list) for chain in chains.values())
+        and all(_optional(cert.get("issuer"), str) for chain in chains.values() for cert in chain)
+        and all(_optional(extra.get(name), str) for name in ("body_sha256", "body_simhash"))
+    ):
+        return "x_blockmon"
+    return None
+
+
+_MAPS = ("dns", "tcp_connect", "tls_handshake", "http_request", "ip_info", "x_blockmon")
+
+
+def _optional(value: Any, kind: type) -> bool:
+    return value is None or (isinstance(value, kind) and not isinstance(value, bool))
+
+
+def _all(values: Any, kind: type, container: type | None = None) -> bool:
+    if container is not None and not isinstance(values, container):
+        return False
+    return all(isinstance(value, kind) and not isinstance(value, bool) for value in values)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import errno
+import json
 import socket
 import ssl
 import struct
@@ -28,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from probes.certificates import describe_certificate
-from probes.control import fetch_control
+from probes.control import control_shape_error, fetch_control
 from probes.dns import addresses_from_queries, parse_resolver, probe_dns
 from probes.errors import InvalidInput, classify_failure
 from probes.http import HopSteps, decode_body, detect_charset, extract_title, fetch_one, probe_http
@@ -806,6 +807,47 @@ async def test_control_refusal_and_down_helper_are_failures(control_server):
         )
     assert refused == ({}, "http_invalid_response")
     assert down == ({}, "connection_refused")
+
+
+@pytest.mark.parametrize(
+    "control",
+    [
+        {"dns": True},
+        {"dns": {"addrs": "127.0.0.5"}},
+        {"tcp_connect": {"127.0.0.5:80": "yes"}},
+        {"tls_handshake": {"127.0.0.5:443": {"failure": 7}}},
+        {"http_request": {"status_code": "200"}},
+        {"http_request": {"headers": ["Server", "x"]}},
+        {"ip_info": {"127.0.0.5": {"asn": "AS1"}}},
+        {"x_blockmon": {"certificate_chains": {"127.0.0.5:443": ["CN=x"]}}},
+    ],
+)
+async def test_a_control_answer_of_another_shape_is_a_failure(control):
+    # A broken or foreign helper's answer once reached the analysis and crashed the measurement.
+    async def handle(request: web.Request) -> web.Response:
+        return web.json_response(control)
+
+    app = web.Application()
+    app.router.add_post("/", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, LOOPBACK, 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as session:
+            answer = await fetch_control(session, replace(OPTIONS, helper_url=f"http://{LOOPBACK}:{port}/"), "http://good.test/", [])
+    finally:
+        await runner.cleanup()
+    assert answer == ({}, "http_invalid_response")
+
+
+def test_every_golden_control_has_the_protocol_shape():
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).parent / "golden").glob("*.json")):
+        control = json.loads(path.read_text(encoding="utf-8"))["test_keys"].get("control") or {}
+        assert control_shape_error(control) is None, path.name
 
 
 # ---------------------------------------------------------------- classifier and certificates
