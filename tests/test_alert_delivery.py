@@ -336,3 +336,38 @@ async def test_held_alerts_are_counted_for_their_own_channel(
     round_of(feed_store, store, 10, blocked=SITES[:1])
     report = await service.tick()
     assert report.held == {"slack": 1, "webhook": 1} and webhook_receiver.received == []
+
+
+async def test_a_receiver_answering_an_endless_body_does_not_hold_the_sender() -> None:
+    import asyncio
+
+    from aiohttp import web
+
+    from monitor.alerts.channels.base import TransportError
+    from monitor.alerts.channels.webhook import RESPONSE_READ_LIMIT, post_json
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=500)
+        await response.prepare(request)
+        try:  # a body that keeps coming for 10 s, unless the sender hangs up first
+            for _ in range(1000):
+                await response.write(b"x" * 65536)
+                await asyncio.sleep(0.01)
+        except (ConnectionResetError, RuntimeError):
+            pass
+        return response
+
+    app = web.Application()
+    app.router.add_post("/", endless)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        with pytest.raises(TransportError) as raised:
+            await post_json("webhook", f"http://127.0.0.1:{port}/", {"kind": "test"}, timeout=3)
+    finally:
+        await runner.cleanup()
+    assert "500" in str(raised.value)  # answered by its status, not by timing out
+    assert len(str(raised.value)) < RESPONSE_READ_LIMIT + 200

@@ -28,6 +28,9 @@ def verify_signature(body: bytes, secret: str, header: str | None) -> bool:
     return header is not None and hmac.compare_digest(sign_body(body, secret), header)
 
 
+RESPONSE_READ_LIMIT = 4096
+
+
 async def post_json(channel: str, url: str, document: Mapping[str, Any], *, timeout: float,
                     headers: Mapping[str, str] | None = None,
                     secret: str | None = None) -> None:
@@ -41,7 +44,10 @@ async def post_json(channel: str, url: str, document: Mapping[str, Any], *, time
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
             async with session.post(url, data=body, headers=sent_headers,
                                     allow_redirects=False) as response:
-                text = await response.text(errors="replace")
+                # Only the start of an answer is kept for the error text: a receiver must
+                # not be able to make the sender buffer an endless body.
+                head = await response.content.read(RESPONSE_READ_LIMIT)
+                text = head.decode("utf-8", errors="replace")
                 if not 200 <= response.status < 300:
                     raise http_status_error(channel, response.status, text)
     except TransportError:
