@@ -234,15 +234,3 @@ def https_page_verified(observed: Observations) -> bool:
     if not matching:
         return True
     return any(h.get("failure") is None and not h.get("no_tls_verify") for h in matching)
-    url = urlsplit(request_url(observed.final_request))
-    if url.scheme != "https":
-        return False
-    address = observed.final_request.get("address")
-    for handshake in observed.tls_handshakes:
-        if handshake.get("failure") is not None or handshake.get("no_tls_verify"):
-            continue
-        if address and handshake.get("address") == address:
-            return True
-        if not address and handshake.get("server_name") == url.hostname:
-            return True
-    return False

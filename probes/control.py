@@ -12,6 +12,22 @@ from probes.http import REQUEST_HEADERS, url_endpoint
 from probes.options import ProbeOptions
 from probes.tcp import format_endpoint
 
+# A control answer is a few KiB; an endless one must not fill the probe's memory.
+MAX_CONTROL_ANSWER_BYTES = 4 * 1024 * 1024
+
+
+async def read_capped(stream: aiohttp.StreamReader, limit: int) -> bytes | None:
+    """The whole body, or None once it grows past `limit` (read(n) returns what is buffered,
+    so it is read in a loop)."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await stream.read(65536):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
 
 def build_control_request(url: str, addresses: list[str]) -> dict[str, Any]:
     """The oohelperd request body: the probe's resolved IPs become "ip:port" on the URL's port."""
@@ -37,8 +53,8 @@ async def fetch_control(
     timeout = aiohttp.ClientTimeout(total=options.control_timeout)
     try:
         async with session.post(options.helper_url, json=body, headers=headers, timeout=timeout) as reply:
-            payload = await reply.read()
-            if reply.status != 200:
+            payload = await read_capped(reply.content, MAX_CONTROL_ANSWER_BYTES)
+            if payload is None or reply.status != 200:
                 # The vocabulary is closed; a refusal (401/403/503) is an unusable helper answer.
                 return {}, "http_invalid_response"
     except NETWORK_ERRORS as error:

@@ -842,6 +842,45 @@ async def test_a_control_answer_of_another_shape_is_a_failure(control):
     assert answer == ({}, "http_invalid_response")
 
 
+async def serve_control_bytes(chunks: list[bytes]) -> tuple[web.AppRunner, int]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        for chunk in chunks:  # arrives in pieces, as a large answer over TCP does
+            await response.write(chunk)
+            await asyncio.sleep(0.001)
+        return response
+
+    app = web.Application()
+    app.router.add_post("/", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, LOOPBACK, 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+
+async def test_a_control_answer_is_read_whole_and_an_oversized_one_refused():
+    from probes.control import MAX_CONTROL_ANSWER_BYTES
+
+    valid = json.dumps({"dns": {"failure": None, "addrs": ["192.0.2.1"]},
+                        "http_request": {"title": "t" * 200_000, "status_code": 200}}).encode()
+    runner, port = await serve_control_bytes([valid[i:i + 1000] for i in range(0, len(valid), 1000)])
+    huge = [b" " * 65536] * (MAX_CONTROL_ANSWER_BYTES // 65536 + 2) + [b"{}"]
+    huge_runner, huge_port = await serve_control_bytes(huge)
+    try:
+        async with aiohttp.ClientSession() as session:
+            whole = await fetch_control(session, replace(OPTIONS, helper_url=f"http://{LOOPBACK}:{port}/"),
+                                        "http://good.test/", [])
+            oversized = await fetch_control(
+                session, replace(OPTIONS, helper_url=f"http://{LOOPBACK}:{huge_port}/"), "http://good.test/", [])
+    finally:
+        await runner.cleanup()
+        await huge_runner.cleanup()
+    assert whole[1] is None and len(whole[0]["http_request"]["title"]) == 200_000
+    assert oversized == ({}, "http_invalid_response")
+
+
 def test_every_golden_control_has_the_protocol_shape():
     from pathlib import Path
 
