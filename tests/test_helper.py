@@ -233,6 +233,20 @@ async def serve_helper(settings: HelperSettings) -> TestServer:
     return server
 
 
+async def ask_helper_about(site: web.Application, *, userinfo: str = "") -> tuple[int, dict]:
+    """Serves `site` on 127.0.0.2, which a fresh helper counts as public, and asks the helper
+    about its home page."""
+    site_server = TestServer(site, host="127.0.0.2")
+    await site_server.start_server()
+    server = await serve_helper(HelperSettings(public_ranges=("127.0.0.2/32",)))
+    try:
+        return await post(str(server.make_url("/")),
+                          control_body(f"http://{userinfo}127.0.0.2:{site_server.port}/"))
+    finally:
+        await server.close()
+        await site_server.close()
+
+
 async def test_redirects_into_refused_ranges_are_not_followed(
     redirecting_site: tuple[str, list[str]],
 ) -> None:
@@ -367,16 +381,7 @@ async def test_a_page_arriving_in_pieces_is_read_whole() -> None:
 
     site = web.Application()
     site.router.add_get("/", streamed)
-    site_server = TestServer(site, host="127.0.0.2")
-    await site_server.start_server()
-    server = await serve_helper(HelperSettings(public_ranges=("127.0.0.2/32",)))
-    try:
-        status, control = await post(
-            str(server.make_url("/")), control_body(f"http://127.0.0.2:{site_server.port}/")
-        )
-    finally:
-        await server.close()
-        await site_server.close()
+    status, control = await ask_helper_about(site)
     assert status == 200, control
     assert control["http_request"]["body_length"] == 4 * len(piece)
     assert control["x_blockmon"]["body_is_truncated"] is False
@@ -394,16 +399,7 @@ async def test_a_redirect_to_a_malformed_url_is_a_failed_fetch(location: str) ->
 
     site = web.Application()
     site.router.add_get("/", redirect)
-    site_server = TestServer(site, host="127.0.0.2")
-    await site_server.start_server()
-    server = await serve_helper(HelperSettings(public_ranges=("127.0.0.2/32",)))
-    try:
-        status, control = await post(
-            str(server.make_url("/")), control_body(f"http://127.0.0.2:{site_server.port}/")
-        )
-    finally:
-        await server.close()
-        await site_server.close()
+    status, control = await ask_helper_about(site)
     assert status == 200, control
     assert control["http_request"]["failure"] == "http_invalid_response"
 
@@ -422,17 +418,7 @@ async def test_url_userinfo_is_not_sent_as_credentials() -> None:
     site = web.Application()
     site.router.add_get("/", page)
     site.router.add_get("/next", page)
-    site_server = TestServer(site, host="127.0.0.2")
-    await site_server.start_server()
-    server = await serve_helper(HelperSettings(public_ranges=("127.0.0.2/32",)))
-    try:
-        status, control = await post(
-            str(server.make_url("/")),
-            control_body(f"http://user:pw@127.0.0.2:{site_server.port}/"),
-        )
-    finally:
-        await server.close()
-        await site_server.close()
+    status, control = await ask_helper_about(site, userinfo="user:pw@")
     assert status == 200 and control["http_request"]["status_code"] == 200, control
     assert seen == [None, None]
 
@@ -451,16 +437,7 @@ async def test_a_page_compressed_against_the_request_is_read_raw_like_the_probe(
 
     site = web.Application()
     site.router.add_get("/", gzipped)
-    site_server = TestServer(site, host="127.0.0.2")
-    await site_server.start_server()
-    server = await serve_helper(HelperSettings(public_ranges=("127.0.0.2/32",)))
-    try:
-        status, control = await post(
-            str(server.make_url("/")), control_body(f"http://127.0.0.2:{site_server.port}/")
-        )
-    finally:
-        await server.close()
-        await site_server.close()
+    status, control = await ask_helper_about(site)
     assert status == 200, control
     assert control["http_request"]["body_length"] == len(compressed)
 
@@ -515,16 +492,7 @@ async def test_a_redirect_in_raw_utf8_reaches_the_same_page_as_the_probe() -> No
     site = web.Application()
     site.router.add_get("/", page)
     site.router.add_get("/новости", page)
-    site_server = TestServer(site, host="127.0.0.2")
-    await site_server.start_server()
-    server = await serve_helper(HelperSettings(public_ranges=("127.0.0.2/32",)))
-    try:
-        status, control = await post(
-            str(server.make_url("/")), control_body(f"http://127.0.0.2:{site_server.port}/")
-        )
-    finally:
-        await server.close()
-        await site_server.close()
+    status, control = await ask_helper_about(site)
     assert status == 200, control
     assert control["http_request"]["status_code"] == 200, control["http_request"]
     assert control["http_request"]["title"] == "Жаңалықтар"
