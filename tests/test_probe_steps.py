@@ -809,39 +809,6 @@ async def test_control_refusal_and_down_helper_are_failures(control_server):
     assert down == ({}, "connection_refused")
 
 
-@pytest.mark.parametrize(
-    "control",
-    [
-        {"dns": True},
-        {"dns": {"addrs": "127.0.0.5"}},
-        {"tcp_connect": {"127.0.0.5:80": "yes"}},
-        {"tls_handshake": {"127.0.0.5:443": {"failure": 7}}},
-        {"http_request": {"status_code": "200"}},
-        {"http_request": {"headers": ["Server", "x"]}},
-        {"ip_info": {"127.0.0.5": {"asn": "AS1"}}},
-        {"x_blockmon": {"certificate_chains": {"127.0.0.5:443": ["CN=x"]}}},
-    ],
-)
-async def test_a_control_answer_of_another_shape_is_a_failure(control):
-    # A broken or foreign helper's answer once reached the analysis and crashed the measurement.
-    async def handle(request: web.Request) -> web.Response:
-        return web.json_response(control)
-
-    app = web.Application()
-    app.router.add_post("/", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, LOOPBACK, 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with aiohttp.ClientSession() as session:
-            answer = await fetch_control(session, replace(OPTIONS, helper_url=f"http://{LOOPBACK}:{port}/"), "http://good.test/", [])
-    finally:
-        await runner.cleanup()
-    assert answer == ({}, "http_invalid_response")
-
-
 async def serve_control_bytes(chunks: list[bytes]) -> tuple[web.AppRunner, int]:
     async def handle(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -858,6 +825,30 @@ async def serve_control_bytes(chunks: list[bytes]) -> tuple[web.AppRunner, int]:
     site = web.TCPSite(runner, LOOPBACK, 0)
     await site.start()
     return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "control",
+    [
+        {"dns": True},
+        {"dns": {"addrs": "127.0.0.5"}},
+        {"tcp_connect": {"127.0.0.5:80": "yes"}},
+        {"tls_handshake": {"127.0.0.5:443": {"failure": 7}}},
+        {"http_request": {"status_code": "200"}},
+        {"http_request": {"headers": ["Server", "x"]}},
+        {"ip_info": {"127.0.0.5": {"asn": "AS1"}}},
+        {"x_blockmon": {"certificate_chains": {"127.0.0.5:443": ["CN=x"]}}},
+    ],
+)
+async def test_a_control_answer_of_another_shape_is_a_failure(control):
+    # A broken or foreign helper's answer once reached the analysis and crashed the measurement.
+    runner, port = await serve_control_bytes([json.dumps(control).encode()])
+    try:
+        async with aiohttp.ClientSession() as session:
+            answer = await fetch_control(session, replace(OPTIONS, helper_url=f"http://{LOOPBACK}:{port}/"), "http://good.test/", [])
+    finally:
+        await runner.cleanup()
+    assert answer == ({}, "http_invalid_response")
 
 
 async def test_a_control_answer_is_read_whole_and_an_oversized_one_refused():
