@@ -96,6 +96,18 @@ def test_schedule_settings_become_list_schedules(tmp_path):
         == [300, 60]
 
 
+def test_a_watch_window_naming_an_unmeasured_list_is_refused(tmp_path):
+    config = write_config(tmp_path, (
+        "[schedule]\nwatch_windows = [\n"
+        '  {start = "2026-12-01T00:00:00Z", end = "2026-12-02T00:00:00Z", interval_minutes = 5,'
+        ' lists = ["briefng"]},\n]\n'))
+    result = invoke(config, "--once")
+    assert result.exit_code == 1
+    assert "[schedule] watch_windows[1] lists: 'briefng' not among the lists measured (briefing)" \
+        in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def integrity(database: Path) -> str:
     with sqlite3.connect(database) as connection:
         return connection.execute("PRAGMA integrity_check").fetchone()[0]

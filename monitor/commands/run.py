@@ -302,6 +302,13 @@ def load_plan(config_path: str | None, list_names: Sequence[str]) -> ServicePlan
     target_lists = central[0] if central else load_target_lists(settings, names)
     if not any(target.urls for target_list in target_lists for target in target_list.targets):
         raise RoundCannotRun(f"no targets to measure in list(s) {', '.join(names)}")
+    known = list(dict.fromkeys([*settings.targets.lists, *(t.name for t in target_lists)]))
+    for number, window in enumerate(settings.schedule.watch_windows, start=1):
+        unknown = [name for name in window.lists if name not in known]
+        if unknown:  # a typo here would silently leave the list on its normal schedule
+            raise RoundCannotRun(
+                f"[schedule] watch_windows[{number}] lists: {', '.join(map(repr, unknown))} "
+                f"not among the lists measured ({', '.join(known)})")
     plan = ServicePlan(settings=settings, target_lists=target_lists,
                        runner_config=RunnerConfig.from_settings(settings))
     if central and central[1] is not None:
