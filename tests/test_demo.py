@@ -22,12 +22,12 @@ def test_next_steps_name_the_demo_config_and_the_confirmed_blocks(tmp_path):
         {"target_id": "fergana", "state": "blocked", "method": "dns.nxdomain"},
         {"target_id": "today-kz", "state": "accessible", "method": None},
     ]
-    text = render_next_steps(tmp_path, states)
+    text = render_next_steps(tmp_path, states, month="2026-11")
     assert "2 confirmed blocks: azattyq (tls.timeout), fergana (dns.nxdomain); 1 URLs accessible" \
         in text
     assert f"blockmon --config {tmp_path / 'blockmon.toml'} status" in text
     assert f"blockmon --config {tmp_path / 'blockmon.toml'} history azattyq" in text
-    assert f"report --format html --out {tmp_path / 'reports'}" in text
+    assert f"report --period 2026-11 --format html --out {tmp_path / 'reports'}" in text
     assert f"blockmon --config {tmp_path / 'blockmon.toml'} serve" in text
 
 

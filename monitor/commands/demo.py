@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
@@ -199,7 +200,9 @@ async def run_demo(data_dir: Path, timing: DemoTiming, out: TextIO) -> ShutdownR
     return shutdown
 
 
-def render_next_steps(data_dir: Path, states: list[dict[str, Any]]) -> str:
+def render_next_steps(data_dir: Path, states: list[dict[str, Any]], *, month: str) -> str:
+    """What the demo prints last; `month` (YYYY-MM) is the period its measurements fall in, since
+    `blockmon report` alone reports the last complete month."""
     config = data_dir / "blockmon.toml"
     blocked = sorted({f"{row['target_id']} ({row['method']})" for row in states
                       if row["state"] == "blocked"})
@@ -212,7 +215,7 @@ def render_next_steps(data_dir: Path, states: list[dict[str, Any]]) -> str:
         f"  blockmon --config {config} status",
         f"  blockmon --config {config} history azattyq",
         f"  BLOCKMON_CONFIG={config} blockmon status --state blocked",
-        f"  blockmon --config {config} report --format html --out {data_dir / 'reports'}",
+        f"  blockmon --config {config} report --period {month} --format html --out {data_dir / 'reports'}",
         f"  blockmon --config {config} serve    # dashboard on http://127.0.0.1:8080/",
     ]
     return "\n".join(lines) + "\n"
@@ -248,4 +251,5 @@ def demo(data_dir: Path, rounds: int, round_seconds: float, log_level: str) -> N
     data_dir = data_dir.resolve()
     timing = DemoTiming(rounds=rounds, round_seconds=round_seconds)
     asyncio.run(run_demo(data_dir, timing, sys.stdout))
-    sys.stdout.write(render_next_steps(data_dir, load_final_states(data_dir)))
+    month = datetime.now(UTC).strftime("%Y-%m")
+    sys.stdout.write(render_next_steps(data_dir, load_final_states(data_dir), month=month))
