@@ -22,6 +22,7 @@ from monitor.store.base import (
     redact_database_url,
 )
 from monitor.store.migrations import MIGRATIONS
+from monitor.store.paging import page_measurements
 from monitor.store.rows import (
     MEASUREMENT_COLUMNS,
     STATE_COLUMNS,
@@ -44,7 +45,6 @@ _REWRITES = (
 )
 
 _ADVISORY_MIGRATION_LOCK = 7312000
-_PAGE_SIZE = 1000
 
 
 # SQLite declares foreign keys for browsing only; PostgreSQL would enforce them, and a collector
@@ -290,8 +290,6 @@ class PostgresStore:
                           vantage_id: str | None = None, target_id: str | None = None,
                           url: str | None = None, order: Literal["asc", "desc"] = "asc",
                           limit: int | None = None) -> Iterator[dict[str, Any]]:
-        if order not in ("asc", "desc"):
-            raise ValueError(f"order must be 'asc' or 'desc', not {order!r}")
         conditions: list[str] = []
         parameters: list[Any] = []
         for clause, value in (
@@ -304,30 +302,9 @@ class PostgresStore:
             if value is not None:
                 conditions.append(clause)
                 parameters.append(value)
-        direction, after = ("ASC", ">") if order == "asc" else ("DESC", "<")
-        remaining = limit
-        last: tuple[str, str] | None = None
-        # Keyset paging on (measured_at, uid), as SQLiteStore: no cursor stays open between
-        # pages, so a consumer may write through this store while it iterates.
-        while remaining is None or remaining > 0:
-            page_conditions = list(conditions)
-            page_parameters: list[Any] = list(parameters)
-            if last is not None:
-                page_conditions.append(f"(measured_at, uid) {after} (%s, %s)")
-                page_parameters.extend(last)
-            where = f"WHERE {' AND '.join(page_conditions)}" if page_conditions else ""
-            size = _PAGE_SIZE if remaining is None else min(_PAGE_SIZE, remaining)
-            page = self.connection.execute(
-                f"SELECT * FROM measurements {where} "
-                f"ORDER BY measured_at {direction}, uid {direction} LIMIT %s",
-                [*page_parameters, size],
-            ).fetchall()
-            yield from page
-            if len(page) < size:
-                return
-            last = (page[-1]["measured_at"], page[-1]["uid"])
-            if remaining is not None:
-                remaining -= len(page)
+        return page_measurements(
+            lambda sql, values: self.connection.execute(sql, values).fetchall(),
+            conditions, parameters, placeholder="%s", order=order, limit=limit)
 
     def count_measurements(self, *, since: TimeBound | None = None,
                            until: TimeBound | None = None) -> int:

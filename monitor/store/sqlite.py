@@ -22,6 +22,7 @@ from monitor.store.base import (
     TimeBound,
 )
 from monitor.store.migrations import LATEST_VERSION, VERSION_TABLE, pending_migrations
+from monitor.store.paging import page_measurements
 from monitor.store.rows import (
     MEASUREMENT_COLUMNS,
     STATE_COLUMNS,
@@ -32,7 +33,6 @@ from monitor.store.rows import (
 )
 
 # Rows fetched per query when streaming measurements; bounds memory, keeps each read short.
-_PAGE_SIZE = 1000
 # Seconds a writer waits for another process's transaction (blockmon status during a run).
 _BUSY_TIMEOUT_MS = 10_000
 
@@ -273,33 +273,10 @@ class SQLiteStore:
                           vantage_id: str | None = None, target_id: str | None = None,
                           url: str | None = None, order: Literal["asc", "desc"] = "asc",
                           limit: int | None = None) -> Iterator[dict[str, Any]]:
-        if order not in ("asc", "desc"):
-            raise ValueError(f"order must be 'asc' or 'desc', not {order!r}")
         clauses, params = self._measurement_filters(
             since, until, vantage_id=vantage_id, target_id=target_id, url=url)
-        direction, after = ("ASC", ">") if order == "asc" else ("DESC", "<")
-        remaining = limit
-        last: tuple[str, str] | None = None
-        # Keyset paging on (measured_at, uid): no cursor stays open between pages, so a
-        # consumer may write to the store while it iterates.
-        while remaining is None or remaining > 0:
-            page_clauses = list(clauses)
-            page_params = list(params)
-            if last is not None:
-                page_clauses.append(f"(measured_at, uid) {after} (?, ?)")
-                page_params.extend(last)
-            where = f"WHERE {' AND '.join(page_clauses)}" if page_clauses else ""
-            size = _PAGE_SIZE if remaining is None else min(_PAGE_SIZE, remaining)
-            page = self._query(
-                f"SELECT * FROM measurements {where} "
-                f"ORDER BY measured_at {direction}, uid {direction} LIMIT ?",
-                [*page_params, size])
-            yield from page
-            if len(page) < size:
-                return
-            last = (page[-1]["measured_at"], page[-1]["uid"])
-            if remaining is not None:
-                remaining -= len(page)
+        return page_measurements(self._query, clauses, params, placeholder="?", order=order,
+                                 limit=limit)
 
     def count_measurements(self, *, since: TimeBound | None = None,
                            until: TimeBound | None = None) -> int:
