@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
+# Rows fetched per query when streaming measurements; bounds memory, keeps each read short.
 PAGE_SIZE = 1000
 
 RunQuery = Callable[[str, list[Any]], Sequence[dict[str, Any]]]

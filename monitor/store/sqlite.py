@@ -32,7 +32,6 @@ from monitor.store.rows import (
     store_time,
 )
 
-# Rows fetched per query when streaming measurements; bounds memory, keeps each read short.
 # Seconds a writer waits for another process's transaction (blockmon status during a run).
 _BUSY_TIMEOUT_MS = 10_000
 
