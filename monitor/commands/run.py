@@ -287,28 +287,14 @@ def load_plan(config_path: str | None, list_names: Sequence[str]) -> ServicePlan
         settings = load_settings(config_path)
     except SettingsError as error:
         raise RoundCannotRun(str(error)) from None
-    if settings.probe.asn_database:
-        # Parsed once here (and cached for the measurements) so a bad file stops the start
-        # with its file:line, instead of failing every measurement.
-        from probes.asn import AsnDatabaseError, open_asn_database
-
-        try:
-            open_asn_database(settings.probe.asn_database)
-        except AsnDatabaseError as error:
-            raise RoundCannotRun(f"[probe] asn_database: {error}") from None
+    check_asn_database(settings)
     names = list(list_names) or list(settings.targets.lists)
     # With a collector, the lists it handed out last time (saved at check-in) come first.
     central = None if list_names else collector_lists(settings)
     target_lists = central[0] if central else load_target_lists(settings, names)
     if not any(target.urls for target_list in target_lists for target in target_list.targets):
         raise RoundCannotRun(f"no targets to measure in list(s) {', '.join(names)}")
-    known = list(dict.fromkeys([*settings.targets.lists, *(t.name for t in target_lists)]))
-    for number, window in enumerate(settings.schedule.watch_windows, start=1):
-        unknown = [name for name in window.lists if name not in known]
-        if unknown:  # a typo here would silently leave the list on its normal schedule
-            raise RoundCannotRun(
-                f"[schedule] watch_windows[{number}] lists: {', '.join(map(repr, unknown))} "
-                f"not among the lists measured ({', '.join(known)})")
+    check_watch_window_lists(settings, target_lists)
     plan = ServicePlan(settings=settings, target_lists=target_lists,
                        runner_config=RunnerConfig.from_settings(settings))
     if central and central[1] is not None:
@@ -330,6 +316,31 @@ def load_plan(config_path: str | None, list_names: Sequence[str]) -> ServicePlan
     if settings.storage.retention_days > 0:
         plan.on_service.append(attach_retention(settings))
     return plan
+
+
+def check_asn_database(settings: Any) -> None:
+    """Parses [probe] asn_database once (it stays cached for the measurements), so a bad file
+    stops the start with its file:line instead of failing every measurement."""
+    if not settings.probe.asn_database:
+        return
+    from probes.asn import AsnDatabaseError, open_asn_database
+
+    try:
+        open_asn_database(settings.probe.asn_database)
+    except AsnDatabaseError as error:
+        raise RoundCannotRun(f"[probe] asn_database: {error}") from None
+
+
+def check_watch_window_lists(settings: Any, target_lists: Sequence[TargetList]) -> None:
+    """A watch window naming a list that is not measured is a typo that would silently leave
+    the list on its normal schedule."""
+    known = list(dict.fromkeys([*settings.targets.lists, *(t.name for t in target_lists)]))
+    for number, window in enumerate(settings.schedule.watch_windows, start=1):
+        unknown = [name for name in window.lists if name not in known]
+        if unknown:
+            raise RoundCannotRun(
+                f"[schedule] watch_windows[{number}] lists: {', '.join(map(repr, unknown))} "
+                f"not among the lists measured ({', '.join(known)})")
 
 
 def collector_lists(settings: Any) -> tuple[list[TargetList], float | None] | None:
