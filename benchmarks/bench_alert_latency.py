@@ -80,10 +80,10 @@ async def run_trials(trials: int, interval: float, confirm_delay: float,
     from monitor.alerts.service import attach_to_service
     from monitor.commands.demo import serve_on_loopback, start_control_helper
     from monitor.commands.run import ServicePlan, load_target_lists, run_service
-    from monitor.runner import RunnerConfig
-    from monitor.scheduler import ListSchedule
+    from monitor.service.runner import RunnerConfig
+    from monitor.service.scheduler import ListSchedule
+    from monitor.service.shutdown import ShutdownRequest
     from monitor.settings import load_settings
-    from monitor.shutdown import ShutdownRequest
 
     if trials > len(SITES):
         raise SystemExit(f"at most {len(SITES)} trials (one lab site each)")

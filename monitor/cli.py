@@ -12,7 +12,7 @@ from probes import __version__
 SUBCOMMANDS: dict[str, str] = {
     "measure": "monitor.commands.measure:measure",
     "helper": "monitor.commands.helper:helper",
-    "lab": "monitor.commands.lab:lab",
+    "lab": "lab.cli:lab",
     "targets": "monitor.commands.targets:targets",
     "init": "monitor.commands.init:init",
     "run": "monitor.commands.run:run",

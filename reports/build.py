@@ -7,7 +7,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from monitor.queries import DailyCounts, EvidenceDetail, MeasurementOutcome, MethodCount, StateAt
+from monitor.store.queries import (
+    DailyCounts,
+    EvidenceDetail,
+    MeasurementOutcome,
+    MethodCount,
+    StateAt,
+)
 from reports.methods import describe_method, method_family
 from reports.model import (
     _URL_VERDICT_ORDER,

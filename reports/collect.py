@@ -1,11 +1,11 @@
-"""Reads what one report needs from a store, through monitor.queries (aggregates, few JSONs)."""
+"""Reads what one report needs from a store, through monitor.store.queries (aggregates, few JSONs)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.queries import (
+from monitor.store.queries import (
     ReadDatabase,
     load_daily_counts,
     load_evidence,

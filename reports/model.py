@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from monitor.queries import (
+from monitor.store.queries import (
     DailyCounts,
     EvidenceDetail,
     MeasurementOutcome,

@@ -22,8 +22,8 @@ MONTHLY_CRON = "40 0 1 * *"
 
 def write_archived_report(settings: Any, period: Period) -> Path:
     """Opens the configured store, writes the period's report into [reports] out_dir."""
-    from monitor.queries import ReadDatabase, load_targets
     from monitor.store import open_store
+    from monitor.store.queries import ReadDatabase, load_targets
     from reports.collect import merge_targets
     from targets import load_registry
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from monitor.queries import ReadDatabase, is_uid, load_measurement_documents
+from monitor.store.queries import ReadDatabase, is_uid, load_measurement_documents
 from reports.build import Report, build_report
 from reports.collect import collect_inputs
 from reports.periods import Period

@@ -13,9 +13,9 @@ async def test_the_run_service_sends_a_confirmed_block_once(
         tmp_path: Path, webhook_receiver: WebhookReceiver) -> None:
     from monitor.alerts.service import attach_to_service
     from monitor.commands.run import ServicePlan, run_service
-    from monitor.runner import RunnerConfig
-    from monitor.scheduler import ListSchedule
-    from monitor.shutdown import ShutdownRequest
+    from monitor.service.runner import RunnerConfig
+    from monitor.service.scheduler import ListSchedule
+    from monitor.service.shutdown import ShutdownRequest
     from tests.fixtures.runner import ScriptedProbe, make_target_list
 
     config = tmp_path / "blockmon.toml"

@@ -12,10 +12,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from monitor.alerts.messages import evidence_url
-from monitor.dashboard import add_dashboard_routes, build_dashboard_app
-from monitor.dashboard.evidence import compare_observations
 from monitor.settings import load_settings
 from monitor.store import open_store
+from reports.dashboard import add_dashboard_routes, build_dashboard_app
+from reports.dashboard.evidence import compare_observations
 from tests.fixtures.reports import ALMATY, MITM_ISSUER, HistoryStore, measurement_document
 from tests.test_report_render import parse_strictly
 
@@ -126,7 +126,7 @@ async def test_a_target_page_reads_a_bounded_number_of_documents(
         client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
     # Each state's evidence is a stored JSON (up to megabytes): a target measured by hundreds
     # of probes must not load hundreds of them per page view.
-    from monitor.dashboard import routes
+    from reports.dashboard import routes
 
     monkeypatch.setattr(routes, "LATEST_EVIDENCE", 1)
     data = await (await client.get("/api/v1/targets/lifted")).json()
@@ -236,7 +236,7 @@ def test_side_by_side_survives_malformed_observations() -> None:
 
 
 def test_evidence_survives_malformed_observations() -> None:
-    from monitor.queries import extract_evidence
+    from monitor.store.queries import extract_evidence
 
     detail = extract_evidence("uid-1", {"test_keys": MALFORMED_TEST_KEYS})
     assert (detail.tls_issuer, detail.fingerprint, detail.sni_differential_passed,
@@ -273,7 +273,11 @@ async def test_the_collector_serves_the_dashboard(history_store: HistoryStore,
     database = DatabaseUrl.parse(history_store.url)
     threads = DatabaseThreads(database)
     settings = dashboard_settings(history_store, tmp_path, None)
-    app = build_app(CollectorConfig(database=database, settings=settings), threads)
+    from monitor.collector.backend import open_store
+    from reports.dashboard import dashboard_mount
+
+    mount = dashboard_mount(lambda: open_store(database), settings)
+    app = build_app(CollectorConfig(database=database, settings=settings, mount=mount), threads)
     try:
         async with TestClient(TestServer(app)) as test_client:
             states = await (await test_client.get(

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from lab import LabInfo
 from monitor.commands.helper import TOKEN_ENV
-from monitor.helper import (
+from probes.helper import (
     HelperSettings,
     RequestRefused,
     TTLCache,

@@ -224,7 +224,7 @@ def test_periods_and_their_errors() -> None:
 
 
 def test_a_method_change_keeps_the_block_start(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from monitor.queries import ReadDatabase, load_states_at
+    from monitor.store.queries import ReadDatabase, load_states_at
 
     store = open_store(f"sqlite:///{tmp_path / 'states.db'}")
     try:
@@ -253,7 +253,7 @@ def test_a_method_change_keeps_the_block_start(tmp_path) -> None:  # type: ignor
 def test_one_unconfirmed_anomaly_is_not_a_lifted_block() -> None:
     # A single timeout in a month of accessible measurements never became "blocked" in the
     # monitor (no re-test agreed): the report must not list the site as "no longer blocked".
-    from monitor.queries import DailyCounts, MeasurementOutcome, StateAt, Transition
+    from monitor.store.queries import DailyCounts, MeasurementOutcome, StateAt, Transition
     from reports.model import ReportInputs
     from targets.model import Target, TargetURL
 
@@ -286,7 +286,7 @@ def test_one_unconfirmed_anomaly_is_not_a_lifted_block() -> None:
 def test_a_target_with_only_an_old_state_is_not_counted_as_measured() -> None:
     # Measured in October, silent in November: its state is known, but November's report must
     # not count it among the targets measured in the period.
-    from monitor.queries import StateAt
+    from monitor.store.queries import StateAt
     from reports.model import ReportInputs
     from targets.model import Target, TargetURL
 

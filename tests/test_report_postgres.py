@@ -6,8 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from monitor.queries import ReadDatabase, StateFilters, load_current_states, load_filter_choices
 from monitor.store import open_store
+from monitor.store.queries import (
+    ReadDatabase,
+    StateFilters,
+    load_current_states,
+    load_filter_choices,
+)
 from reports.build import build_report
 from reports.collect import collect_inputs
 from reports.periods import parse_period

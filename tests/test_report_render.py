@@ -185,7 +185,7 @@ def test_report_command_refuses_bad_periods_in_one_line(arguments: list[str], me
 def hostile_report() -> Report:
     """A stray target whose URL, vantage, network name and interception issuer came from the
     network or a collector's probes, each trying to break out of Markdown."""
-    from monitor.queries import (
+    from monitor.store.queries import (
         DailyCounts,
         EvidenceDetail,
         MeasurementOutcome,

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from monitor.collector.assignment import (
+from monitor.commands.run import RoundResult, attach_check_in, load_plan, run_service
+from monitor.service.assignment import (
     Assignment,
     AssignmentError,
     CheckInKeeper,
@@ -19,8 +20,7 @@ from monitor.collector.assignment import (
     save_assignment,
     saved_assignment_path,
 )
-from monitor.commands.run import RoundResult, attach_check_in, load_plan, run_service
-from monitor.shutdown import ShutdownRequest
+from monitor.service.shutdown import ShutdownRequest
 from tests.fixtures.collector import CollectorProcess, register_probe, run_blockmon
 from tests.fixtures.runner import ScriptedProbe
 

@@ -163,9 +163,9 @@ def test_once_measures_confirms_and_prints_the_closing_table(tmp_path, lab_info,
 
 async def test_service_runs_rounds_confirms_through_the_scheduler_and_stops(tmp_path):
     from monitor.commands.run import ServicePlan, run_service
-    from monitor.runner import RunnerConfig
-    from monitor.scheduler import ListSchedule
-    from monitor.shutdown import ShutdownRequest
+    from monitor.service.runner import RunnerConfig
+    from monitor.service.scheduler import ListSchedule
+    from monitor.service.shutdown import ShutdownRequest
     from tests.fixtures.runner import ScriptedProbe, make_target_list
 
     settings = load_settings(write_config(tmp_path, ""), environ={})
@@ -212,7 +212,7 @@ async def test_service_runs_rounds_confirms_through_the_scheduler_and_stops(tmp_
 def test_progress_redraws_one_line_on_a_terminal_and_prints_lines_otherwise():
     import io
 
-    from monitor.progress import ProgressReporter, UrlOutcome
+    from monitor.service.progress import ProgressReporter, UrlOutcome
 
     def outcome(blocking):
         return UrlOutcome("t", "https://a.example/", "uid", blocking, None, None, None, None)
@@ -234,9 +234,9 @@ async def test_service_uploads_the_spool_to_the_collector(tmp_path):
 
     from monitor.commands.demo import serve_on_loopback
     from monitor.commands.run import ServicePlan, attach_uploads, run_service
-    from monitor.runner import RunnerConfig
-    from monitor.scheduler import ListSchedule
-    from monitor.shutdown import ShutdownRequest
+    from monitor.service.runner import RunnerConfig
+    from monitor.service.scheduler import ListSchedule
+    from monitor.service.shutdown import ShutdownRequest
     from tests.fixtures.runner import ScriptedProbe, make_target_list
 
     received: list[str] = []

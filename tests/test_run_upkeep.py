@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from monitor.commands.run import ServicePlan, attach_retention, run_service
-from monitor.runner import RunnerConfig
-from monitor.scheduler import ListSchedule, MonitorScheduler
+from monitor.service.retention import prune_job
+from monitor.service.runner import RunnerConfig
+from monitor.service.scheduler import ListSchedule, MonitorScheduler
+from monitor.service.shutdown import ShutdownRequest
 from monitor.settings import load_settings
-from monitor.shutdown import ShutdownRequest
 from monitor.store import Store, open_store
-from monitor.store.retention import prune_job
 from monitor.store.writer import StoreWriter
 from tests.fixtures.runner import ScriptedProbe, make_target_list
 from tests.fixtures.store import synthetic_measurement

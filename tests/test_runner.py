@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from monitor.runner import Runner, RunnerConfig, StoreRecorder
+from monitor.service.runner import Runner, RunnerConfig, StoreRecorder
 from probes.options import ProbeOptions
 from tests.fixtures.runner import ScriptedProbe, make_target_list
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.scheduler import (
+from monitor.service.scheduler import (
     ListSchedule,
     MonitorScheduler,
     WatchWindow,
@@ -70,7 +70,7 @@ def test_a_normal_firing_inside_a_window_is_replaced_by_the_window():
 
 
 def test_a_cron_schedule_gets_its_jitter_too():
-    from monitor.scheduler import build_normal_trigger
+    from monitor.service.scheduler import build_normal_trigger
 
     trigger = build_normal_trigger(
         ListSchedule(interval_seconds=None, cron="0 * * * *", jitter_seconds=30), start=T0)

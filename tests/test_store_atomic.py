@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from monitor.runner import record_in_store
+from monitor.service.runner import record_in_store
 from monitor.state import Observation, decide_next_state
 from monitor.store import Store
 from targets.model import Target

@@ -12,11 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from monitor.settings import CollectorSettings, Settings
-from monitor.store import open_store
-from monitor.store.base import Store
-from monitor.store.writer import StoreWriter
-from monitor.uploader import (
+from monitor.service.uploader import (
     UploadPolicy,
     backoff_delay,
     classify_response,
@@ -24,6 +20,10 @@ from monitor.uploader import (
     run_uploader,
     upload_pending,
 )
+from monitor.settings import CollectorSettings, Settings
+from monitor.store import open_store
+from monitor.store.base import Store
+from monitor.store.writer import StoreWriter
 from tests.fixtures.collector import CollectorProcess, register_probe, sample_measurement
 
 VANTAGE = "kz-uploader"
@@ -217,7 +217,7 @@ async def test_uploading_through_collector_restarts_stores_each_measurement_once
 async def test_the_scheduler_job_uploads_one_pass(
     probe_store: Store, collector: CollectorProcess
 ) -> None:
-    from monitor.uploader import upload_job
+    from monitor.service.uploader import upload_job
 
     spool(probe_store, range(6))
     job = upload_job(probe_store, probe_settings(collector, register_probe(collector, VANTAGE)))

@@ -25,7 +25,7 @@ _HEADLINES = {
 def evidence_url(dashboard_url: str | None, uid: str | None) -> str | None:
     if not dashboard_url or not uid:
         return None
-    # The dashboard's measurement route (monitor/dashboard/routes.py); it has no other.
+    # The dashboard's measurement route (reports/dashboard/routes.py); it has no other.
     return f"{dashboard_url.rstrip('/')}/api/v1/measurements/{uid}"
 
 

@@ -51,6 +51,9 @@ class CollectorConfig:
     asn_database: str | None = None
     # The loaded Settings: [schedule] confirmations, [alerts], and the dashboard.
     settings: Any = None
+    # Adds more routes to the app (the dashboard under /dashboard/, mounted by the command that
+    # composes the collector: reports sit above the collector, so it cannot import them).
+    mount: Callable[[web.Application], None] | None = None
 
 
 @web.middleware
@@ -98,12 +101,8 @@ def build_app(config: CollectorConfig, database: DatabaseThreads) -> web.Applica
     from monitor.alerts.service import attach_to_collector  # /metrics, and alerts if enabled
 
     attach_to_collector(app, config.settings, database)
-    if config.settings is not None:  # the read-only dashboard and its API under /dashboard/
-        from monitor.collector.backend import open_store
-        from monitor.dashboard import add_dashboard_routes
-
-        add_dashboard_routes(app, lambda: open_store(config.database), config.settings,
-                             prefix="/dashboard")
+    if config.mount is not None:
+        config.mount(app)
     return app
 
 

@@ -85,7 +85,9 @@ def collector(
     if ctx.invoked_subcommand is not None:
         return
     from monitor.collector.app import CollectorConfig, serve_collector
+    from monitor.collector.backend import open_store as open_collector_store
     from monitor.collector.routes import UploadAdvice
+    from reports.dashboard import dashboard_mount
 
     settings = _settings(ctx)
     url = _database_url(ctx, database)
@@ -103,6 +105,7 @@ def collector(
         standing_enrolment_secret=settings.collector.enrolment_secret,
         asn_database=settings.collector.asn_database or None,
         settings=settings,
+        mount=dashboard_mount(lambda: open_collector_store(url), settings),
     )
     if config.asn_database:
         from monitor.commands.helper import load_asn_database_option
@@ -190,7 +193,7 @@ def publish_targets(
         "interval_minutes": interval_minutes,
         "lists": [name.strip() for name in lists.split(",") if name.strip()],
     }
-    from monitor.collector.assignment import Assignment, AssignmentError
+    from monitor.service.assignment import Assignment, AssignmentError
 
     # The check every probe makes at check-in: a version they would all refuse is not published.
     try:
@@ -222,7 +225,7 @@ def register(
     """Probe side: enrol this probe ([probe] vantage_id, cc, asn) and save its token."""
     import aiohttp
 
-    from monitor.collector.client import CollectorRefused, register_with_collector
+    from monitor.service.collector_client import CollectorRefused, register_with_collector
 
     settings = _settings(ctx)
     url = collector_url or settings.collector.url
@@ -258,7 +261,7 @@ def check_in_command(ctx: click.Context, save_targets: Path | None) -> None:
     """Probe side: check in with the collector and fetch its current target lists."""
     import aiohttp
 
-    from monitor.collector.client import CollectorRefused, check_in
+    from monitor.service.collector_client import CollectorRefused, check_in
 
     settings = _settings(ctx)
     if not settings.collector.url or not settings.collector.token:
@@ -298,8 +301,8 @@ def upload(ctx: click.Context, loop: bool) -> None:
     """Probe side: send the spooled measurements to [collector] url now (or keep doing so)."""
     import aiohttp
 
+    from monitor.service.uploader import run_uploader, upload_pending
     from monitor.store import StoreError, open_store
-    from monitor.uploader import run_uploader, upload_pending
 
     settings = _settings(ctx)
     if not settings.collector.url or not settings.collector.token:

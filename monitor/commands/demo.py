@@ -20,9 +20,9 @@ from monitor.commands.run import (
     configure_logging,
     run_service,
 )
-from monitor.runner import RoundResult, Runner, RunnerConfig
-from monitor.scheduler import ListSchedule
-from monitor.shutdown import ShutdownRequest
+from monitor.service.runner import RoundResult, Runner, RunnerConfig
+from monitor.service.scheduler import ListSchedule
+from monitor.service.shutdown import ShutdownRequest
 
 DEMO_VANTAGE = "demo-kz-lab"
 
@@ -127,7 +127,7 @@ class DemoScript:
 async def start_control_helper(lab_info: Any) -> tuple[str, Any]:
     """The control helper in-process, on the uncensored side: the lab's honest resolver."""
 
-    from monitor.helper import HelperSettings, build_app
+    from probes.helper import HelperSettings, build_app
 
     app = build_app(HelperSettings(resolvers=(lab_info.honest_resolver,),
                                    ca_file=lab_info.ca_file,

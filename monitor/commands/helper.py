@@ -72,7 +72,7 @@ def check_ca_file_option(path: str, option: str = "--ca-file") -> None:
 async def serve(settings: object, host: str, port: int) -> None:
     from aiohttp import web
 
-    from monitor.helper import HelperSettings, build_app
+    from probes.helper import HelperSettings, build_app
 
     assert isinstance(settings, HelperSettings)
     runner = web.AppRunner(build_app(settings), access_log=None)
@@ -171,9 +171,9 @@ def helper(
     Speaks OONI's oohelperd protocol (POST / or /api/v1/control, GET /health); see
     docs/control-protocol.md. Refuses targets in private or bogon ranges unless told otherwise.
     """
-    from monitor.helper import HelperSettings
     from probes.dns import parse_resolver
     from probes.errors import InvalidInput
+    from probes.helper import HelperSettings
 
     host, port = parse_listen(listen)
     for resolver in resolvers:

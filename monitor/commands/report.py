@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from monitor.commands.status import load_settings_or_fail, open_store_for_reading
-from monitor.queries import ReadDatabase, load_targets
 from monitor.settings import Settings
+from monitor.store.queries import ReadDatabase, load_targets
 from reports.collect import merge_targets
 from reports.periods import Period, PeriodError, parse_period, previous_month, range_period
 from reports.write import FORMATS, generate_report

@@ -13,10 +13,10 @@ from typing import Any, TextIO
 
 import click
 
-from monitor.progress import ProgressReporter, render_round_summary, render_round_table
-from monitor.runner import RoundResult, Runner, RunnerConfig, StoreRecorder
-from monitor.scheduler import ListSchedule, MonitorScheduler, WatchWindow
-from monitor.shutdown import ShutdownRequest
+from monitor.service.progress import ProgressReporter, render_round_summary, render_round_table
+from monitor.service.runner import RoundResult, Runner, RunnerConfig, StoreRecorder
+from monitor.service.scheduler import ListSchedule, MonitorScheduler, WatchWindow
+from monitor.service.shutdown import ShutdownRequest
 from targets.model import TargetList
 
 log = logging.getLogger("blockmon.run")
@@ -347,7 +347,7 @@ def collector_lists(settings: Any) -> tuple[list[TargetList], float | None] | No
     """The lists and interval of the last check-in saved under the data dir, if any."""
     if not (settings.collector.url and settings.collector.token):
         return None
-    from monitor.collector.assignment import (
+    from monitor.service.assignment import (
         AssignmentError,
         load_saved_assignment,
         saved_assignment_path,
@@ -368,7 +368,7 @@ def attach_check_in(settings: Any, *, interval_seconds: float | None = None,
     """For ServicePlan.on_start: check in with the collector before the first round and then
     every `interval_seconds` (default: [collector] check_in_interval_seconds); a new target list version is saved under
     `<data_dir>/collector/` and measured from the next round on."""
-    from monitor.collector.assignment import (
+    from monitor.service.assignment import (
         CheckInKeeper,
         http_check_in,
         saved_assignment_path,
@@ -396,7 +396,7 @@ def attach_retention(settings: Any) -> Callable[[Runner, MonitorScheduler], None
     """For ServicePlan.on_service: prune measurements past [storage] retention_days daily."""
 
     def attach(runner: Runner, scheduler: MonitorScheduler) -> None:
-        from monitor.store.retention import prune_job
+        from monitor.service.retention import prune_job
 
         recorder: Any = runner.store
         # The first prune soon after start: a service restarted more often than daily (upgrades,
@@ -417,7 +417,7 @@ def attach_uploads(settings: Any) -> Callable[[Runner, MonitorScheduler], None]:
         async def upload() -> None:
             import aiohttp
 
-            from monitor.uploader import upload_pending
+            from monitor.service.uploader import upload_pending
 
             async with aiohttp.ClientSession() as session:
                 result = await upload_pending(runner.store, settings, session)

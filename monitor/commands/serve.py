@@ -10,10 +10,10 @@ from aiohttp import web
 
 from monitor.alerts.metrics import MetricsSnapshot, add_metrics_route, read_snapshot
 from monitor.commands.status import load_settings_or_fail, open_store_for_reading
-from monitor.dashboard import build_dashboard_app
-from monitor.dashboard.routes import CONFIG_KEY
 from monitor.settings import Settings
 from monitor.store import open_store
+from reports.dashboard import build_dashboard_app
+from reports.dashboard.routes import CONFIG_KEY
 from targets import TargetFileError, load_registry
 
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from monitor.progress import ProgressReporter, UrlOutcome
+from monitor.service.progress import ProgressReporter, UrlOutcome
 from probes.errors import InvalidInput
 from probes.options import ProbeOptions
 from targets.model import Target, TargetList

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.alerts.vocabulary import ALERT_KINDS
-from monitor.settings_values import (
+from monitor.settings.values import (
     WatchWindow,
     address_ranges,
     as_number,
@@ -178,7 +178,7 @@ class TargetsSettings:
     def registry_path(self) -> Path:
         if self.registry is not None:
             return Path(self.registry)
-        return Path(__file__).resolve().parent.parent / "targets" / "registry.toml"
+        return Path(__file__).resolve().parents[2] / "targets" / "registry.toml"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,8 @@ from urllib.parse import urlencode
 import jinja2
 from aiohttp import web
 
-from monitor.dashboard.access import DashboardDatabase, require_operator
-from monitor.dashboard.evidence import compare_observations
-from monitor.queries import (
+from monitor.settings import Settings
+from monitor.store.queries import (
     ReadDatabase,
     StateFilters,
     count_current_states,
@@ -27,9 +26,10 @@ from monitor.queries import (
     load_recent_measurements,
     load_target_row,
 )
-from monitor.settings import Settings
 from reports.build import DayCell, Timeline, day_cells
 from reports.charts import OUTCOME_COLOURS, render_timeline_svg
+from reports.dashboard.access import DashboardDatabase, require_operator
+from reports.dashboard.evidence import compare_observations
 from reports.formatting import when
 from reports.periods import Period, PeriodError, parse_period, previous_month
 from reports.write import FORMATS, generate_report, list_archive
@@ -284,7 +284,7 @@ async def api_generate_report(request: web.Request) -> web.Response:
         # A store of its own on a worker thread: a month of aggregation must not hold up pages.
         store = config.store_factory()
         try:
-            from monitor.queries import load_targets
+            from monitor.store.queries import load_targets
             from reports.collect import merge_targets
 
             targets = merge_targets(registry, load_targets(ReadDatabase(store)))

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from monitor.queries import ReadDatabase
+from monitor.store.queries import ReadDatabase
 
 T = TypeVar("T")
 

@@ -9,12 +9,12 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from monitor.dashboard.access import DashboardDatabase
-from monitor.dashboard.routes import CONFIG_KEY, DashboardConfig, add_routes
 from monitor.settings import Settings
+from reports.dashboard.access import DashboardDatabase
+from reports.dashboard.routes import CONFIG_KEY, DashboardConfig, add_routes
 from targets.model import Target
 
-__all__ = ["add_dashboard_routes", "build_dashboard_app"]
+__all__ = ["add_dashboard_routes", "build_dashboard_app", "dashboard_mount"]
 
 
 def add_dashboard_routes(app: web.Application, store_factory: Callable[[], Any],
@@ -49,3 +49,13 @@ def build_dashboard_app(store_factory: Callable[[], Any], settings: Settings, *,
     app = web.Application()
     add_dashboard_routes(app, store_factory, settings, registry=registry)
     return app
+
+
+def dashboard_mount(store_factory: Callable[[], Any],
+                    settings: Settings) -> Callable[[web.Application], None]:
+    """What the collector's `mount` takes: the dashboard and its API under /dashboard/."""
+
+    def mount(app: web.Application) -> None:
+        add_dashboard_routes(app, store_factory, settings, prefix="/dashboard")
+
+    return mount

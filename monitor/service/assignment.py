@@ -142,7 +142,7 @@ class CheckInKeeper:
         """One check-in; returns why it did not get through (a failure string), else None."""
         import aiohttp
 
-        from monitor.collector.client import CollectorRefused
+        from monitor.service.collector_client import CollectorRefused
 
         known = self.current.version if self.current else None
         try:
@@ -179,7 +179,7 @@ def http_check_in(settings: Any) -> FetchCheckIn:
     async def fetch(known_version: int | None) -> Any:
         import aiohttp
 
-        from monitor.collector.client import check_in
+        from monitor.service.collector_client import check_in
 
         async with aiohttp.ClientSession() as session:
             return await check_in(session, settings.collector.url, settings.collector.token,
