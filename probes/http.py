@@ -11,7 +11,7 @@ import re
 import string
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import dns.exception
@@ -19,6 +19,7 @@ import dns.name
 import h11
 
 from probes.dns import addresses_from_queries, is_ip_literal, is_valid_hostname, probe_dns
+from probes.endpoints import DEFAULT_PORTS as DEFAULT_PORTS
 from probes.errors import NETWORK_ERRORS, classify_failure
 from probes.options import ProbeOptions
 from probes.tcp import Streams, close_streams, format_endpoint, probe_tcp
@@ -34,7 +35,6 @@ REQUEST_HEADERS: dict[str, str] = {
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
-DEFAULT_PORTS = {"http": 80, "https": 443}
 _READ_SIZE = 65536
 _PLAIN_TARGET = re.compile(r"[\x21-\x7e]+")
 # A response head may be this long, as in Chrome; h11's default (16 KiB) fails honest sites that
@@ -97,6 +97,26 @@ def extract_title(body: bytes, content_type: str | None = None) -> str:
     charset = detect_charset(body, content_type)
     text = html.unescape(_decode(head[start + 1 : closing.start()], charset))
     return " ".join(text.split())
+
+
+class ByteStream(Protocol):
+    """What read_capped reads: aiohttp's StreamReader (requests and responses), asyncio's too."""
+
+    async def read(self, n: int = -1) -> bytes: ...
+
+
+async def read_capped(stream: ByteStream, limit: int) -> tuple[bytes, bool]:
+    """(the first `limit` bytes of the body, whether it had more); never holds more than limit + 1.
+
+    read(n) returns what has arrived so far, not n bytes, so it is called until the cap or EOF.
+    """
+    body = bytearray()
+    while len(body) <= limit:
+        block = await stream.read(limit + 1 - len(body))
+        if not block:
+            break
+        body += block
+    return bytes(body[:limit]), len(body) > limit
 
 
 def url_endpoint(url: str) -> tuple[str, str, int]:

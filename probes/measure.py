@@ -17,6 +17,7 @@ from probes import __version__
 from probes.analysis import analyze
 from probes.asn import AsnDatabase, annotate_dns_answers, cached_asn_database, open_asn_database
 from probes.control import fetch_control
+from probes.control_protocol import ControlAnswer
 from probes.dns import addresses_from_queries, is_ip_literal, probe_dns, resolvers_for
 from probes.errors import InvalidInput
 from probes.http import (
@@ -249,7 +250,7 @@ def _unreachable_requests(
 
 
 async def _sni_retries(
-    tls_handshakes: list[dict[str, Any]], control: dict[str, Any], options: ProbeOptions, started: float
+    tls_handshakes: list[dict[str, Any]], control: ControlAnswer, options: ProbeOptions, started: float
 ) -> list[dict[str, Any]]:
     control_tls = control.get("tls_handshake") or {}
     candidates = [

@@ -16,6 +16,7 @@ from monitor.alerts.delivery import DeliveryPolicy, DeliveryReport, InStore, del
 from monitor.alerts.evaluate import EvaluationConfig, evaluate_alerts
 from monitor.alerts.metrics import MetricsSnapshot, add_metrics_route, read_snapshot
 from monitor.alerts.rules import RuleConfig
+from probes.endpoints import split_host_port
 
 log = logging.getLogger(__name__)
 
@@ -143,14 +144,13 @@ async def serve_metrics(listen: str, fetch: Callable[[], Awaitable[MetricsSnapsh
     """Our own small /metrics listener (for `blockmon run`); returns the aiohttp runner."""
     from aiohttp import web
 
-    host, _, port = listen.rpartition(":")
+    host, port = split_host_port(listen)
     app = web.Application()
     add_metrics_route(app, fetch)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        # "[::1]:9470" is how HOST:PORT writes an IPv6 address; the socket wants it bare.
-        await web.TCPSite(runner, host.strip("[]"), int(port)).start()
+        await web.TCPSite(runner, host, port).start()
     except BaseException:
         await runner.cleanup()
         raise

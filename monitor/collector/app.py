@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +23,9 @@ from monitor.collector.routes import (
     add_routes,
 )
 from monitor.collector.validation import BatchLimits
+from monitor.serving import serve_until_stopped
 from monitor.settings import ScheduleSettings
+from monitor.signals import ShutdownRequest
 from probes.asn import open_asn_database
 
 log = logging.getLogger(__name__)
@@ -106,38 +107,32 @@ def build_app(config: CollectorConfig, database: DatabaseThreads) -> web.Applica
     return app
 
 
-async def serve_collector(config: CollectorConfig, stop: asyncio.Event | None = None) -> None:
-    """Migrate the database, then serve until `stop` is set or SIGTERM/SIGINT arrives."""
+async def serve_collector(config: CollectorConfig, shutdown: ShutdownRequest | None = None) -> None:
+    """Migrate the database, then serve until `shutdown` is requested (SIGTERM/SIGINT by default)."""
     database = DatabaseThreads(config.database, config.database_threads)
-    await asyncio.get_running_loop().run_in_executor(database.executor, database.migrate)
-    # Always called: removing the setting must retire the secret it left in the database.
-    standing = config.standing_enrolment_secret or None
-    await database.run(
-        lambda _store, registry: registry.ensure_standing_secret(standing, now=datetime.now(UTC))
-    )
-    app = build_app(config, database)
-    runner = web.AppRunner(
-        app,
-        access_log_format=FULL_ACCESS_LOG if config.log_client_addresses else PRIVATE_ACCESS_LOG,
-    )
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
-    await site.start()
-    log.info(
-        "collector listening on %s:%s, database %s",
-        config.host,
-        config.port,
-        config.database.describe(),
-    )
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(signum, stop.set)
-        except (NotImplementedError, RuntimeError):  # not the main thread
-            pass
     try:
-        await stop.wait()
+        await asyncio.get_running_loop().run_in_executor(database.executor, database.migrate)
+        # Always called: removing the setting must retire the secret it left in the database.
+        standing = config.standing_enrolment_secret or None
+        await database.run(
+            lambda _store, registry: registry.ensure_standing_secret(standing, now=datetime.now(UTC))
+        )
+
+        def announce(bound_port: int) -> None:
+            log.info(
+                "collector listening on %s:%s, database %s",
+                config.host,
+                bound_port,
+                config.database.describe(),
+            )
+
+        await serve_until_stopped(
+            build_app(config, database),
+            config.host,
+            config.port,
+            shutdown=shutdown,
+            on_listening=announce,
+            access_log_format=FULL_ACCESS_LOG if config.log_client_addresses else PRIVATE_ACCESS_LOG,
+        )
     finally:
-        await runner.cleanup()
         database.close()

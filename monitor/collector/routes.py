@@ -25,6 +25,7 @@ from monitor.collector.validation import (
 )
 from monitor.store.rows import measurement_row
 from probes.asn import AsnDatabase
+from probes.http import read_capped
 
 # How many anomalous results in a row confirm a block ([schedule] confirm_retests + 1).
 CONFIRMATIONS_KEY = web.AppKey("confirmations_needed", int)
@@ -61,14 +62,8 @@ async def read_body(request: web.Request, limit: int) -> bytes | Rejection:
     too_large = Rejection(413, f"body is larger than {limit} bytes", "body")
     if request.content_length is not None and request.content_length > limit:
         return too_large
-    chunks: list[bytes] = []
-    received = 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        received += len(chunk)
-        if received > limit:
-            return too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+    body, oversized = await read_capped(request.content, limit)
+    return too_large if oversized else body
 
 
 async def read_json(request: web.Request, limit: int) -> dict[str, Any] | Rejection:

@@ -15,6 +15,9 @@ import click
 
 from monitor.collector.database import DatabaseUrl, connect
 from monitor.collector.registry import Registry
+from monitor.commands.options import load_asn_database_option
+from monitor.signals import ShutdownRequest
+from probes.endpoints import split_host_port
 
 
 def _settings(ctx: click.Context) -> Any:
@@ -50,10 +53,10 @@ def _open_registry(url: DatabaseUrl) -> Registry:
 
 
 def _host_port(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise click.BadParameter(f"{listen!r} must be HOST:PORT", param_hint="--listen")
-    return host.strip("[]"), int(port)
+    try:
+        return split_host_port(listen)
+    except ValueError:
+        raise click.BadParameter(f"{listen!r} must be HOST:PORT", param_hint="--listen") from None
 
 
 database_option = click.option(
@@ -108,8 +111,6 @@ def collector(
         mount=dashboard_mount(lambda: open_collector_store(url), settings),
     )
     if config.asn_database:
-        from monitor.commands.helper import load_asn_database_option
-
         load_asn_database_option(config.asn_database, "[collector] asn_database")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -318,12 +319,9 @@ def upload(ctx: click.Context, loop: bool) -> None:
             return await upload_pending(store, settings, session, rejection_log=rejections)
 
     async def forever() -> None:
-        import signal
-
-        stop = asyncio.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-        await run_uploader(store, settings, stop=stop, rejection_log=rejections)
+        shutdown = ShutdownRequest(quiet=True)
+        shutdown.install()
+        await run_uploader(store, settings, stop=shutdown.requested, rejection_log=rejections)
 
     try:
         if loop:

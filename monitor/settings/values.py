@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from probes.endpoints import split_host_port
+
 # ---- value checks: None when fine, else the reason ----------------------------------------
 
 def positive(value: Any) -> str | None:
@@ -43,10 +45,11 @@ def http_url(value: str | None) -> str | None:
 
 
 def host_port(value: str) -> str | None:
-    host, _, port = value.rpartition(":")
-    if host and port.isdigit() and 0 < int(port) < 65536:
-        return None
-    return "must be HOST:PORT"
+    try:
+        split_host_port(value)
+    except ValueError:
+        return "must be HOST:PORT"
+    return None
 
 
 def resolver_addresses(values: tuple[str, ...]) -> str | None:
