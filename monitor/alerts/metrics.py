@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,8 +109,6 @@ def render_metrics(snapshot: MetricsSnapshot) -> str:
 def parse_metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """A small reader of the format above (for tests and `alerts` checks): (name, labels) ->
     value."""
-    import re
-
     values: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
     pattern = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
     label = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
