@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from monitor.commands.status import load_settings_or_fail, open_store_for_reading
 from monitor.settings import Settings
+from monitor.store import Store
 from monitor.store.queries import ReadDatabase, load_targets
 from reports.collect import merge_targets
 from reports.periods import Period, PeriodError, parse_period, previous_month, range_period
@@ -16,7 +18,7 @@ from targets import TargetFileError, load_registry
 from targets.model import Target
 
 
-def report_targets(settings: Settings, store: object) -> list[Target]:
+def report_targets(settings: Settings, store: Store) -> list[Target]:
     """The registry file's targets plus the ones only the store knows; a bad file is one line."""
     try:
         registry = list(load_registry(settings.targets.registry_path).targets)
@@ -26,8 +28,6 @@ def report_targets(settings: Settings, store: object) -> list[Target]:
 
 
 def choose_period(period: str | None, first_day: str | None, last_day: str | None) -> Period:
-    from datetime import UTC, datetime
-
     try:
         if period and (first_day or last_day):
             raise PeriodError("give either --period or --from/--to, not both")

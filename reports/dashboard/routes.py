@@ -15,6 +15,7 @@ import jinja2
 from aiohttp import web
 
 from monitor.settings import Settings
+from monitor.store import Store
 from monitor.store.queries import (
     ReadDatabase,
     StateFilters,
@@ -117,7 +118,7 @@ def _states_data(db: ReadDatabase, filters: StateFilters, limit: int,
             "limit": limit, "offset": offset, "states": rows}
 
 
-def _target_data(config: DashboardConfig, db: ReadDatabase, store: Any,
+def _target_data(config: DashboardConfig, db: ReadDatabase, store: Store,
                  target_id: str) -> dict[str, Any] | None:
     target = _find_target(config, db, target_id)
     states = load_current_states(db, StateFilters(target_id=target_id))
@@ -169,7 +170,7 @@ async def overview_page(request: web.Request) -> web.Response:
     except ValueError as error:
         raise web.HTTPBadRequest(text=str(error)) from None
 
-    def work(db: ReadDatabase, _store: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    def work(db: ReadDatabase, _store: Store) -> tuple[dict[str, Any], dict[str, list[str]]]:
         return _states_data(db, filters, limit, offset), load_filter_choices(db)
 
     data, choices = await config.database.run(work)
