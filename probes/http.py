@@ -21,6 +21,7 @@ import h11
 from probes.dns import addresses_from_queries, is_ip_literal, is_valid_hostname, probe_dns
 from probes.endpoints import DEFAULT_PORTS as DEFAULT_PORTS
 from probes.errors import NETWORK_ERRORS, classify_failure
+from probes.measurement_types import DnsQuery, TcpConnect, TlsHandshake
 from probes.options import ProbeOptions
 from probes.tcp import Streams, close_streams, format_endpoint, probe_tcp
 from probes.tls import probe_tls
@@ -152,12 +153,12 @@ class HopSteps:
     which are what the analysis compares with the control.
     """
 
-    queries: list[dict[str, Any]] = field(default_factory=list)
-    tcp_connect: list[dict[str, Any]] = field(default_factory=list)
-    tls_handshakes: list[dict[str, Any]] = field(default_factory=list)
+    queries: list[DnsQuery] = field(default_factory=list)
+    tcp_connect: list[TcpConnect] = field(default_factory=list)
+    tls_handshakes: list[TlsHandshake] = field(default_factory=list)
     hop: int = 0
 
-    def add(self, kind: str, entry: dict[str, Any]) -> None:
+    def add(self, kind: str, entry: DnsQuery | TcpConnect | TlsHandshake) -> None:
         entry["x_redirect_hop"] = self.hop
         getattr(self, kind).append(entry)
 

@@ -9,7 +9,6 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import click
@@ -17,6 +16,7 @@ import click
 from monitor.commands.options import check_ca_file_option, load_asn_database_option
 from probes.dns import parse_resolver
 from probes.errors import InvalidInput
+from probes.measurement_types import Measurement
 from probes.options import ProbeIdentity, ProbeOptions
 
 
@@ -191,7 +191,7 @@ async def _measure_all(urls: list[str], options: ProbeOptions, concurrency: int,
                        origins: dict[str, str]) -> int:
     from probes.measure import measure_many  # aiohttp and the analysis load only when measuring
 
-    def print_result(url: str, measurement: dict[str, Any] | None, error: str | None) -> None:
+    def print_result(url: str, measurement: Measurement | None, error: str | None) -> None:
         if measurement is None:
             where = f"{origins[url]}: " if url in origins else ""
             click.echo(f"error: {where}{error}", err=True)

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MeasureFunction = Callable[..., Awaitable[dict[str, Any]]]
+# measure_url returns a probes.measurement_types.Measurement; the record chain below takes dicts.
+MeasureFunction = Callable[..., Awaitable[Any]]
 RetestJob = Callable[[], Awaitable[None]]
 # Given a key, a job and when: arranges for the job to run then (the service's scheduler).
 ScheduleRetest = Callable[[str, RetestJob, datetime], None]

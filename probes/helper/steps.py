@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from probes.asn import open_asn_database
 from probes.bogons import is_bogon, parse_networks
@@ -88,7 +89,9 @@ class HelperSteps:
                 ip, port, server_name, self.options, streams=streams
             )
             await close_streams(tls_streams)
-            tls = TlsCheck(tls_entry["server_name"], tls_entry["failure"], tls_entry["certificate_chain"])
+            # The probe's certificate description is the answer's entry, field for field.
+            chain = cast(list[CertificateEntry], tls_entry["certificate_chain"])
+            tls = TlsCheck(server_name, tls_entry["failure"], chain)
             return EndpointCheck(tcp_success, tcp_failure, tls)
 
         return await self.endpoint_cache.get((endpoint, server_name), measure)
