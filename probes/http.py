@@ -18,6 +18,7 @@ import dns.exception
 import dns.name
 import h11
 
+from probes.bogons import is_bogon
 from probes.dns import addresses_from_queries, is_ip_literal, is_valid_hostname, probe_dns
 from probes.endpoints import DEFAULT_PORTS as DEFAULT_PORTS
 from probes.errors import NETWORK_ERRORS, classify_failure
@@ -128,8 +129,6 @@ def url_endpoint(url: str) -> tuple[str, str, int]:
 
 
 def is_bogon_address(ip: str, options: ProbeOptions) -> bool:
-    from probes.bogons import is_bogon
-
     return is_bogon(ip, public_networks_of(options))
 
 
