@@ -7,7 +7,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
 
@@ -24,7 +23,7 @@ from monitor.collector.routes import (
 )
 from monitor.collector.validation import BatchLimits
 from monitor.serving import serve_until_stopped
-from monitor.settings import ScheduleSettings
+from monitor.settings import ScheduleSettings, Settings
 from monitor.signals import ShutdownRequest
 from probes.asn import open_asn_database
 
@@ -51,7 +50,7 @@ class CollectorConfig:
     # [collector] asn_database: iptoasn file giving a registering probe's ASN/CC when it sends none.
     asn_database: str | None = None
     # The loaded Settings: [schedule] confirmations, [alerts], and the dashboard.
-    settings: Any = None
+    settings: Settings | None = None
     # Adds more routes to the app (the dashboard under /dashboard/, mounted by the command that
     # composes the collector: reports sit above the collector, so it cannot import them).
     mount: Callable[[web.Application], None] | None = None

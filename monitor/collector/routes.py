@@ -13,7 +13,7 @@ from monitor.collector.auth import bearer_token
 from monitor.collector.backend import DatabaseThreads
 from monitor.collector.intake import save_and_decide
 from monitor.collector.probe_network import fill_probe_network
-from monitor.collector.registry import ProbeRecord, Registry, format_time
+from monitor.collector.registry import ProbeRecord, Registry, TargetListVersion, format_time
 from monitor.collector.validation import (
     BatchLimits,
     RegisteredProbe,
@@ -23,6 +23,7 @@ from monitor.collector.validation import (
     check_stored_sizes,
     parse_json_object,
 )
+from monitor.store import Store
 from monitor.store.rows import measurement_row
 from probes.asn import AsnDatabase
 from probes.http import read_capped
@@ -145,7 +146,7 @@ async def check_in(request: web.Request) -> web.Response:
         return refuse(Rejection(400, "must be a string of at most 64 characters", "software_version"))
     now = datetime.now(UTC)
 
-    def work(_store: Any, registry: Registry) -> Any:
+    def work(_store: Store, registry: Registry) -> TargetListVersion | None:
         registry.record_check_in(probe.probe_id, software_version, now=now)
         return registry.latest_target_list()
 

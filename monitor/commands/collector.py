@@ -7,22 +7,31 @@ import dataclasses
 import json
 import logging
 import sys
+import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import click
 
+from monitor.collector.app import CollectorConfig, serve_collector
+from monitor.collector.backend import open_store as open_collector_store
 from monitor.collector.database import DatabaseUrl, connect
 from monitor.collector.registry import Registry
+from monitor.collector.routes import UploadAdvice
 from monitor.commands.options import load_asn_database_option
+from monitor.service.assignment import Assignment, AssignmentError
+from monitor.service.collector_client import CollectorRefused, check_in, register_with_collector
+from monitor.service.uploader import run_uploader, upload_pending
+from monitor.settings import SettingsError, load_settings
 from monitor.signals import ShutdownRequest
+from monitor.store import StoreError, open_store
 from probes.endpoints import split_host_port
+from reports.dashboard import dashboard_mount
 
 
 def _settings(ctx: click.Context) -> Any:
-    from monitor.settings import SettingsError, load_settings
-
     config_path = (ctx.find_root().obj or {}).get("config_path")
     try:
         return load_settings(config_path)
@@ -87,10 +96,6 @@ def collector(
     ctx.obj["collector_database"] = database
     if ctx.invoked_subcommand is not None:
         return
-    from monitor.collector.app import CollectorConfig, serve_collector
-    from monitor.collector.backend import open_store as open_collector_store
-    from monitor.collector.routes import UploadAdvice
-    from reports.dashboard import dashboard_mount
 
     settings = _settings(ctx)
     url = _database_url(ctx, database)
@@ -181,7 +186,6 @@ def publish_targets(
     ctx: click.Context, database: str | None, path: Path, interval_minutes: int, lists: str
 ) -> None:
     """Publish PATH (a target registry TOML) as the next version probes get at check-in."""
-    import tomllib
 
     try:
         content = path.read_text(encoding="utf-8")
@@ -194,7 +198,6 @@ def publish_targets(
         "interval_minutes": interval_minutes,
         "lists": [name.strip() for name in lists.split(",") if name.strip()],
     }
-    from monitor.service.assignment import Assignment, AssignmentError
 
     # The check every probe makes at check-in: a version they would all refuse is not published.
     try:
@@ -224,9 +227,7 @@ def register(
     ctx: click.Context, collector_url: str | None, secret: str | None, token_file: Path
 ) -> None:
     """Probe side: enrol this probe ([probe] vantage_id, cc, asn) and save its token."""
-    import aiohttp
 
-    from monitor.service.collector_client import CollectorRefused, register_with_collector
 
     settings = _settings(ctx)
     url = collector_url or settings.collector.url
@@ -260,9 +261,7 @@ def register(
 @click.pass_context
 def check_in_command(ctx: click.Context, save_targets: Path | None) -> None:
     """Probe side: check in with the collector and fetch its current target lists."""
-    import aiohttp
 
-    from monitor.service.collector_client import CollectorRefused, check_in
 
     settings = _settings(ctx)
     if not settings.collector.url or not settings.collector.token:
@@ -300,10 +299,7 @@ def check_in_command(ctx: click.Context, save_targets: Path | None) -> None:
 @click.pass_context
 def upload(ctx: click.Context, loop: bool) -> None:
     """Probe side: send the spooled measurements to [collector] url now (or keep doing so)."""
-    import aiohttp
 
-    from monitor.service.uploader import run_uploader, upload_pending
-    from monitor.store import StoreError, open_store
 
     settings = _settings(ctx)
     if not settings.collector.url or not settings.collector.token:

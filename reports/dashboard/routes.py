@@ -26,9 +26,11 @@ from monitor.store.queries import (
     load_filter_choices,
     load_recent_measurements,
     load_target_row,
+    load_targets,
 )
 from reports.build import DayCell, Timeline, day_cells
 from reports.charts import OUTCOME_COLOURS, render_timeline_svg
+from reports.collect import merge_targets
 from reports.dashboard.access import DashboardDatabase, require_operator
 from reports.dashboard.evidence import compare_observations
 from reports.formatting import when
@@ -285,9 +287,6 @@ async def api_generate_report(request: web.Request) -> web.Response:
         # A store of its own on a worker thread: a month of aggregation must not hold up pages.
         store = config.store_factory()
         try:
-            from monitor.store.queries import load_targets
-            from reports.collect import merge_targets
-
             targets = merge_targets(registry, load_targets(ReadDatabase(store)))
             return generate_report(store, period, out_dir, formats, targets=targets)
         finally:
