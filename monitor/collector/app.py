@@ -13,7 +13,6 @@ from typing import Any
 from aiohttp import web
 
 from monitor.collector.backend import DatabaseThreads, DatabaseUnavailable
-from monitor.collector.database import DatabaseUrl
 from monitor.collector.routes import (
     ADVICE_KEY,
     ASN_DATABASE_KEY,
@@ -25,6 +24,7 @@ from monitor.collector.routes import (
 )
 from monitor.collector.validation import BatchLimits
 from monitor.settings import ScheduleSettings
+from monitor.store.database import DatabaseUrl
 from probes.asn import open_asn_database
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from monitor.collector.database import DatabaseUrl, connect
 from monitor.collector.registry import Registry
+from monitor.store.database import DatabaseUrl, connect
 
 
 def _settings(ctx: click.Context) -> Any:
@@ -39,12 +39,10 @@ def _database_url(ctx: click.Context, database: str | None) -> DatabaseUrl:
 
 def _open_registry(url: DatabaseUrl) -> Registry:
     try:
-        connection = connect(url)
-    except Exception as error:  # psycopg.OperationalError, sqlite3.OperationalError
-        raise click.ClickException(
-            f"database {url.describe()}: cannot connect: {str(error).strip().splitlines()[0]}"
-        ) from None
-    registry = Registry(connection, url.dialect)
+        database = connect(url)
+    except Exception as error:  # StoreError, sqlite3.OperationalError
+        raise click.ClickException(str(error).strip().splitlines()[0]) from None
+    registry = Registry(database)
     registry.migrate()
     return registry
 
@@ -301,6 +299,7 @@ def upload(ctx: click.Context, loop: bool) -> None:
     """Probe side: send the spooled measurements to [collector] url now (or keep doing so)."""
     import aiohttp
 
+    from monitor.schema import PROBE_DATABASE
     from monitor.service.uploader import run_uploader, upload_pending
     from monitor.store import StoreError, open_store
 
@@ -308,7 +307,8 @@ def upload(ctx: click.Context, loop: bool) -> None:
     if not settings.collector.url or not settings.collector.token:
         raise click.UsageError("set [collector] url and token (or token_file) first")
     try:
-        store = open_store(settings.storage.database_url, spool=True)
+        store = open_store(settings.storage.database_url, spool=True,
+                           migration_sets=PROBE_DATABASE)
     except StoreError as error:
         raise click.ClickException(str(error)) from None
     rejections = Path(settings.storage.data_dir) / "upload-rejected.jsonl"

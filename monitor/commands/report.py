@@ -8,6 +8,7 @@ import click
 
 from monitor.commands.status import load_settings_or_fail, open_store_for_reading
 from monitor.settings import Settings
+from monitor.store import Store
 from monitor.store.queries import ReadDatabase, load_targets
 from reports.collect import merge_targets
 from reports.periods import Period, PeriodError, parse_period, previous_month, range_period
@@ -16,7 +17,7 @@ from targets import TargetFileError, load_registry
 from targets.model import Target
 
 
-def report_targets(settings: Settings, store: object) -> list[Target]:
+def report_targets(settings: Settings, store: Store) -> list[Target]:
     """The registry file's targets plus the ones only the store knows; a bad file is one line."""
     try:
         registry = list(load_registry(settings.targets.registry_path).targets)

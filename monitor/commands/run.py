@@ -132,10 +132,11 @@ class RunningService:
 
 
 def open_store_or_explain(database_url: str, *, spool: bool = False) -> Any:
+    from monitor.schema import PROBE_DATABASE
     from monitor.store import StoreError, open_store
 
     try:
-        return open_store(database_url, spool=spool)
+        return open_store(database_url, spool=spool, migration_sets=PROBE_DATABASE)
     except (StoreError, OSError) as error:
         raise RoundCannotRun(f"database {database_url}: {error}") from None
     except Exception as error:  # sqlite3/psycopg errors have no common base we can name here
