@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from monitor.collector.schema import COLLECTOR_DATABASE, COLLECTOR_MIGRATIONS
 from monitor.schema import PROBE_DATABASE
 from monitor.store import StoreError, open_store
 from monitor.store.database import Database, DatabaseUrl, connect, psycopg_sql
-from monitor.store.ledger import applied_versions
+from monitor.store.ledger import applied_versions, migrate
 from monitor.store.migrations import MIGRATIONS, postgres_statement
 
 # What the releases before named sets ran: store versions 1-5 (3 the alert tables) recorded in
@@ -93,7 +94,11 @@ def test_an_old_collector_database_is_adopted_without_running_ddl(database_url: 
     assert {(row["migration_set"], row["version"]) for row in adopted} == _ALL
     assert {row["applied_at"] for row in adopted} == {"2026-01-01T00:00:00Z"}
     # A second start migrates nothing.
-    open_store(database_url, migration_sets=COLLECTOR_DATABASE).close()
+    store = open_store(database_url, migration_sets=COLLECTOR_DATABASE)
+    try:
+        assert migrate(store.database, COLLECTOR_DATABASE, now="2027-01-01T00:00:00Z") == []
+    finally:
+        store.close()
     assert _ledger_rows(database_url) == adopted
 
 
@@ -101,8 +106,12 @@ def test_an_old_collector_database_is_adopted_without_running_ddl(database_url: 
 def test_a_partly_migrated_old_database_gets_what_it_lacks(database_url: str,
                                                            store_versions: int) -> None:
     _build(database_url, store_versions, collector=False)
-    store = open_store(database_url, spool=True, migration_sets=PROBE_DATABASE)
+    store = open_store(database_url, spool=True, migrate=False)
     try:
+        assert store.schema_version() == (2 if store_versions == 3 else store_versions)
+        ran = migrate(store.database, PROBE_DATABASE, now="2027-01-01T00:00:00Z")
+        assert ran == [("store", version) for version in (4, 5) if version > store_versions] + (
+            [("alerts", 1)] if store_versions < 3 else [])
         assert applied_versions(store.database) == {"store": {1, 2, 4, 5}, "alerts": {1}}
         assert store.spool_backlog() == 0  # spool.status, from store version 4
         assert store.database.scalar("SELECT COUNT(*) FROM incidents") == 0
@@ -156,3 +165,26 @@ def test_placeholders_reach_psycopg_in_its_style() -> None:
     assert psycopg_sql("SELECT ? WHERE a LIKE '5%'", (1,)) == "SELECT %s WHERE a LIKE '5%%'"
     assert psycopg_sql("SELECT :since::text, '18:01:02'", {"since": 1}) == (
         "SELECT %(since)s::text, '18:01:02'")
+
+
+def test_two_processes_starting_at_once_migrate_once(database_url: str) -> None:
+    _build(database_url, 2, collector=True)
+    barrier = threading.Barrier(2)
+    outcomes: list[list[tuple[str, int]]] = []
+
+    def start() -> None:
+        store = open_store(database_url, migrate=False)
+        try:
+            barrier.wait()
+            outcomes.append(migrate(store.database, COLLECTOR_DATABASE, now="2027-01-01T00:00:00Z"))
+        finally:
+            store.close()
+
+    starters = [threading.Thread(target=start) for _ in range(2)]
+    for starter in starters:
+        starter.start()
+    for starter in starters:
+        starter.join()
+    # The one that waited for the migration lock found nothing left to do.
+    assert sorted(outcomes, key=len) == [[], [("store", 4), ("store", 5), ("alerts", 1)]]
+    assert {(row["migration_set"], row["version"]) for row in _ledger_rows(database_url)} == _ALL

@@ -77,13 +77,16 @@ def _adopt_or_refuse(database: Database) -> None:
                          "applied_at) VALUES (?, ?, ?, ?)", row)
 
 
-def migrate(database: Database, migration_sets: Sequence[MigrationSet], *, now: str) -> None:
-    """Applies the migrations of `migration_sets` the ledger lacks, in the order given.
+def migrate(database: Database, migration_sets: Sequence[MigrationSet], *,
+            now: str) -> list[tuple[str, int]]:
+    """Applies the migrations of `migration_sets` the ledger lacks, in the order given; returns
+    the (set, version) pairs it applied (none on a second start, adopted ones not counted).
 
     One transaction, under the migration lock: the ledger is adopted, checked and brought up to
     date together, or the database is left as it was. Sets not named are left alone (a probe
     opening a collector's database does not touch the collector's tables).
     """
+    ran: list[tuple[str, int]] = []
     with database.transaction(lock=MIGRATION_LOCK):
         _adopt_or_refuse(database)
         applied = applied_versions(database)
@@ -105,6 +108,8 @@ def migrate(database: Database, migration_sets: Sequence[MigrationSet], *, now: 
                     f"INSERT INTO {LEDGER_TABLE} (migration_set, version, description, "
                     "applied_at) VALUES (?, ?, ?, ?)",
                     (migration_set.name, migration.version, migration.description, now))
+                ran.append((migration_set.name, migration.version))
+    return ran
 
 
 def schema_version(database: Database, migration_set: str = "store") -> int:
