@@ -77,12 +77,14 @@ class Receiver:
 async def run_trials(trials: int, interval: float, confirm_delay: float,
                      check_interval: int, seed: int) -> dict[str, Any]:
     from lab import Lab
-    from monitor.alerts.service import attach_to_service
     from monitor.commands.demo import serve_on_loopback, start_control_helper
-    from monitor.commands.run import ServicePlan, load_target_lists, run_service
+    from monitor.service.compose import run_service
+    from monitor.service.load import load_target_lists
+    from monitor.service.plan import ServicePlan
     from monitor.service.runner import RunnerConfig
     from monitor.service.scheduler import ListSchedule
     from monitor.service.shutdown import ShutdownRequest
+    from monitor.service.upkeep import attach_alerts as attach_to_service
     from monitor.settings import load_settings
 
     if trials > len(SITES):

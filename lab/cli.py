@@ -43,6 +43,8 @@ def describe_flags(info: LabInfo, info_file: Path | None = None) -> str:
 
 
 async def _run_until_signalled(lab: Lab, info_file: Path | None) -> None:
+    # Not monitor.signals.ShutdownRequest: lab/ imports nothing of monitor/ (the lab is a test
+    # network that stands alone), so it keeps this one small loop of its own.
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signal_number in (signal.SIGINT, signal.SIGTERM):

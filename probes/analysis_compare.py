@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from probes.bogons import IPNetwork, is_bogon
+from probes.measurement_types import DnsConsistency, HttpResponse
 
 # OONI compares only header *names* that few servers send: these are sent by nearly everyone, so
 # they say nothing about whether two responses came from the same server (Web Connectivity spec).
@@ -95,7 +96,7 @@ def is_ipv6(ip: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class DnsComparison:
-    consistency: str | None
+    consistency: DnsConsistency | None
     bogon_addresses: tuple[str, ...] = ()
     reason: str = ""
 
@@ -103,8 +104,8 @@ class DnsComparison:
 def compare_dns(
     probe_addresses: list[str],
     probe_failure: str | None,
-    control_dns: dict[str, Any],
-    ip_info: dict[str, Any],
+    control_dns: Mapping[str, Any],
+    ip_info: Mapping[str, Any],
     tls_valid_addresses: Iterable[str],
     public_networks: tuple[IPNetwork, ...],
     *,
@@ -166,7 +167,7 @@ def _known(asns: set[int | None]) -> set[int]:
     return {asn for asn in asns if asn}
 
 
-def _asn(ip_info: dict[str, Any], address: str) -> int | None:
+def _asn(ip_info: Mapping[str, Any], address: str) -> int | None:
     entry = ip_info.get(address) or {}
     asn = entry.get("asn")
     return int(asn) if isinstance(asn, int) else None
@@ -202,9 +203,9 @@ class HttpComparison:
 
 
 def compare_http(
-    probe_response: dict[str, Any],
-    control_http: dict[str, Any],
-    control_extra: dict[str, Any] | None = None,
+    probe_response: HttpResponse,
+    control_http: Mapping[str, Any],
+    control_extra: Mapping[str, Any] | None = None,
 ) -> HttpComparison:
     """Compare the probe's final response with the control's (OONI's four tests, plus hashes)."""
     control_extra = control_extra or {}
@@ -276,7 +277,9 @@ def compare_body_lengths(
     return shorter / longer > BODY_PROPORTION_THRESHOLD
 
 
-def compare_headers(probe_headers: dict[str, Any], control_headers: dict[str, Any]) -> bool | None:
+def compare_headers(
+    probe_headers: Mapping[str, Any], control_headers: Mapping[str, Any]
+) -> bool | None:
     if not probe_headers and not control_headers:
         return None
     probe_uncommon = {name.lower() for name in probe_headers} - COMMON_HEADERS

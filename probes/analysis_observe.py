@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from probes.analysis_compare import format_endpoint, is_ipv6, split_endpoint
+from probes.measurement_types import (
+    DnsQuery,
+    HttpResponse,
+    HttpTransaction,
+    SniRetry,
+    TcpConnect,
+    TlsHandshake,
+)
+from probes.vocabulary import Failure
 
 _UNREACHABLE = frozenset({"host_unreachable", "network_unreachable"})
 
@@ -19,18 +29,18 @@ class Observations:
     hostname: str | None
     scheme: str | None
     addresses: list[str]
-    dns_failure: str | None
-    tcp_connect: list[dict[str, Any]]
-    tls_handshakes: list[dict[str, Any]]
-    final_request: dict[str, Any] | None
-    http_failure: str | None
+    dns_failure: Failure | None
+    tcp_connect: list[TcpConnect]
+    tls_handshakes: list[TlsHandshake]
+    final_request: HttpTransaction | None
+    http_failure: Failure | None
 
     all_hops_https: bool = False
     # The AS of each answered address, when the probe annotated its answers (OONI's `asn`).
     answer_asns: dict[str, int] = field(default_factory=dict)
 
     @property
-    def page(self) -> dict[str, Any] | None:
+    def page(self) -> HttpResponse | None:
         """The final response, when the probe got one without failure."""
         if self.final_request is None or self.http_failure is not None:
             return None
@@ -47,22 +57,24 @@ def copy_json(value: Any) -> Any:
     return copy.deepcopy(value) if not isinstance(value, str | int | float | bool | None) else value
 
 
-def _own_steps(entries: Any) -> list[dict[str, Any]]:
+def _own_steps(entries: Any) -> list[Any]:
     # Redirect hops' DNS/TCP/TLS entries are recorded too (x_redirect_hop); the verdict compares
     # the measured URL's own steps with the control, which saw only those.
     return [e for e in entries or [] if isinstance(e, dict) and not e.get("x_redirect_hop")]
 
 
-def redirect_hop_entries(entries: Any) -> list[dict[str, Any]]:
+def redirect_hop_entries(entries: Any) -> list[Any]:
     """Copies of the redirect hops' entries, which the verdict passes on unjudged."""
     return [
         copy_json(e) for e in entries or [] if isinstance(e, dict) and e.get("x_redirect_hop")
     ]
 
 
-def read_observations(test_keys: dict[str, Any]) -> Observations:
-    requests = [r for r in test_keys.get("requests") or [] if isinstance(r, dict)]
-    queries = _own_steps(test_keys.get("queries"))
+# test_keys may be a stored row or OONI's own data, so it is read as a plain map and each entry is
+# checked to be a dict; the entries' types then say which keys the analysis reads.
+def read_observations(test_keys: Mapping[str, Any]) -> Observations:
+    requests = _requests(test_keys)
+    queries: list[DnsQuery] = _own_steps(test_keys.get("queries"))
     first_url = request_url(requests[-1]) if requests else ""
     parts = urlsplit(first_url) if first_url else None
     hostname = parts.hostname if parts else None
@@ -88,12 +100,12 @@ def read_observations(test_keys: dict[str, Any]) -> Observations:
     retry_names = {
         str(entry.get("server_name")) for entry in test_keys.get("sni_differential") or []
     }
-    handshakes = [
+    handshakes: list[TlsHandshake] = [
         h
         for h in _own_steps(test_keys.get("tls_handshakes"))
         if not is_sni_retry(h, hostname, retry_names)
     ]
-    tcp = _own_steps(test_keys.get("tcp_connect"))
+    tcp: list[TcpConnect] = _own_steps(test_keys.get("tcp_connect"))
     final_request = requests[0] if requests else None
     http_failure = final_request.get("failure") if final_request else None
     if final_request is None and not dns_failure:
@@ -120,37 +132,60 @@ def _is_https(url: str) -> bool:
         return False  # a malformed redirect target, recorded as the server sent it
 
 
-def failed_hop_step(test_keys: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+def _requests(test_keys: Mapping[str, Any]) -> list[HttpTransaction]:
+    requests: list[Any] = [r for r in test_keys.get("requests") or [] if isinstance(r, dict)]
+    return requests
+
+
+FailedHop = (
+    tuple[Literal["dns"], DnsQuery]
+    | tuple[Literal["tcp"], TcpConnect]
+    | tuple[Literal["tls"], TlsHandshake]
+)
+
+
+def failed_hop_step(test_keys: Mapping[str, Any]) -> FailedHop | None:
     """("dns" | "tcp" | "tls", entry) when the last request is a redirect hop that failed before
     its HTTP exchange, with the hop's own failed entry; None otherwise (the HTTP step failed)."""
-    requests = [r for r in test_keys.get("requests") or [] if isinstance(r, dict)]
+    requests = _requests(test_keys)
     final = requests[0] if requests else None
     if final is None or len(requests) < 2 or final.get("response") or not final.get("failure"):
         return None
     hop, failure, address = len(requests) - 1, final.get("failure"), final.get("address")
 
-    def entries(key: str) -> list[dict[str, Any]]:
+    def entries(key: str) -> list[Any]:
         return [
             e for e in test_keys.get(key) or [] if isinstance(e, dict) and e.get("x_redirect_hop") == hop
         ]
 
+    handshake: TlsHandshake
     for handshake in entries("tls_handshakes"):
         if handshake.get("failure") == failure and handshake.get("address") == address:
             return "tls", handshake
+    connect: TcpConnect
     for connect in entries("tcp_connect"):
-        if (connect.get("status") or {}).get("failure") == failure and tcp_endpoint(connect) == address:
+        if _status(connect).get("failure") == failure and tcp_endpoint(connect) == address:
             return "tcp", connect
+    query: DnsQuery
     for query in entries("queries"):
         if query.get("failure") == failure and not address:
             return "dns", query
     return None
 
 
-def request_url(request: dict[str, Any]) -> str:
-    return str((request.get("request") or {}).get("url") or "")
+def _status(entry: TcpConnect) -> Mapping[str, Any]:
+    # A foreign entry may lack its status; read as the missing status it is.
+    return entry.get("status") or {}
 
 
-def is_sni_retry(handshake: dict[str, Any], hostname: str | None, retry_names: set[str]) -> bool:
+def request_url(request: HttpTransaction) -> str:
+    # `or {}`: a foreign entry may lack its request.
+    http_request: Mapping[str, Any] = request.get("request") or {}
+    return str(http_request.get("url") or "")
+
+
+def is_sni_retry(handshake: Mapping[str, Any], hostname: str | None, retry_names: set[str]) -> bool:
+    # `sni_retry` is read too: measurements from before the `x_` prefix, still in stores.
     if handshake.get("x_sni_retry") or handshake.get("sni_retry"):
         return True
     name = handshake.get("server_name")
@@ -159,27 +194,29 @@ def is_sni_retry(handshake: dict[str, Any], hostname: str | None, retry_names: s
 
 
 def first_connection_failure(
-    tcp: list[dict[str, Any]], handshakes: list[dict[str, Any]]
-) -> str | None:
-    if tcp and not any((e.get("status") or {}).get("success") for e in tcp):
-        return (tcp[0].get("status") or {}).get("failure")
+    tcp: list[TcpConnect], handshakes: list[TlsHandshake]
+) -> Failure | None:
+    if tcp and not any(_status(e).get("success") for e in tcp):
+        failure: Failure | None = _status(tcp[0]).get("failure")
+        return failure
     if handshakes and not any(h.get("failure") is None for h in handshakes):
         return handshakes[0].get("failure")
     return None
 
 
-def tcp_endpoint(entry: dict[str, Any]) -> str:
+def tcp_endpoint(entry: TcpConnect) -> str:
     return format_endpoint(str(entry.get("ip")), int(entry.get("port") or 0))
 
 
 def classify_tcp_blocking(
-    tcp: list[dict[str, Any]], control_tcp: dict[str, Any]
-) -> list[dict[str, Any]]:
+    tcp: list[TcpConnect], control_tcp: Mapping[str, Any]
+) -> list[TcpConnect]:
     """Copies of the probe's TCP entries with status.blocked: failed here while the control connected."""
     judged = []
-    for entry in tcp:
-        entry = copy_json(entry)
-        status = entry.setdefault("status", {})
+    for original in tcp:
+        entry: TcpConnect = copy_json(original)
+        # A foreign entry may lack its status: it gets one holding only `blocked`.
+        status = entry.setdefault("status", {})  # type: ignore[typeddict-item]
         control_status = control_tcp.get(tcp_endpoint(entry))
         if status.get("success"):
             blocked: bool | None = False
@@ -195,7 +232,7 @@ def classify_tcp_blocking(
     return judged
 
 
-def detect_sni_filtering(sni_differential: list[dict[str, Any]]) -> bool | None:
+def detect_sni_filtering(sni_differential: list[SniRetry]) -> bool | None:
     """True when a neutral SNI (or none) got through; False when the retries failed too."""
     retries = [entry for entry in sni_differential if isinstance(entry, dict)]
     if not retries:
@@ -203,7 +240,7 @@ def detect_sni_filtering(sni_differential: list[dict[str, Any]]) -> bool | None:
     return any(entry.get("failure") is None for entry in retries)
 
 
-def verified_addresses(handshakes: list[dict[str, Any]], hostname: str | None) -> list[str]:
+def verified_addresses(handshakes: list[TlsHandshake], hostname: str | None) -> list[str]:
     addresses = []
     for handshake in handshakes:
         if handshake.get("failure") is None and not handshake.get("no_tls_verify"):

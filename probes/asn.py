@@ -12,7 +12,8 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from probes.measurement_types import DnsQuery
 
 GZIP_MAGIC = b"\x1f\x8b"
 # iptoasn writes these for unrouted space; such ranges are dropped (AS 0 means "unknown").
@@ -254,7 +255,7 @@ def open_asn_database(path: str) -> AsnDatabase:
 # ---------------------------------------------------------------- annotating measurements
 
 
-def annotate_dns_answers(queries: Iterable[dict[str, Any]], database: AsnDatabase) -> None:
+def annotate_dns_answers(queries: Iterable[DnsQuery], database: AsnDatabase) -> None:
     """Add OONI's `asn` and `as_org_name` to each A/AAAA answer (0 and "" when unknown)."""
     for query in queries:
         for answer in query.get("answers") or []:

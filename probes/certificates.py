@@ -5,14 +5,15 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-from typing import Any
 
 from cryptography import x509
+
+from probes.measurement_types import CertificateDescription, PeerCertificate
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
-def describe_certificate(der: bytes) -> dict[str, Any]:
+def describe_certificate(der: bytes) -> CertificateDescription:
     """Subject, issuer, SANs, validity and fingerprints; an unparsable blob is said so, not raised."""
     description = _cached_description(der)
     return {**description, "sans": list(description["sans"])}
@@ -21,8 +22,8 @@ def describe_certificate(der: bytes) -> dict[str, Any]:
 # The same few chains come back on most handshakes, and parsing one costs ~40 µs: a pure
 # function of the bytes, so remembered per DER (a copy goes out, the cached one stays intact).
 @functools.lru_cache(maxsize=2048)
-def _cached_description(der: bytes) -> dict[str, Any]:
-    description: dict[str, Any] = {
+def _cached_description(der: bytes) -> CertificateDescription:
+    description: CertificateDescription = {
         "subject": None,
         "issuer": None,
         "sans": [],
@@ -54,6 +55,6 @@ def subject_alternative_names(certificate: x509.Certificate) -> list[str]:
     return names
 
 
-def peer_certificate_entry(der: bytes) -> dict[str, Any]:
+def peer_certificate_entry(der: bytes) -> PeerCertificate:
     """OONI's peer_certificates[] item (df-006): base64 DER."""
     return {"format": "base64", "data": base64.b64encode(der).decode("ascii")}

@@ -7,8 +7,8 @@ import functools
 import ipaddress
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
 
 import dns.asyncquery
 import dns.exception
@@ -23,10 +23,9 @@ import dns.resolver
 
 from probes.dns_wire import TYPE_A, TYPE_AAAA, TYPE_CNAME, Reply, read_reply
 from probes.errors import NETWORK_ERRORS, InvalidInput, classify_failure
+from probes.measurement_types import DnsAnswer, DnsQuery, QueryType, ResolverEngine
 from probes.options import ProbeOptions
 from probes.vocabulary import Failure
-
-QueryType = Literal["A", "AAAA"]
 
 _RCODE_FAILURES: dict[int, Failure] = {
     dns.rcode.NXDOMAIN: "dns_nxdomain_error",
@@ -41,7 +40,7 @@ class Resolver:
 
     ip: str
     port: int
-    engine: Literal["system", "udp"]
+    engine: ResolverEngine
 
     @property
     def address(self) -> str:
@@ -83,7 +82,7 @@ def resolvers_for(options: ProbeOptions) -> tuple[Resolver, ...]:
     return system_resolvers()
 
 
-def addresses_from_queries(queries: list[dict[str, Any]]) -> list[str]:
+def addresses_from_queries(queries: Sequence[DnsQuery]) -> list[str]:
     """The IPv4 then IPv6 addresses the queries returned, in answer order, without duplicates."""
     seen: dict[str, None] = {}
     for query in sorted(queries, key=lambda q: q["query_type"] != "A"):
@@ -118,7 +117,7 @@ def is_valid_hostname(hostname: str) -> bool:
     return True
 
 
-async def probe_dns(hostname: str, options: ProbeOptions, *, started: float | None = None) -> list[dict[str, Any]]:
+async def probe_dns(hostname: str, options: ProbeOptions, *, started: float | None = None) -> list[DnsQuery]:
     """Ask for A and AAAA concurrently; an IP literal needs no query and yields []."""
     if is_ip_literal(hostname):
         return []
@@ -143,9 +142,9 @@ async def _query(
     options: ProbeOptions,
     started: float,
     sockets: _UdpSockets,
-) -> dict[str, Any]:
+) -> DnsQuery:
     t0 = time.monotonic() - started
-    entry: dict[str, Any] = {
+    entry: DnsQuery = {
         "hostname": hostname,
         "query_type": query_type,
         "engine": resolvers[0].engine if resolvers else "system",
@@ -154,7 +153,7 @@ async def _query(
         "rcode": None,
         "answers": [],
         "t0": round(t0, 6),
-        "t": None,
+        "t": round(t0, 6),  # the end, set below on every path
     }
     if not resolvers:
         entry["failure"] = "dns_server_misbehaving"
@@ -305,7 +304,7 @@ class _UdpSockets:
         self.sockets.clear()
 
 
-def _record_response(entry: dict[str, Any], reply: Reply, query_type: QueryType) -> None:
+def _record_response(entry: DnsQuery, reply: Reply, query_type: QueryType) -> None:
     rcode = reply.rcode
     entry["rcode"] = dns.rcode.to_text(dns.rcode.Rcode.make(rcode))
     if rcode in _RCODE_FAILURES:
@@ -315,7 +314,7 @@ def _record_response(entry: dict[str, Any], reply: Reply, query_type: QueryType)
         entry["failure"] = "dns_server_misbehaving"
         return
     wanted = TYPE_A if query_type == "A" else TYPE_AAAA
-    answers: list[dict[str, Any]] = []
+    answers: list[DnsAnswer] = []
     found = False
     for record_type, ttl, values in reply.rrsets:
         for value in values:
@@ -323,8 +322,10 @@ def _record_response(entry: dict[str, Any], reply: Reply, query_type: QueryType)
                 answers.append({"answer_type": "CNAME", "hostname": value, "ttl": ttl})
             elif record_type == wanted:
                 found = True
-                key = "ipv4" if query_type == "A" else "ipv6"
-                answers.append({"answer_type": query_type, key: value, "ttl": ttl})
+                if query_type == "A":
+                    answers.append({"answer_type": "A", "ipv4": value, "ttl": ttl})
+                else:
+                    answers.append({"answer_type": "AAAA", "ipv6": value, "ttl": ttl})
     entry["answers"] = answers
     if not found:
         entry["failure"] = "dns_no_answer"

@@ -11,15 +11,18 @@ import re
 import string
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import dns.exception
 import dns.name
 import h11
 
+from probes.bogons import is_bogon
 from probes.dns import addresses_from_queries, is_ip_literal, is_valid_hostname, probe_dns
+from probes.endpoints import DEFAULT_PORTS as DEFAULT_PORTS
 from probes.errors import NETWORK_ERRORS, classify_failure
+from probes.measurement_types import DnsQuery, TcpConnect, TlsHandshake
 from probes.options import ProbeOptions
 from probes.tcp import Streams, close_streams, format_endpoint, probe_tcp
 from probes.tls import probe_tls
@@ -34,7 +37,6 @@ REQUEST_HEADERS: dict[str, str] = {
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
-DEFAULT_PORTS = {"http": 80, "https": 443}
 _READ_SIZE = 65536
 _PLAIN_TARGET = re.compile(r"[\x21-\x7e]+")
 # A response head may be this long, as in Chrome; h11's default (16 KiB) fails honest sites that
@@ -99,6 +101,26 @@ def extract_title(body: bytes, content_type: str | None = None) -> str:
     return " ".join(text.split())
 
 
+class ByteStream(Protocol):
+    """What read_capped reads: aiohttp's StreamReader (requests and responses), asyncio's too."""
+
+    async def read(self, n: int = -1) -> bytes: ...
+
+
+async def read_capped(stream: ByteStream, limit: int) -> tuple[bytes, bool]:
+    """(the first `limit` bytes of the body, whether it had more); never holds more than limit + 1.
+
+    read(n) returns what has arrived so far, not n bytes, so it is called until the cap or EOF.
+    """
+    body = bytearray()
+    while len(body) <= limit:
+        block = await stream.read(limit + 1 - len(body))
+        if not block:
+            break
+        body += block
+    return bytes(body[:limit]), len(body) > limit
+
+
 def url_endpoint(url: str) -> tuple[str, str, int]:
     """(scheme, host, port) of an absolute http(s) URL; the caller has validated it."""
     parts = urlsplit(url)
@@ -107,8 +129,6 @@ def url_endpoint(url: str) -> tuple[str, str, int]:
 
 
 def is_bogon_address(ip: str, options: ProbeOptions) -> bool:
-    from probes.bogons import is_bogon
-
     return is_bogon(ip, public_networks_of(options))
 
 
@@ -132,12 +152,12 @@ class HopSteps:
     which are what the analysis compares with the control.
     """
 
-    queries: list[dict[str, Any]] = field(default_factory=list)
-    tcp_connect: list[dict[str, Any]] = field(default_factory=list)
-    tls_handshakes: list[dict[str, Any]] = field(default_factory=list)
+    queries: list[DnsQuery] = field(default_factory=list)
+    tcp_connect: list[TcpConnect] = field(default_factory=list)
+    tls_handshakes: list[TlsHandshake] = field(default_factory=list)
     hop: int = 0
 
-    def add(self, kind: str, entry: dict[str, Any]) -> None:
+    def add(self, kind: str, entry: DnsQuery | TcpConnect | TlsHandshake) -> None:
         entry["x_redirect_hop"] = self.hop
         getattr(self, kind).append(entry)
 

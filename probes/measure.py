@@ -6,9 +6,9 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypedDict, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -17,6 +17,7 @@ from probes import __version__
 from probes.analysis import analyze
 from probes.asn import AsnDatabase, annotate_dns_answers, cached_asn_database, open_asn_database
 from probes.control import fetch_control
+from probes.control_protocol import ControlAnswer
 from probes.dns import addresses_from_queries, is_ip_literal, probe_dns, resolvers_for
 from probes.errors import InvalidInput
 from probes.http import (
@@ -26,6 +27,17 @@ from probes.http import (
     new_request_entry,
     probe_http,
     public_networks_of,
+)
+from probes.measurement_types import (
+    AnalysisKeys,
+    DnsQuery,
+    HttpTransaction,
+    Measurement,
+    ObservationKeys,
+    SniRetry,
+    TcpConnect,
+    TestKeys,
+    TlsHandshake,
 )
 from probes.options import ProbeOptions
 from probes.tcp import Streams, close_streams, format_endpoint, probe_tcp
@@ -44,7 +56,7 @@ _SNI_RETRY_FAILURES = frozenset(
     {"connection_reset", "generic_timeout_error", "eof_error", "ssl_failed_handshake"}
 )
 
-ResultCallback = Callable[[str, dict[str, Any] | None, str | None], Awaitable[None] | None]
+ResultCallback = Callable[[str, Measurement | None, str | None], Awaitable[None] | None]
 
 
 def validate_url(url: str) -> str:
@@ -90,10 +102,10 @@ async def measure_url(
     options: ProbeOptions,
     *,
     session: aiohttp.ClientSession | None = None,
-    annotations: dict[str, Any] | None = None,
+    annotations: Mapping[str, str] | None = None,
     report_id: str = "adhoc",
     test_start_time: datetime | None = None,
-) -> dict[str, Any]:
+) -> Measurement:
     """Measure one URL and return the whole OONI measurement; network failures are data."""
     url = validate_url(url)
     started_at = datetime.now(UTC)
@@ -102,11 +114,12 @@ async def measure_url(
     if own_session:
         session = aiohttp.ClientSession()
     try:
-        test_keys = await _collect_observations(url, options, session, started)
+        observed = await _collect_observations(url, options, session, started)
     finally:
         if own_session and session is not None:
             await session.close()
-    test_keys.update(_analysis_keys(test_keys, options))
+    # The verdict's tcp_connect (status.blocked filled in) replaces the probe's, in its place.
+    test_keys: TestKeys = {**observed, **_analysis_keys(observed, options)}
     identity = options.identity
     resolvers = resolvers_for(options)
     return {
@@ -134,10 +147,10 @@ async def measure_url(
 
 async def _collect_observations(
     url: str, options: ProbeOptions, session: aiohttp.ClientSession | None, started: float
-) -> dict[str, Any]:
+) -> ObservationKeys:
     scheme, host, port = _endpoint(url)
     if is_ip_literal(host):
-        queries: list[dict[str, Any]] = []
+        queries: list[DnsQuery] = []
         addresses = [host.strip("[]")]
     else:
         queries = await probe_dns(host, options, started=started)
@@ -157,7 +170,7 @@ async def _collect_observations(
         connections: list[tuple[str, Streams]] = [
             (ip, streams) for ip, (_, streams) in zip(public, tcp_results, strict=True) if streams
         ]
-        tls_handshakes: list[dict[str, Any]] = []
+        tls_handshakes: list[TlsHandshake] = []
         if scheme == "https" and connections:
             tls_results = await asyncio.gather(
                 *(probe_tls(ip, port, host, options, streams=streams, started=started) for ip, streams in connections)
@@ -176,7 +189,7 @@ async def _collect_observations(
         if control_task is not None:
             control_task.cancel()
 
-    sni_differential: list[dict[str, Any]] = []
+    sni_differential: list[SniRetry] = []
     if scheme == "https":
         retries = await _sni_retries(tls_handshakes, control, options, started)
         for entry in retries:
@@ -210,25 +223,27 @@ async def _fetch_first(
     url: str,
     port: int,
     connections: list[tuple[str, Streams]],
-    tcp_connect: list[dict[str, Any]],
-    tls_handshakes: list[dict[str, Any]],
+    tcp_connect: list[TcpConnect],
+    tls_handshakes: list[TlsHandshake],
     options: ProbeOptions,
     started: float,
     hop_steps: HopSteps,
-) -> list[dict[str, Any]]:
+) -> list[HttpTransaction]:
     """HTTP over the first working connection (one handshake per measurement, as OONI LTE)."""
     if not connections:
         return _unreachable_requests(url, port, tcp_connect, tls_handshakes, started)
     (ip, streams), spare = connections[0], connections[1:]
     await asyncio.gather(*(close_streams(other) for _, other in spare))
-    return await probe_http(
+    requests = await probe_http(
         url, options, streams=streams, address=format_endpoint(ip, port), started=started, hop_steps=hop_steps
     )
+    # probes/http.py returns plain dicts of this shape.
+    return cast(list[HttpTransaction], requests)
 
 
 def _unreachable_requests(
-    url: str, port: int, tcp_connect: list[dict[str, Any]], tls_handshakes: list[dict[str, Any]], started: float
-) -> list[dict[str, Any]]:
+    url: str, port: int, tcp_connect: list[TcpConnect], tls_handshakes: list[TlsHandshake], started: float
+) -> list[HttpTransaction]:
     """No connection to speak HTTP over: the request failed as the last step before it did.
 
     With nothing to connect to (no answer, or only bogons) there was no request at all.
@@ -242,15 +257,15 @@ def _unreachable_requests(
         address = format_endpoint(failed_tcp[0]["ip"], port)
     else:
         return []
-    entry = new_request_entry(url, address, time.monotonic() - started)
+    entry = cast(HttpTransaction, new_request_entry(url, address, time.monotonic() - started))
     entry["failure"] = failure
     entry["t"] = entry["t0"]
     return [entry]
 
 
 async def _sni_retries(
-    tls_handshakes: list[dict[str, Any]], control: dict[str, Any], options: ProbeOptions, started: float
-) -> list[dict[str, Any]]:
+    tls_handshakes: list[TlsHandshake], control: ControlAnswer, options: ProbeOptions, started: float
+) -> list[TlsHandshake]:
     control_tls = control.get("tls_handshake") or {}
     candidates = [
         entry
@@ -270,7 +285,7 @@ async def _sni_retries(
 
 async def _sni_retry(
     ip: str, port: int, server_name: str | None, options: ProbeOptions, started: float
-) -> dict[str, Any]:
+) -> TlsHandshake:
     # Unverified: a neutral name cannot match the certificate; what counts is getting through.
     entry, streams = await probe_tls(ip, port, server_name, options, verify=False, started=started)
     await close_streams(streams)
@@ -288,7 +303,12 @@ async def _asn_database(options: ProbeOptions) -> AsnDatabase | None:
     return await asyncio.to_thread(open_asn_database, options.asn_database)
 
 
-def _resolver_network(resolver_ip: str, database: AsnDatabase | None) -> dict[str, str]:
+class _ResolverNetwork(TypedDict):
+    resolver_asn: str
+    resolver_network_name: str
+
+
+def _resolver_network(resolver_ip: str, database: AsnDatabase | None) -> _ResolverNetwork:
     info = database.lookup(resolver_ip) if database is not None and resolver_ip else None
     return {
         "resolver_asn": info.as_label if info else "AS0",
@@ -296,7 +316,7 @@ def _resolver_network(resolver_ip: str, database: AsnDatabase | None) -> dict[st
     }
 
 
-def _analysis_keys(test_keys: dict[str, Any], options: ProbeOptions) -> dict[str, Any]:
+def _analysis_keys(test_keys: ObservationKeys, options: ProbeOptions) -> AnalysisKeys:
     # The packaged fingerprints, loaded once per process by the analysis itself.
     verdict = analyze(test_keys, public_networks=public_networks_of(options))
     return verdict.as_test_keys()
@@ -308,7 +328,7 @@ async def measure_many(
     concurrency: int,
     on_result: ResultCallback,
     *,
-    annotations: dict[str, Any] | None = None,
+    annotations: Mapping[str, str] | None = None,
     report_id: str = "adhoc",
 ) -> int:
     """Measure every URL with at most `concurrency` in flight; returns how many were measured.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from probes.errors import NETWORK_ERRORS, classify_failure
+from probes.measurement_types import TcpConnect
 from probes.options import ProbeOptions
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -22,7 +22,7 @@ def format_endpoint(ip: str, port: int) -> str:
 
 async def probe_tcp(
     ip: str, port: int, options: ProbeOptions, *, started: float | None = None
-) -> tuple[dict[str, Any], Streams | None]:
+) -> tuple[TcpConnect, Streams | None]:
     """Connect within connect_timeout; the open streams are returned so TLS/HTTP reuse them."""
     started = time.monotonic() if started is None else started
     t0 = time.monotonic() - started
@@ -35,7 +35,7 @@ async def probe_tcp(
             streams = await asyncio.open_connection(ip, port, local_addr=local_addr, limit=STREAM_LIMIT)
     except NETWORK_ERRORS as error:
         failure = classify_failure(error)
-    entry = {
+    entry: TcpConnect = {
         "ip": ip,
         "port": port,
         "status": {"success": failure is None, "failure": failure, "blocked": None},

@@ -6,12 +6,14 @@ import asyncio
 import functools
 import ssl
 import time
-from typing import Any, Literal
+from typing import Literal
 
 from probes.certificates import describe_certificate, peer_certificate_entry
 from probes.errors import NETWORK_ERRORS, classify_failure
+from probes.measurement_types import CertificateDescription, PeerCertificate, TlsHandshake
 from probes.options import ProbeOptions
 from probes.tcp import Streams, close_streams, format_endpoint, probe_tcp
+from probes.vocabulary import Failure
 
 VerifyMode = Literal["full", "chain", "none"]
 
@@ -41,7 +43,7 @@ async def probe_tls(
     verify: bool = True,
     streams: Streams | None = None,
     started: float | None = None,
-) -> tuple[dict[str, Any], Streams | None]:
+) -> tuple[TlsHandshake, Streams | None]:
     """Handshake over `streams` (or a fresh connection); returns the entry and the TLS streams.
 
     On a verification failure the entry also carries the chain the server presented, fetched by
@@ -49,7 +51,7 @@ async def probe_tls(
     """
     started = time.monotonic() if started is None else started
     t0 = time.monotonic() - started
-    entry: dict[str, Any] = {
+    entry: TlsHandshake = {
         "address": format_endpoint(ip, port),
         "server_name": server_name,
         "failure": None,
@@ -60,7 +62,7 @@ async def probe_tls(
         "peer_certificates": [],
         "certificate_chain": [],
         "t0": round(t0, 6),
-        "t": None,
+        "t": round(t0, 6),  # the end, set below on every path
     }
     if streams is None:
         tcp_entry, streams = await probe_tcp(ip, port, options, started=started)
@@ -83,7 +85,7 @@ async def probe_tls(
 
 async def _handshake(
     streams: Streams, server_name: str | None, options: ProbeOptions, mode: VerifyMode
-) -> str | None:
+) -> Failure | None:
     context = client_context(options.ca_file, mode)
     try:
         # Our own timeout: asyncio's ssl_handshake_timeout surfaces as a vague ConnectionAbortedError.
@@ -97,7 +99,7 @@ async def _handshake(
 
 
 async def _record_presented_chain(
-    entry: dict[str, Any], ip: str, port: int, server_name: str | None, options: ProbeOptions
+    entry: TlsHandshake, ip: str, port: int, server_name: str | None, options: ProbeOptions
 ) -> None:
     _, streams = await probe_tcp(ip, port, options)
     if streams is None:
@@ -107,7 +109,7 @@ async def _record_presented_chain(
     await close_streams(streams)
 
 
-def _record_session(entry: dict[str, Any], streams: Streams) -> None:
+def _record_session(entry: TlsHandshake, streams: Streams) -> None:
     ssl_object = streams[1].get_extra_info("ssl_object")
     entry["tls_version"] = ssl_object.version()
     cipher = ssl_object.cipher()
@@ -116,7 +118,7 @@ def _record_session(entry: dict[str, Any], streams: Streams) -> None:
     entry["peer_certificates"], entry["certificate_chain"] = _peer_chain(streams)
 
 
-def _peer_chain(streams: Streams) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _peer_chain(streams: Streams) -> tuple[list[PeerCertificate], list[CertificateDescription]]:
     ssl_object = streams[1].get_extra_info("ssl_object")
     if ssl_object is None:
         return [], []

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
+from monitor.store import Store
 from monitor.store.queries import (
     ReadDatabase,
     load_daily_counts,
@@ -20,7 +20,7 @@ from reports.periods import Period, store_text
 from targets.model import Target
 
 
-def collect_inputs(store: Any, period: Period, targets: list[Target] | None = None, *,
+def collect_inputs(store: Store, period: Period, targets: list[Target] | None = None, *,
                    now: datetime | None = None, title: str = "blockmon report") -> ReportInputs:
     """Everything build_report needs for `period`; targets None = those saved in the store."""
     db = ReadDatabase(store)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
+from monitor.service.scheduler import MonitorScheduler
+from monitor.settings import Settings
+from monitor.store import open_store
+from monitor.store.queries import ReadDatabase, load_targets
+from reports.collect import merge_targets
 from reports.periods import Period, previous_month, previous_week
 from reports.write import FORMATS, generate_report
+from targets import load_registry
 
 log = logging.getLogger(__name__)
 
@@ -20,13 +25,8 @@ WEEKLY_CRON = "20 0 * * mon"
 MONTHLY_CRON = "40 0 1 * *"
 
 
-def write_archived_report(settings: Any, period: Period) -> Path:
+def write_archived_report(settings: Settings, period: Period) -> Path:
     """Opens the configured store, writes the period's report into [reports] out_dir."""
-    from monitor.store import open_store
-    from monitor.store.queries import ReadDatabase, load_targets
-    from reports.collect import merge_targets
-    from targets import load_registry
-
     store = open_store(settings.storage.database_url, migrate=False)
     try:
         registry = list(load_registry(settings.targets.registry_path).targets)
@@ -38,10 +38,11 @@ def write_archived_report(settings: Any, period: Period) -> Path:
     return written.directory
 
 
-def attach_reports_to_service(settings: Any) -> Callable[[Any, Any], None]:
+def attach_reports_to_service(settings: Settings
+                              ) -> Callable[[object, MonitorScheduler], None]:
     """An on_service hook for `blockmon run`: adds the weekly and/or monthly report jobs."""
 
-    def make_job(choose: Callable[[datetime], Period]) -> Callable[[], Any]:
+    def make_job(choose: Callable[[datetime], Period]) -> Callable[[], Awaitable[None]]:
         async def job() -> None:
             period = choose(datetime.now(UTC))
             try:
@@ -54,7 +55,7 @@ def attach_reports_to_service(settings: Any) -> Callable[[Any, Any], None]:
 
         return job
 
-    def attach(_runner: Any, scheduler: Any) -> None:
+    def attach(_runner: object, scheduler: MonitorScheduler) -> None:
         if settings.reports.weekly:
             scheduler.add_periodic("report-weekly", make_job(previous_week), cron=WEEKLY_CRON)
         if settings.reports.monthly:

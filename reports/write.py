@@ -9,8 +9,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
+from monitor.store import Store
 from monitor.store.queries import ReadDatabase, is_uid, load_measurement_documents
 from reports.build import Report, build_report
 from reports.collect import collect_inputs
@@ -88,7 +89,7 @@ def write_report(report: Report, out_dir: str | Path, formats: Iterable[str],
     return WrittenReport(directory, tuple(written), count)
 
 
-def generate_report(store: Any, period: Period, out_dir: str | Path,
+def generate_report(store: Store, period: Period, out_dir: str | Path,
                     formats: Iterable[str] = FORMATS, *, targets: list[Target] | None = None,
                     now: datetime | None = None) -> WrittenReport:
     """Reads the period from the store, builds the report, writes it and its evidence."""

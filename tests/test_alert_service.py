@@ -11,11 +11,12 @@ from tests.fixtures.alerts import WebhookReceiver
 
 async def test_the_run_service_sends_a_confirmed_block_once(
         tmp_path: Path, webhook_receiver: WebhookReceiver) -> None:
-    from monitor.alerts.service import attach_to_service
-    from monitor.commands.run import ServicePlan, run_service
+    from monitor.service.compose import run_service
+    from monitor.service.plan import ServicePlan
     from monitor.service.runner import RunnerConfig
     from monitor.service.scheduler import ListSchedule
     from monitor.service.shutdown import ShutdownRequest
+    from monitor.service.upkeep import attach_alerts
     from tests.fixtures.runner import ScriptedProbe, make_target_list
 
     config = tmp_path / "blockmon.toml"
@@ -41,7 +42,7 @@ async def test_the_run_service_sends_a_confirmed_block_once(
         settings=settings, target_lists=[target_list],
         runner_config=RunnerConfig(confirm_retests=2, confirm_delay_seconds=0.0),
         schedules={"news": ListSchedule(interval_seconds=0.3)}, measure=probe,
-        on_round=[after_round], on_service=[attach_to_service(settings)])
+        on_round=[after_round], on_service=[attach_alerts(settings)])
     assert await asyncio.wait_for(run_service(plan, shutdown=shutdown), timeout=60) == 0
     [message] = webhook_receiver.received
     body = message["body"]

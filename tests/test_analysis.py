@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from probes.analysis import BLOCKING_OF_METHOD, analyze, classify_tcp_blocking
+from probes.analysis import analyze, classify_tcp_blocking
 from probes.analysis_compare import (
     compare_body_lengths,
     compare_headers,
@@ -18,6 +18,7 @@ from probes.analysis_compare import (
     simhash_distance,
     text_simhash,
 )
+from probes.analysis_decide import BLOCKING_OF_METHOD
 from probes.bogons import is_bogon
 from probes.vocabulary import BLOCKING_METHODS
 

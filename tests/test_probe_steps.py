@@ -29,7 +29,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from probes.certificates import describe_certificate
-from probes.control import control_shape_error, fetch_control
+from probes.control import fetch_control
+from probes.control_protocol import control_shape_error
 from probes.dns import addresses_from_queries, parse_resolver, probe_dns
 from probes.errors import InvalidInput, classify_failure
 from probes.http import HopSteps, decode_body, detect_charset, extract_title, fetch_one, probe_http

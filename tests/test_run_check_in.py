@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from monitor.commands.run import RoundResult, attach_check_in, load_plan, run_service
 from monitor.service.assignment import (
     Assignment,
     AssignmentError,
@@ -20,7 +19,11 @@ from monitor.service.assignment import (
     save_assignment,
     saved_assignment_path,
 )
+from monitor.service.compose import run_service
+from monitor.service.load import load_plan
+from monitor.service.runner import RoundResult
 from monitor.service.shutdown import ShutdownRequest
+from monitor.service.upkeep import attach_check_in
 from tests.fixtures.collector import CollectorProcess, register_probe, run_blockmon
 from tests.fixtures.runner import ScriptedProbe
 

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from monitor.cli import cli
-from monitor.commands.run import schedule_for
+from monitor.service.plan import schedule_for
 from monitor.settings import load_settings
 from tests.fixtures.runner import write_lab_config, write_lab_registry
 
@@ -162,7 +162,8 @@ def test_once_measures_confirms_and_prints_the_closing_table(tmp_path, lab_info,
 
 
 async def test_service_runs_rounds_confirms_through_the_scheduler_and_stops(tmp_path):
-    from monitor.commands.run import ServicePlan, run_service
+    from monitor.service.compose import run_service
+    from monitor.service.plan import ServicePlan
     from monitor.service.runner import RunnerConfig
     from monitor.service.scheduler import ListSchedule
     from monitor.service.shutdown import ShutdownRequest
@@ -233,10 +234,12 @@ async def test_service_uploads_the_spool_to_the_collector(tmp_path):
     from aiohttp import web
 
     from monitor.commands.demo import serve_on_loopback
-    from monitor.commands.run import ServicePlan, attach_uploads, run_service
+    from monitor.service.compose import run_service
+    from monitor.service.plan import ServicePlan
     from monitor.service.runner import RunnerConfig
     from monitor.service.scheduler import ListSchedule
     from monitor.service.shutdown import ShutdownRequest
+    from monitor.service.upkeep import attach_uploads
     from tests.fixtures.runner import ScriptedProbe, make_target_list
 
     received: list[str] = []

@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from monitor.commands.run import ServicePlan, attach_retention, run_service
+from monitor.service.compose import run_service
+from monitor.service.plan import ServicePlan
 from monitor.service.retention import prune_job
 from monitor.service.runner import RunnerConfig
 from monitor.service.scheduler import ListSchedule, MonitorScheduler
 from monitor.service.shutdown import ShutdownRequest
+from monitor.service.upkeep import attach_retention
 from monitor.settings import load_settings
 from monitor.store import Store, open_store
 from monitor.store.writer import StoreWriter
@@ -79,7 +81,7 @@ async def test_retention_job_prunes_past_the_cutoff(tmp_path: Path) -> None:
 
 
 def test_retention_is_scheduled_daily_only_when_set(tmp_path: Path) -> None:
-    from monitor.commands.run import load_plan
+    from monitor.service.load import load_plan
 
     plain = load_plan(str(write_config(tmp_path)), [])
     assert not any(getattr(hook, "__qualname__", "").startswith("attach_retention")

@@ -14,24 +14,27 @@ from typing import Any
 from monitor.alerts.channels.base import Channel, TransportError
 from monitor.alerts.messages import build_digest
 from monitor.alerts.store_tables import AlertTables
+from monitor.settings import AlertsSettings, knobs_from
+from monitor.store import Store
 from monitor.store.rows import store_time
 
 log = logging.getLogger(__name__)
 
 # Runs work(store) where the store lives (its writer thread, a collector DB thread), awaited.
-InStore = Callable[[Callable[[Any], Any]], Awaitable[Any]]
+InStore = Callable[[Callable[[Store], Any]], Awaitable[Any]]
+_ALERTS = AlertsSettings()
 
 
 @dataclass(frozen=True, slots=True)
 class DeliveryPolicy:
-    """[alerts] retry and digest knobs."""
+    """[alerts] retry and digest knobs (their defaults are [alerts]'s)."""
 
-    retry_base_seconds: float = 30.0
-    retry_max_seconds: float = 3600.0
-    give_up_hours: float = 72.0
-    digest_threshold: int = 5
-    max_messages_per_hour: int = 30
-    send_timeout_seconds: float = 15.0
+    retry_base_seconds: float = _ALERTS.retry_base_seconds
+    retry_max_seconds: float = _ALERTS.retry_max_seconds
+    give_up_hours: float = _ALERTS.give_up_hours
+    digest_threshold: int = _ALERTS.digest_threshold
+    max_messages_per_hour: int = _ALERTS.max_messages_per_hour
+    send_timeout_seconds: float = _ALERTS.send_timeout_seconds
 
     @property
     def lease_seconds(self) -> float:
@@ -39,13 +42,8 @@ class DeliveryPolicy:
         return self.send_timeout_seconds * 4 + 30
 
     @classmethod
-    def from_settings(cls, alerts: Any) -> DeliveryPolicy:
-        return cls(retry_base_seconds=alerts.retry_base_seconds,
-                   retry_max_seconds=alerts.retry_max_seconds,
-                   give_up_hours=alerts.give_up_hours,
-                   digest_threshold=alerts.digest_threshold,
-                   max_messages_per_hour=alerts.max_messages_per_hour,
-                   send_timeout_seconds=alerts.send_timeout_seconds)
+    def from_settings(cls, alerts: AlertsSettings) -> DeliveryPolicy:
+        return knobs_from(cls, alerts)
 
 
 def retry_delay(attempts: int, policy: DeliveryPolicy) -> float:
@@ -79,7 +77,7 @@ def _utc_now() -> datetime:
 RATE_LIMIT_PAUSE = timedelta(minutes=5)
 
 
-def messages_budget(store: Any, channels: Sequence[str], now: datetime,
+def messages_budget(store: Store, channels: Sequence[str], now: datetime,
                     policy: DeliveryPolicy) -> dict[str, int]:
     """How many more messages each channel may send in the hour ending now."""
     since = store_time(now - timedelta(hours=1))
@@ -88,7 +86,7 @@ def messages_budget(store: Any, channels: Sequence[str], now: datetime,
             for channel in channels}
 
 
-def claim_due(store: Any, now: datetime, lease_seconds: float) -> list[dict[str, Any]]:
+def claim_due(store: Store, now: datetime, lease_seconds: float) -> list[dict[str, Any]]:
     """Runs on the store thread: due deliveries, each claimed with a conditional UPDATE so a
     second process (or collector replica) never sends the same one."""
     tables = AlertTables(store)
@@ -140,7 +138,7 @@ async def deliver_due(in_store: InStore, channels: Mapping[str, Channel],
     return report
 
 
-def _release(store: Any, *, deliveries: Sequence[Mapping[str, Any]], reason: str,
+def _release(store: Store, *, deliveries: Sequence[Mapping[str, Any]], reason: str,
              retry_at: str) -> None:
     tables = AlertTables(store)
     for delivery in deliveries:
@@ -168,7 +166,7 @@ async def _send_channel(in_store: InStore, channel: Channel,
                        digest=False)
 
 
-def _mark_unsent(store: Any, *, ids: list[int], error: str,
+def _mark_unsent(store: Store, *, ids: list[int], error: str,
                  next_attempt_at: str | None) -> None:
     AlertTables(store).mark_unsent(ids, error=error, next_attempt_at=next_attempt_at)
 

@@ -23,6 +23,7 @@ from monitor.alerts.rules import (
     detect_silent_probes,
 )
 from monitor.alerts.store_tables import AlertTables
+from monitor.store import Store
 from monitor.store.rows import store_time
 
 
@@ -41,7 +42,7 @@ class EvaluationConfig:
     known_targets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
-def evaluate_alerts(store: Any, config: EvaluationConfig, now: datetime) -> list[int]:
+def evaluate_alerts(store: Store, config: EvaluationConfig, now: datetime) -> list[int]:
     """Runs on the store's thread, in one transaction: reconcile the open incidents with the
     current target states (and, at a collector, with probe silence); record the alerts and
     their pending deliveries. Returns the ids of new alerts.

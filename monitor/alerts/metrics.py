@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import web
+
 from monitor.alerts.store_tables import AlertTables
+from monitor.store import Store
 from probes.vocabulary import TARGET_STATES
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -24,7 +28,7 @@ class MetricsSnapshot:
     open_incidents: list[dict[str, Any]] = field(default_factory=list)  # kind, n
 
 
-def read_snapshot(store: Any) -> MetricsSnapshot:
+def read_snapshot(store: Store) -> MetricsSnapshot:
     """Runs on the store's thread. Counts come from the tables, so every process serving
     /metrics (monitor, collector replicas) reports the same figures."""
     tables = AlertTables(store)
@@ -105,8 +109,6 @@ def render_metrics(snapshot: MetricsSnapshot) -> str:
 def parse_metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """A small reader of the format above (for tests and `alerts` checks): (name, labels) ->
     value."""
-    import re
-
     values: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
     pattern = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
     label = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
@@ -126,10 +128,9 @@ def parse_metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], flo
     return values
 
 
-def add_metrics_route(app: Any, fetch: Callable[[], Awaitable[MetricsSnapshot]]) -> None:
+def add_metrics_route(app: web.Application,
+                      fetch: Callable[[], Awaitable[MetricsSnapshot]]) -> None:
     """GET /metrics on an aiohttp application (collector, dashboard, or our own listener)."""
-    from aiohttp import web
-
     async def metrics(_request: web.Request) -> web.Response:
         snapshot = await fetch()
         return web.Response(body=render_metrics(snapshot).encode("utf-8"),

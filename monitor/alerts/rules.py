@@ -7,27 +7,27 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from monitor.settings import AlertsSettings, knobs_from
 from monitor.store.rows import store_time
 
 # States that mean "this URL does not work from here". `unknown` counts only when even the
 # control helper could not be reached: that is what a shut-off network looks like, whereas a
 # probe run without a helper is unknown everywhere and must not look like an outage.
 _FAILING_STATES = frozenset({"anomaly", "blocked", "down"})
+_ALERTS = AlertsSettings()
 
 
 @dataclass(frozen=True, slots=True)
 class RuleConfig:
-    """The [alerts] knobs the rules need."""
+    """The [alerts] knobs the rules need (their defaults are [alerts]'s)."""
 
-    outage_fraction: float = 0.6
-    outage_min_urls: int = 3
-    silence_factor: float = 2.0
+    outage_fraction: float = _ALERTS.outage_fraction
+    outage_min_urls: int = _ALERTS.outage_min_urls
+    silence_factor: float = _ALERTS.silence_factor
 
     @classmethod
-    def from_settings(cls, alerts: Any) -> RuleConfig:
-        return cls(outage_fraction=alerts.outage_fraction,
-                   outage_min_urls=alerts.outage_min_urls,
-                   silence_factor=alerts.silence_factor)
+    def from_settings(cls, alerts: AlertsSettings) -> RuleConfig:
+        return knobs_from(cls, alerts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,10 @@
-"""Wiring: the alert job (rules, then deliveries) on the monitor's scheduler and in the collector."""
+"""The alert job (rules, then deliveries) built from [alerts]; the collector's loop; /metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -12,20 +12,23 @@ from typing import Any
 from aiohttp import web
 
 from monitor.alerts.channels.base import Channel
+from monitor.alerts.channels.email import EmailChannel
+from monitor.alerts.channels.slack import SlackChannel
+from monitor.alerts.channels.webhook import WebhookChannel
 from monitor.alerts.delivery import DeliveryPolicy, DeliveryReport, InStore, deliver_due
 from monitor.alerts.evaluate import EvaluationConfig, evaluate_alerts
 from monitor.alerts.metrics import MetricsSnapshot, add_metrics_route, read_snapshot
 from monitor.alerts.rules import RuleConfig
+from monitor.settings import AlertsSettings, Settings
+from monitor.store import Store
+from probes.endpoints import split_host_port
+from targets.registry import load_registry
 
 log = logging.getLogger(__name__)
 
 
-def channels_from_settings(alerts: Any) -> dict[str, Channel]:
+def channels_from_settings(alerts: AlertsSettings) -> dict[str, Channel]:
     """The configured channels by name: webhook, slack, email (each only when set)."""
-    from monitor.alerts.channels.email import EmailChannel
-    from monitor.alerts.channels.slack import SlackChannel
-    from monitor.alerts.channels.webhook import WebhookChannel
-
     channels: dict[str, Channel] = {}
     if alerts.webhook_url:
         channels["webhook"] = WebhookChannel(alerts.webhook_url, secret=alerts.webhook_secret,
@@ -41,13 +44,11 @@ def channels_from_settings(alerts: Any) -> dict[str, Channel]:
     return channels
 
 
-def load_registry_facts(settings: Any) -> tuple[frozenset[str], dict[str, dict[str, Any]]]:
+def load_registry_facts(settings: Settings) -> tuple[frozenset[str], dict[str, dict[str, Any]]]:
     """The registry's control target ids, and each target's name and briefing claim. Empty
     when the registry cannot be read (a collector may run without it): controls are then
     recognised by the `control-` id prefix (rules.UrlStatus)."""
     try:
-        from targets.registry import load_registry
-
         registry = load_registry(settings.targets.registry_path)
     except Exception as error:  # a missing or broken registry: fall back, and say so
         log.warning("alerts: registry unreadable (%s); controls are targets named control-*",
@@ -60,7 +61,7 @@ def load_registry_facts(settings: Any) -> tuple[frozenset[str], dict[str, dict[s
     return controls, known
 
 
-def evaluation_config(settings: Any, channels: dict[str, Channel],
+def evaluation_config(settings: Settings, channels: dict[str, Channel],
                       control_ids: frozenset[str],
                       known_targets: dict[str, dict[str, Any]] | None = None,
                       ) -> EvaluationConfig:
@@ -91,7 +92,7 @@ class AlertService:
         self.new_alert_ids: list[int] = []
 
     @classmethod
-    def from_settings(cls, settings: Any, in_store: InStore, *,
+    def from_settings(cls, settings: Settings, in_store: InStore, *,
                       channels: dict[str, Channel] | None = None,
                       control_ids: frozenset[str] | None = None) -> AlertService:
         chosen = channels_from_settings(settings.alerts) if channels is None else channels
@@ -139,60 +140,28 @@ class AlertService:
 ALERT_SERVICE_KEY = web.AppKey("alert_service", AlertService)
 
 
-async def serve_metrics(listen: str, fetch: Callable[[], Awaitable[MetricsSnapshot]]) -> Any:
+async def serve_metrics(listen: str, fetch: Callable[[], Awaitable[MetricsSnapshot]]
+                        ) -> web.AppRunner:
     """Our own small /metrics listener (for `blockmon run`); returns the aiohttp runner."""
-    from aiohttp import web
-
-    host, _, port = listen.rpartition(":")
+    host, port = split_host_port(listen)
     app = web.Application()
     add_metrics_route(app, fetch)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        # "[::1]:9470" is how HOST:PORT writes an IPv6 address; the socket wants it bare.
-        await web.TCPSite(runner, host.strip("[]"), int(port)).start()
+        await web.TCPSite(runner, host, port).start()
     except BaseException:
         await runner.cleanup()
         raise
     return runner
 
 
-def attach_to_service(settings: Any) -> Callable[[Any, Any], None]:
-    """For ServicePlan.on_service: the alert job on the monitor's scheduler, woken by the
-    runner's transitions, plus /metrics when [alerts] metrics_listen is set."""
-
-    def extend(runner: Any, scheduler: Any) -> None:
-        recorder = runner.store  # StoreRecorder: the store and its writer thread
-
-        async def in_store(work: Callable[[Any], Any]) -> Any:
-            return await recorder.call_in_writer(work, recorder.store)
-
-        service = AlertService.from_settings(settings, in_store)
-        runner.on_transition.append(service.wake)
-        scheduler.add_periodic("alerts", service.run_pass,
-                               seconds=settings.alerts.check_interval_seconds)
-        if settings.alerts.metrics_listen:
-            async def fetch() -> MetricsSnapshot:
-                snapshot: MetricsSnapshot = await in_store(read_snapshot)
-                return snapshot
-
-            async def start_metrics() -> None:
-                try:
-                    await serve_metrics(settings.alerts.metrics_listen, fetch)
-                except OSError as error:  # measuring goes on without /metrics, said once
-                    log.error("[alerts] metrics_listen %s: cannot listen: %s",
-                              settings.alerts.metrics_listen, error.strerror or error)
-
-            asyncio.ensure_future(start_metrics())
-
-    return extend
-
-
-def attach_to_collector(app: Any, settings: Any, database: Any) -> None:
+def attach_to_collector(app: web.Application, settings: Settings | None,
+                        database: Any) -> None:
     """The collector: /metrics always; with [alerts] enabled, the alert job runs every
     check_interval_seconds while the app is up (uploads always go through the state machine)."""
 
-    async def in_store(work: Callable[[Any], Any]) -> Any:
+    async def in_store(work: Callable[[Store], Any]) -> Any:
         return await database.run(lambda store, _registry: work(store))
 
     async def fetch() -> MetricsSnapshot:
@@ -205,7 +174,7 @@ def attach_to_collector(app: Any, settings: Any, database: Any) -> None:
     service = AlertService.from_settings(settings, in_store)
     app[ALERT_SERVICE_KEY] = service
 
-    async def alert_loop(_app: Any) -> Any:
+    async def alert_loop(_app: web.Application) -> AsyncIterator[None]:
         async def loop() -> None:
             while True:
                 await service.run_pass()

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
 
@@ -23,7 +21,9 @@ from monitor.collector.routes import (
     add_routes,
 )
 from monitor.collector.validation import BatchLimits
-from monitor.settings import ScheduleSettings
+from monitor.serving import serve_until_stopped
+from monitor.settings import ScheduleSettings, Settings
+from monitor.signals import ShutdownRequest
 from monitor.store.database import DatabaseUrl
 from probes.asn import open_asn_database
 
@@ -50,7 +50,7 @@ class CollectorConfig:
     # [collector] asn_database: iptoasn file giving a registering probe's ASN/CC when it sends none.
     asn_database: str | None = None
     # The loaded Settings: [schedule] confirmations, [alerts], and the dashboard.
-    settings: Any = None
+    settings: Settings | None = None
     # Adds more routes to the app (the dashboard under /dashboard/, mounted by the command that
     # composes the collector: reports sit above the collector, so it cannot import them).
     mount: Callable[[web.Application], None] | None = None
@@ -106,38 +106,32 @@ def build_app(config: CollectorConfig, database: DatabaseThreads) -> web.Applica
     return app
 
 
-async def serve_collector(config: CollectorConfig, stop: asyncio.Event | None = None) -> None:
-    """Migrate the database, then serve until `stop` is set or SIGTERM/SIGINT arrives."""
+async def serve_collector(config: CollectorConfig, shutdown: ShutdownRequest | None = None) -> None:
+    """Migrate the database, then serve until `shutdown` is requested (SIGTERM/SIGINT by default)."""
     database = DatabaseThreads(config.database, config.database_threads)
-    await asyncio.get_running_loop().run_in_executor(database.executor, database.migrate)
-    # Always called: removing the setting must retire the secret it left in the database.
-    standing = config.standing_enrolment_secret or None
-    await database.run(
-        lambda _store, registry: registry.ensure_standing_secret(standing, now=datetime.now(UTC))
-    )
-    app = build_app(config, database)
-    runner = web.AppRunner(
-        app,
-        access_log_format=FULL_ACCESS_LOG if config.log_client_addresses else PRIVATE_ACCESS_LOG,
-    )
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
-    await site.start()
-    log.info(
-        "collector listening on %s:%s, database %s",
-        config.host,
-        config.port,
-        config.database.describe(),
-    )
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(signum, stop.set)
-        except (NotImplementedError, RuntimeError):  # not the main thread
-            pass
     try:
-        await stop.wait()
+        await asyncio.get_running_loop().run_in_executor(database.executor, database.migrate)
+        # Always called: removing the setting must retire the secret it left in the database.
+        standing = config.standing_enrolment_secret or None
+        await database.run(
+            lambda _store, registry: registry.ensure_standing_secret(standing, now=datetime.now(UTC))
+        )
+
+        def announce(bound_port: int) -> None:
+            log.info(
+                "collector listening on %s:%s, database %s",
+                config.host,
+                bound_port,
+                config.database.describe(),
+            )
+
+        await serve_until_stopped(
+            build_app(config, database),
+            config.host,
+            config.port,
+            shutdown=shutdown,
+            on_listening=announce,
+            access_log_format=FULL_ACCESS_LOG if config.log_client_addresses else PRIVATE_ACCESS_LOG,
+        )
     finally:
-        await runner.cleanup()
         database.close()

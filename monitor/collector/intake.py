@@ -6,9 +6,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from monitor.state import Observation, StateDecision, decide_next_state
+from monitor.store import Store
 
 
-def save_and_decide(store: Any, rows: Iterable[Mapping[str, Any]], *,
+def save_and_decide(store: Store, rows: Iterable[Mapping[str, Any]], *,
                     confirmations_needed: int) -> int:
     """Stores a batch (as store.save_measurements), then feeds each row, oldest first, to the
     per (vantage, url) state machine. Returns how many rows were new.

@@ -13,7 +13,7 @@ from monitor.collector.auth import bearer_token
 from monitor.collector.backend import DatabaseThreads
 from monitor.collector.intake import save_and_decide
 from monitor.collector.probe_network import fill_probe_network
-from monitor.collector.registry import ProbeRecord, Registry, format_time
+from monitor.collector.registry import ProbeRecord, Registry, TargetListVersion, format_time
 from monitor.collector.validation import (
     BatchLimits,
     RegisteredProbe,
@@ -23,8 +23,10 @@ from monitor.collector.validation import (
     check_stored_sizes,
     parse_json_object,
 )
+from monitor.store import Store
 from monitor.store.rows import measurement_row
 from probes.asn import AsnDatabase
+from probes.http import read_capped
 
 # How many anomalous results in a row confirm a block ([schedule] confirm_retests + 1).
 CONFIRMATIONS_KEY = web.AppKey("confirmations_needed", int)
@@ -61,14 +63,8 @@ async def read_body(request: web.Request, limit: int) -> bytes | Rejection:
     too_large = Rejection(413, f"body is larger than {limit} bytes", "body")
     if request.content_length is not None and request.content_length > limit:
         return too_large
-    chunks: list[bytes] = []
-    received = 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        received += len(chunk)
-        if received > limit:
-            return too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+    body, oversized = await read_capped(request.content, limit)
+    return too_large if oversized else body
 
 
 async def read_json(request: web.Request, limit: int) -> dict[str, Any] | Rejection:
@@ -150,7 +146,7 @@ async def check_in(request: web.Request) -> web.Response:
         return refuse(Rejection(400, "must be a string of at most 64 characters", "software_version"))
     now = datetime.now(UTC)
 
-    def work(_store: Any, registry: Registry) -> Any:
+    def work(_store: Store, registry: Registry) -> TargetListVersion | None:
         registry.record_check_in(probe.probe_id, software_version, now=now)
         return registry.latest_target_list()
 

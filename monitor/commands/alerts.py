@@ -8,6 +8,10 @@ from datetime import UTC, datetime
 
 import click
 
+from monitor.alerts.channels.base import TransportError
+from monitor.alerts.messages import build_test_payload
+from monitor.alerts.service import channels_from_settings
+from monitor.alerts.store_tables import AlertTables
 from monitor.commands.status import load_settings_or_fail, open_store_for_reading
 from monitor.store.rows import store_time
 
@@ -25,8 +29,6 @@ def alerts() -> None:
 @click.pass_context
 def list_alerts(ctx: click.Context, state: str, limit: int, as_json: bool) -> None:
     """Recorded alerts, newest first, with how many of their deliveries went out."""
-    from monitor.alerts.store_tables import AlertTables
-
     store = open_store_for_reading(load_settings_or_fail(ctx))
     try:
         rows = AlertTables(store).list_alerts(state=state, limit=limit)
@@ -49,8 +51,6 @@ def list_alerts(ctx: click.Context, state: str, limit: int, as_json: bool) -> No
 @click.pass_context
 def ack(ctx: click.Context, alert_id: int) -> None:
     """Acknowledge alert ID (it leaves `alerts list`; its incident stays as it is)."""
-    from monitor.alerts.store_tables import AlertTables
-
     store = open_store_for_reading(load_settings_or_fail(ctx))
     try:
         outcome = AlertTables(store).ack_alert(alert_id, store_time(datetime.now(UTC)))
@@ -67,10 +67,6 @@ def ack(ctx: click.Context, alert_id: int) -> None:
 @click.pass_context
 def test(ctx: click.Context, channel: str) -> None:
     """Send a test alert through CHANNEL now and say whether it was accepted."""
-    from monitor.alerts.channels.base import TransportError
-    from monitor.alerts.messages import build_test_payload
-    from monitor.alerts.service import channels_from_settings
-
     settings = load_settings_or_fail(ctx)
     try:
         channels = channels_from_settings(settings.alerts)

@@ -7,19 +7,32 @@ import dataclasses
 import json
 import logging
 import sys
+import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import click
 
+from monitor.collector.app import CollectorConfig, serve_collector
+from monitor.collector.backend import open_store as open_collector_store
 from monitor.collector.registry import Registry
+from monitor.collector.routes import UploadAdvice
+from monitor.commands.options import load_asn_database_option
+from monitor.schema import PROBE_DATABASE
+from monitor.service.assignment import Assignment, AssignmentError
+from monitor.service.collector_client import CollectorRefused, check_in, register_with_collector
+from monitor.service.uploader import run_uploader, upload_pending
+from monitor.settings import SettingsError, load_settings
+from monitor.signals import ShutdownRequest
+from monitor.store import StoreError, open_store
 from monitor.store.database import DatabaseUrl, connect
+from probes.endpoints import split_host_port
+from reports.dashboard import dashboard_mount
 
 
 def _settings(ctx: click.Context) -> Any:
-    from monitor.settings import SettingsError, load_settings
-
     config_path = (ctx.find_root().obj or {}).get("config_path")
     try:
         return load_settings(config_path)
@@ -48,10 +61,10 @@ def _open_registry(url: DatabaseUrl) -> Registry:
 
 
 def _host_port(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise click.BadParameter(f"{listen!r} must be HOST:PORT", param_hint="--listen")
-    return host.strip("[]"), int(port)
+    try:
+        return split_host_port(listen)
+    except ValueError:
+        raise click.BadParameter(f"{listen!r} must be HOST:PORT", param_hint="--listen") from None
 
 
 database_option = click.option(
@@ -82,10 +95,6 @@ def collector(
     ctx.obj["collector_database"] = database
     if ctx.invoked_subcommand is not None:
         return
-    from monitor.collector.app import CollectorConfig, serve_collector
-    from monitor.collector.backend import open_store as open_collector_store
-    from monitor.collector.routes import UploadAdvice
-    from reports.dashboard import dashboard_mount
 
     settings = _settings(ctx)
     url = _database_url(ctx, database)
@@ -106,8 +115,6 @@ def collector(
         mount=dashboard_mount(lambda: open_collector_store(url), settings),
     )
     if config.asn_database:
-        from monitor.commands.helper import load_asn_database_option
-
         load_asn_database_option(config.asn_database, "[collector] asn_database")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -178,7 +185,6 @@ def publish_targets(
     ctx: click.Context, database: str | None, path: Path, interval_minutes: int, lists: str
 ) -> None:
     """Publish PATH (a target registry TOML) as the next version probes get at check-in."""
-    import tomllib
 
     try:
         content = path.read_text(encoding="utf-8")
@@ -191,7 +197,6 @@ def publish_targets(
         "interval_minutes": interval_minutes,
         "lists": [name.strip() for name in lists.split(",") if name.strip()],
     }
-    from monitor.service.assignment import Assignment, AssignmentError
 
     # The check every probe makes at check-in: a version they would all refuse is not published.
     try:
@@ -221,9 +226,7 @@ def register(
     ctx: click.Context, collector_url: str | None, secret: str | None, token_file: Path
 ) -> None:
     """Probe side: enrol this probe ([probe] vantage_id, cc, asn) and save its token."""
-    import aiohttp
 
-    from monitor.service.collector_client import CollectorRefused, register_with_collector
 
     settings = _settings(ctx)
     url = collector_url or settings.collector.url
@@ -257,9 +260,7 @@ def register(
 @click.pass_context
 def check_in_command(ctx: click.Context, save_targets: Path | None) -> None:
     """Probe side: check in with the collector and fetch its current target lists."""
-    import aiohttp
 
-    from monitor.service.collector_client import CollectorRefused, check_in
 
     settings = _settings(ctx)
     if not settings.collector.url or not settings.collector.token:
@@ -297,12 +298,6 @@ def check_in_command(ctx: click.Context, save_targets: Path | None) -> None:
 @click.pass_context
 def upload(ctx: click.Context, loop: bool) -> None:
     """Probe side: send the spooled measurements to [collector] url now (or keep doing so)."""
-    import aiohttp
-
-    from monitor.schema import PROBE_DATABASE
-    from monitor.service.uploader import run_uploader, upload_pending
-    from monitor.store import StoreError, open_store
-
     settings = _settings(ctx)
     if not settings.collector.url or not settings.collector.token:
         raise click.UsageError("set [collector] url and token (or token_file) first")
@@ -318,12 +313,9 @@ def upload(ctx: click.Context, loop: bool) -> None:
             return await upload_pending(store, settings, session, rejection_log=rejections)
 
     async def forever() -> None:
-        import signal
-
-        stop = asyncio.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-        await run_uploader(store, settings, stop=stop, rejection_log=rejections)
+        shutdown = ShutdownRequest(quiet=True)
+        shutdown.install()
+        await run_uploader(store, settings, stop=shutdown.requested, rejection_log=rejections)
 
     try:
         if loop:

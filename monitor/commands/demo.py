@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sys
 from collections.abc import Iterable
@@ -13,16 +14,19 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 import click
+from aiohttp import web
 
-from monitor.commands.run import (
-    RoundCannotRun,
-    ServicePlan,
-    configure_logging,
-    run_service,
-)
+from lab import Lab, LabInfo
+from monitor.commands.run import RoundCannotRun, cannot_start_is_one_line, configure_logging
+from monitor.service.compose import run_service
+from monitor.service.plan import ServicePlan
 from monitor.service.runner import RoundResult, Runner, RunnerConfig
 from monitor.service.scheduler import ListSchedule
 from monitor.service.shutdown import ShutdownRequest
+from monitor.settings import ScheduleSettings, load_settings
+from monitor.store import open_store
+from probes.helper import HelperSettings, build_app
+from targets import load_registry
 
 DEMO_VANTAGE = "demo-kz-lab"
 
@@ -48,14 +52,14 @@ class DemoTiming:
     rounds: int = 3
     round_seconds: float = 15.0
     confirm_delay_seconds: float = 4.0
-    confirm_retests: int = 2
+    confirm_retests: int = ScheduleSettings().confirm_retests
 
 
 def hostnames_of(urls: Iterable[str]) -> list[str]:
     return sorted({urlsplit(url).hostname or "" for url in urls} - {""})
 
 
-def write_demo_config(data_dir: Path, lab_info: Any, helper_url: str) -> Path:
+def write_demo_config(data_dir: Path, lab_info: LabInfo, helper_url: str) -> Path:
     """The settings the demo measures with; `blockmon status` and `history` read them after."""
     config = data_dir / "blockmon.toml"
     config.write_text(
@@ -83,7 +87,7 @@ def write_demo_config(data_dir: Path, lab_info: Any, helper_url: str) -> Path:
 class DemoScript:
     """Turns blocks on after the first round and stops the service after the last."""
 
-    def __init__(self, lab: Any, timing: DemoTiming, shutdown: ShutdownRequest,
+    def __init__(self, lab: Lab, timing: DemoTiming, shutdown: ShutdownRequest,
                  out: TextIO, blocks: dict[str, str]) -> None:
         self.lab = lab
         self.timing = timing
@@ -124,21 +128,16 @@ class DemoScript:
         self.out.flush()
 
 
-async def start_control_helper(lab_info: Any) -> tuple[str, Any]:
+async def start_control_helper(lab_info: LabInfo) -> tuple[str, web.AppRunner]:
     """The control helper in-process, on the uncensored side: the lab's honest resolver."""
-
-    from probes.helper import HelperSettings, build_app
-
     app = build_app(HelperSettings(resolvers=(lab_info.honest_resolver,),
                                    ca_file=lab_info.ca_file,
                                    public_ranges=(lab_info.public_range,)))
     return await serve_on_loopback(app)
 
 
-async def serve_on_loopback(app: Any) -> tuple[str, Any]:
+async def serve_on_loopback(app: web.Application) -> tuple[str, web.AppRunner]:
     """Serves an aiohttp app on a free 127.0.0.1 port; returns its URL and the AppRunner."""
-    from aiohttp import web
-
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -148,10 +147,6 @@ async def serve_on_loopback(app: Any) -> tuple[str, Any]:
 
 
 async def run_demo(data_dir: Path, timing: DemoTiming, out: TextIO) -> ShutdownRequest:
-    from lab import Lab
-    from monitor.settings import load_settings
-    from targets import load_registry
-
     data_dir.mkdir(parents=True, exist_ok=True)
     # Each demo starts from an empty database: the lab's addresses differ from run to run.
     for old in data_dir.glob("blockmon.db*"):
@@ -179,13 +174,10 @@ async def run_demo(data_dir: Path, timing: DemoTiming, out: TextIO) -> ShutdownR
             plan = ServicePlan(
                 settings=settings,
                 target_lists=[registry],
-                runner_config=RunnerConfig(
-                    concurrency=settings.probe.concurrency,
-                    per_host_limit=settings.probe.per_host_limit,
+                runner_config=dataclasses.replace(
+                    RunnerConfig.from_settings(settings, shutdown_grace_seconds=5.0),
                     confirm_retests=timing.confirm_retests,
-                    confirm_delay_seconds=timing.confirm_delay_seconds,
-                    shutdown_grace_seconds=5.0,
-                ),
+                    confirm_delay_seconds=timing.confirm_delay_seconds),
                 schedules={registry.name: ListSchedule(interval_seconds=timing.round_seconds)},
                 on_round=[script.after_round],
                 on_runner=[script.attach],
@@ -222,8 +214,6 @@ def render_next_steps(data_dir: Path, states: list[dict[str, Any]], *, month: st
 
 
 def load_final_states(data_dir: Path) -> list[dict[str, Any]]:
-    from monitor.store import open_store
-
     store = open_store(f"sqlite:///{data_dir / 'blockmon.db'}")
     try:
         return store.load_states(vantage_id=DEMO_VANTAGE)
@@ -250,6 +240,7 @@ def demo(data_dir: Path, rounds: int, round_seconds: float, log_level: str) -> N
     configure_logging(log_level)
     data_dir = data_dir.resolve()
     timing = DemoTiming(rounds=rounds, round_seconds=round_seconds)
-    asyncio.run(run_demo(data_dir, timing, sys.stdout))
+    with cannot_start_is_one_line():
+        asyncio.run(run_demo(data_dir, timing, sys.stdout))
     month = datetime.now(UTC).strftime("%Y-%m")
     sys.stdout.write(render_next_steps(data_dir, load_final_states(data_dir), month=month))

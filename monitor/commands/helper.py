@@ -5,23 +5,28 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
-import signal
 from pathlib import Path
 
 import click
+
+from monitor.commands.options import check_ca_file_option, load_asn_database_option
+from monitor.serving import serve_until_stopped
+from probes.dns import parse_resolver
+from probes.endpoints import split_host_port
+from probes.errors import InvalidInput
+from probes.helper import HelperSettings, build_app
 
 TOKEN_ENV = "BLOCKMON_HELPER_TOKEN"
 
 
 def parse_listen(text: str) -> tuple[str, int]:
     """'HOST:PORT' / '[v6]:PORT' -> (host, port); a bad one raises click.BadParameter naming it."""
-    host, separator, port_text = text.rpartition(":")
-    host = host.strip("[]")
-    if not separator or not host or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+    try:
+        return split_host_port(text, allow_port_zero=True)
+    except ValueError:
         raise click.BadParameter(
             f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:8787", param_hint="--listen"
-        )
-    return host, int(port_text)
+        ) from None
 
 
 def _check_ranges(ranges: tuple[str, ...]) -> tuple[str, ...]:
@@ -47,53 +52,15 @@ def _read_token(token: str | None) -> str | None:
         raise click.ClickException(f"{TOKEN_ENV}_FILE {token_file}: {error.strerror}") from None
 
 
-def load_asn_database_option(path: str, option: str = "--asn-database") -> None:
-    """Load (and cache for the process) the AS database now, so a bad file is one error line."""
-    from probes.asn import AsnDatabaseError, open_asn_database
+async def serve_helper(settings: HelperSettings, host: str, port: int) -> None:
+    def announce(bound_port: int) -> None:
+        # With port 0 the system picked one: report the real one so callers can connect.
+        click.echo(f"blockmon helper listening on http://{host}:{bound_port}/", err=False)
 
     try:
-        open_asn_database(path)
-    except AsnDatabaseError as error:
-        raise click.BadParameter(str(error), param_hint=option) from None
-
-
-def check_ca_file_option(path: str, option: str = "--ca-file") -> None:
-    """Load the CA bundle once now, so a file that is no PEM bundle is one error line, not a
-    traceback at start (helper) or on every TLS step (measure)."""
-    import ssl
-
-    try:
-        ssl.create_default_context(cafile=path)
-    except (ssl.SSLError, OSError) as error:
-        reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
-        raise click.BadParameter(f"{path}: not a readable PEM CA bundle ({reason})", param_hint=option) from None
-
-
-async def serve(settings: object, host: str, port: int) -> None:
-    from aiohttp import web
-
-    from probes.helper import HelperSettings, build_app
-
-    assert isinstance(settings, HelperSettings)
-    runner = web.AppRunner(build_app(settings), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024)
-    try:
-        await site.start()
+        await serve_until_stopped(build_app(settings), host, port, on_listening=announce, backlog=1024)
     except OSError as error:
-        await runner.cleanup()
         raise click.ClickException(f"--listen {host}:{port}: {error.strerror or error}") from None
-    # With port 0 the system picked one: report the real one so callers can connect.
-    bound_port = runner.addresses[0][1] if runner.addresses else port
-    click.echo(f"blockmon helper listening on http://{host}:{bound_port}/", err=False)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signal_number in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signal_number, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
 
 
 @click.command()
@@ -171,10 +138,6 @@ def helper(
     Speaks OONI's oohelperd protocol (POST / or /api/v1/control, GET /health); see
     docs/control-protocol.md. Refuses targets in private or bogon ranges unless told otherwise.
     """
-    from probes.dns import parse_resolver
-    from probes.errors import InvalidInput
-    from probes.helper import HelperSettings
-
     host, port = parse_listen(listen)
     for resolver in resolvers:
         try:
@@ -196,4 +159,4 @@ def helper(
         cache_ttl=cache_ttl,
         asn_database=asn_database or None,
     )
-    asyncio.run(serve(settings, host, port))
+    asyncio.run(serve_helper(settings, host, port))

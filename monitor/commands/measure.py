@@ -9,13 +9,14 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import click
 
+from monitor.commands.options import check_ca_file_option, load_asn_database_option
 from probes.dns import parse_resolver
 from probes.errors import InvalidInput
+from probes.measurement_types import Measurement
 from probes.options import ProbeIdentity, ProbeOptions
 
 
@@ -167,12 +168,8 @@ def measure(
     if ca_file is not None and not ca_file.is_file():
         raise click.BadParameter(f"no such file: {ca_file}", param_hint="--ca-file")
     if ca_file is not None:
-        from monitor.commands.helper import check_ca_file_option
-
         check_ca_file_option(str(ca_file))
     if asn_database:
-        from monitor.commands.helper import load_asn_database_option
-
         load_asn_database_option(asn_database)
     options = ProbeOptions(
         identity=ProbeIdentity(probe_cc=probe_cc, probe_asn=probe_asn, probe_network_name=probe_network_name),
@@ -194,7 +191,7 @@ async def _measure_all(urls: list[str], options: ProbeOptions, concurrency: int,
                        origins: dict[str, str]) -> int:
     from probes.measure import measure_many  # aiohttp and the analysis load only when measuring
 
-    def print_result(url: str, measurement: dict[str, Any] | None, error: str | None) -> None:
+    def print_result(url: str, measurement: Measurement | None, error: str | None) -> None:
         if measurement is None:
             where = f"{origins[url]}: " if url in origins else ""
             click.echo(f"error: {where}{error}", err=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -27,8 +28,6 @@ def report_targets(settings: Settings, store: Store) -> list[Target]:
 
 
 def choose_period(period: str | None, first_day: str | None, last_day: str | None) -> Period:
-    from datetime import UTC, datetime
-
     try:
         if period and (first_day or last_day):
             raise PeriodError("give either --period or --from/--to, not both")

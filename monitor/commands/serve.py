@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 
 import click
 from aiohttp import web
 
 from monitor.alerts.metrics import MetricsSnapshot, add_metrics_route, read_snapshot
 from monitor.commands.status import load_settings_or_fail, open_store_for_reading
+from monitor.serving import serve_until_stopped
 from monitor.settings import Settings
 from monitor.store import open_store
+from probes.endpoints import split_host_port
 from reports.dashboard import build_dashboard_app
 from reports.dashboard.routes import CONFIG_KEY
 from targets import TargetFileError, load_registry
 
 
 def parse_listen(listen: str, where: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise click.ClickException(f"{where} {listen!r}: use HOST:PORT like 127.0.0.1:8080")
-    return host.strip("[]"), int(port)
+    try:
+        return split_host_port(listen)
+    except ValueError:
+        raise click.ClickException(f"{where} {listen!r}: use HOST:PORT like 127.0.0.1:8080") from None
 
 
 def build_serve_app(settings: Settings) -> web.Application:
@@ -46,24 +47,14 @@ def build_serve_app(settings: Settings) -> web.Application:
 
 async def serve_dashboard(settings: Settings, host: str, port: int) -> None:
     url = settings.storage.database_url
-    app = build_serve_app(settings)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
+
+    def announce(bound_port: int) -> None:
+        click.echo(f"dashboard on http://{host}:{bound_port}/ (database {url}); Ctrl-C stops", err=True)
+
     try:
-        site = web.TCPSite(runner, host, port, reuse_address=True)
-        await site.start()
+        await serve_until_stopped(build_serve_app(settings), host, port, on_listening=announce)
     except OSError as error:
-        await runner.cleanup()
         raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror}") from None
-    click.echo(f"dashboard on http://{host}:{port}/ (database {url}); Ctrl-C stops", err=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
 
 
 @click.command()

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import click
 
+from monitor.settings import Settings, SettingsError, load_settings
 from targets.briefing import DEFAULT_BRIEFING_PATH, load_briefing
 from targets.categories import category_name
 from targets.checks import slugify
 from targets.citizenlab import import_citizenlab_csv
 from targets.model import BRIEFING_LIST_NAME, Target, TargetFileError, TargetList, find_target
 from targets.registry import (
-    DEFAULT_REGISTRY_PATH,
     check_registry_text,
     load_registry,
     read_target_file,
@@ -22,12 +22,7 @@ from targets.registry import (
 from targets.storage import DEFAULT_DATA_DIR, load_list, save_list
 
 
-def _settings(ctx: click.Context) -> object | None:
-    """The settings object when monitor.settings is available, else None (defaults apply)."""
-    try:
-        from monitor.settings import SettingsError, load_settings
-    except ImportError:
-        return None
+def _settings(ctx: click.Context) -> Settings:
     config_path = (ctx.find_root().obj or {}).get("config_path")
     try:
         return load_settings(config_path)
@@ -40,15 +35,12 @@ def _lists_dir(ctx: click.Context, lists_dir: str | None) -> Path:
         return Path(lists_dir)
     if os.environ.get("BLOCKMON_DATA_DIR"):
         return Path(os.environ["BLOCKMON_DATA_DIR"]) / "lists"
-    settings = _settings(ctx)
-    data_dir = getattr(getattr(settings, "storage", None), "data_dir", None) or DEFAULT_DATA_DIR
+    data_dir = _settings(ctx).storage.data_dir or DEFAULT_DATA_DIR
     return Path(data_dir) / "lists"
 
 
 def _registry_path(ctx: click.Context) -> Path:
-    settings = _settings(ctx)
-    configured = getattr(getattr(settings, "targets", None), "registry_path", None)
-    return Path(configured) if configured is not None else DEFAULT_REGISTRY_PATH
+    return _settings(ctx).targets.registry_path
 
 
 def _load(ctx: click.Context, name: str, lists_dir: str | None) -> TargetList:

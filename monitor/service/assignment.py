@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
+from monitor.service.collector_client import CheckIn, CollectorRefused, check_in
+from monitor.settings import Settings
 from targets.model import TargetFileError, TargetList
+from targets.registry import parse_registry_text
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +72,6 @@ class Assignment:
     def target_lists(self) -> list[TargetList]:
         """The lists to measure (pure); AssignmentError when the registry text is bad or names
         no list the schedule asks for."""
-        from targets.registry import parse_registry_text
-
         where = f"collector target list version {self.version}"
         try:
             registry = parse_registry_text(self.content, where)
@@ -118,7 +121,7 @@ def load_saved_assignment(path: Path) -> Assignment | None:
 
 
 # Given the lists and the interval of a new version, makes the service measure them from the
-# next round on (monitor.commands.run.RunningService.replace_lists).
+# next round on (monitor.service.plan.RunningService.replace_lists).
 ApplyLists = Callable[[list[TargetList], float | None], Awaitable[None]]
 FetchCheckIn = Callable[[int | None], Awaitable[Any]]
 
@@ -140,10 +143,6 @@ class CheckInKeeper:
 
     async def check_in_once(self, apply: ApplyLists) -> str | None:
         """One check-in; returns why it did not get through (a failure string), else None."""
-        import aiohttp
-
-        from monitor.service.collector_client import CollectorRefused
-
         known = self.current.version if self.current else None
         try:
             answer = await self.fetch(known)
@@ -173,16 +172,16 @@ class CheckInKeeper:
         return None
 
 
-def http_check_in(settings: Any) -> FetchCheckIn:
+def http_check_in(settings: Settings) -> FetchCheckIn:
     """The real check-in over HTTP with [collector] url and token."""
 
-    async def fetch(known_version: int | None) -> Any:
-        import aiohttp
+    url, token = settings.collector.url, settings.collector.token
+    if url is None or token is None:
+        raise ValueError("http_check_in needs [collector] url and token")
 
-        from monitor.service.collector_client import check_in
-
+    async def fetch(known_version: int | None) -> CheckIn:
         async with aiohttp.ClientSession() as session:
-            return await check_in(session, settings.collector.url, settings.collector.token,
-                                  known_version, timeout=CHECK_IN_TIMEOUT_SECONDS)
+            return await check_in(session, url, token, known_version,
+                                  timeout=CHECK_IN_TIMEOUT_SECONDS)
 
     return fetch

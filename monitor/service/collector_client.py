@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 
+from monitor.settings import ProbeSettings
 from probes import __version__
 
 
@@ -42,7 +43,8 @@ async def _post(session: aiohttp.ClientSession, url: str, body: dict[str, Any],
 
 
 async def register_with_collector(
-    session: aiohttp.ClientSession, collector_url: str, enrolment_secret: str, identity: Any,
+    session: aiohttp.ClientSession, collector_url: str, enrolment_secret: str,
+    identity: ProbeSettings,
     *, timeout: float = 30.0,
 ) -> tuple[str, str]:
     """Enrol this probe (identity: [probe] settings); returns (probe_id, token)."""

@@ -7,13 +7,15 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from monitor.store import Store
+
 log = logging.getLogger(__name__)
 
 # Runs a blocking store call where the store lives (StoreWriter.call, StoreRecorder.call).
 CallInWriter = Callable[..., Awaitable[Any]]
 
 
-def prune_job(call_in_writer: CallInWriter, store: Any, retention_days: int, *,
+def prune_job(call_in_writer: CallInWriter, store: Store, retention_days: int, *,
               clock: Callable[[], datetime] = lambda: datetime.now(UTC),
               ) -> Callable[[], Awaitable[int]]:
     """A job for MonitorScheduler.add_periodic: delete what is older than `retention_days`

@@ -8,25 +8,51 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
 from monitor.service.progress import ProgressReporter, UrlOutcome
+from monitor.settings import ProbeSettings, ScheduleSettings, Settings
+from monitor.state import Observation, StateDecision, decide_next_state
+from monitor.store import Store
 from probes.errors import InvalidInput
 from probes.options import ProbeOptions
 from targets.model import Target, TargetList
 
+if TYPE_CHECKING:
+    import aiohttp
+
 log = logging.getLogger(__name__)
 
-MeasureFunction = Callable[..., Awaitable[dict[str, Any]]]
+# measure_url returns a probes.measurement_types.Measurement; the record chain below takes dicts.
+MeasureFunction = Callable[..., Awaitable[Any]]
 RetestJob = Callable[[], Awaitable[None]]
 # Given a key, a job and when: arranges for the job to run then (the service's scheduler).
 ScheduleRetest = Callable[[str, RetestJob, datetime], None]
 Hook = Callable[[Any], Awaitable[None] | None]
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# The defaults of [probe] and [schedule], so a RunnerConfig built directly (demo, tests) measures
+# as a default settings file would.
+_PROBE = ProbeSettings()
+_SCHEDULE = ScheduleSettings()
+# How long in-flight measurements may go on after a stop before they are cancelled.
+SHUTDOWN_GRACE_SECONDS = 10.0
 
 
-class Recorder(Protocol):
-    """Where results go: the store, reached through its single writer thread."""
+class ThreadedStore(Protocol):
+    """A store reached through the one thread that owns it (StoreWriter, StoreRecorder)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    async def call(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T: ...
+
+
+class Recorder(ThreadedStore, Protocol):
+    """Where results go: the store, reached through its single writer thread; the service's
+    jobs (uploads, retention, alerts, new lists) use the same thread through `call`."""
 
     async def start_run(self, list_name: str) -> str: ...
 
@@ -54,19 +80,19 @@ class RecordResult:
 class RunnerConfig:
     """The runner's knobs, taken from [probe] and [schedule] or set directly (demo, tests)."""
 
-    concurrency: int = 20
-    per_host_limit: int = 2
-    confirm_retests: int = 2
-    confirm_delay_seconds: float = 30.0
-    # How long in-flight measurements may go on after a stop before they are cancelled.
-    shutdown_grace_seconds: float = 10.0
+    concurrency: int = _PROBE.concurrency
+    per_host_limit: int = _PROBE.per_host_limit
+    confirm_retests: int = _SCHEDULE.confirm_retests
+    confirm_delay_seconds: float = float(_SCHEDULE.confirm_delay_seconds)
+    shutdown_grace_seconds: float = SHUTDOWN_GRACE_SECONDS
 
     @property
     def confirmations_needed(self) -> int:
         return self.confirm_retests + 1
 
     @classmethod
-    def from_settings(cls, settings: Any, *, shutdown_grace_seconds: float = 10.0) -> RunnerConfig:
+    def from_settings(cls, settings: Settings, *,
+                      shutdown_grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> RunnerConfig:
         return cls(
             concurrency=settings.probe.concurrency,
             per_host_limit=settings.probe.per_host_limit,
@@ -136,16 +162,15 @@ def summarize_measurement(measurement: dict[str, Any], target_id: str, *, state:
 CallInWriter = Callable[..., Awaitable[Any]]
 
 
-def record_in_store(store: Any, measurement: dict[str, Any], *, target: Target, run_id: str,
+def record_in_store(store: Store, measurement: dict[str, Any], *, target: Target, run_id: str,
                     confirmation: int, confirmations_needed: int) -> RecordResult:
     """Runs on the writer thread: save the measurement, decide, save state and transition.
 
     One store transaction (Store.save_measurement_with_state): a kill -9 leaves the measurement
     and the state it moved either both stored or both not, never the state one step behind.
     """
-    from monitor.state import Observation, decide_next_state
 
-    def decide(current: dict[str, Any] | None, row: dict[str, Any]) -> Any:
+    def decide(current: dict[str, Any] | None, row: dict[str, Any]) -> StateDecision:
         return decide_next_state(current, Observation.from_row(row),
                                  confirmations_needed=confirmations_needed)
 
@@ -155,21 +180,24 @@ def record_in_store(store: Any, measurement: dict[str, Any], *, target: Target, 
     if outcome.decision is None:  # already stored (a retried write): its state was decided then
         state = outcome.state_row["state"] if outcome.state_row else None
         return RecordResult(False, state, None, False)
-    return RecordResult(True, outcome.decision.new_state_row["state"],
-                        outcome.decision.transition, outcome.decision.wants_confirmation)
+    # The store hands back what `decide` returned, and decide returns a StateDecision.
+    decision = cast(StateDecision, outcome.decision)
+    return RecordResult(True, decision.new_state_row["state"], decision.transition,
+                        decision.wants_confirmation)
 
 
 class StoreRecorder:
     """The runner's Recorder over a Store: every call goes through one writer thread."""
 
-    def __init__(self, store: Any, call_in_writer: CallInWriter, *, vantage_id: str) -> None:
+    def __init__(self, store: Store, call_in_writer: CallInWriter, *, vantage_id: str) -> None:
         self.store = store
         self.call_in_writer = call_in_writer
         self.vantage_id = vantage_id
 
-    async def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def call(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Any other store call, on the writer thread (StoreWriter's spelling, for the uploader)."""
-        return await self.call_in_writer(function, *args, **kwargs)
+        result: T = await self.call_in_writer(function, *args, **kwargs)
+        return result
 
     async def start_run(self, list_name: str) -> str:
         run_id: str = await self.call_in_writer(self.store.start_run, list_name, self.vantage_id)
@@ -202,7 +230,7 @@ class Runner:
 
     def __init__(
         self,
-        settings: Any,
+        settings: Settings,
         store: Recorder,
         targets: TargetList | Sequence[TargetList],
         probe_options: ProbeOptions,
@@ -210,7 +238,7 @@ class Runner:
         config: RunnerConfig | None = None,
         measure: MeasureFunction | None = None,
         schedule_retest: ScheduleRetest | None = None,
-        session: Any = None,
+        session: aiohttp.ClientSession | None = None,
     ) -> None:
         self.settings = settings
         self.store = store

@@ -15,9 +15,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import aiohttp
+
+from monitor.service.runner import ThreadedStore
+from monitor.settings import Settings
+from monitor.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +73,15 @@ def classify_response(status: int, body: Any) -> BatchOutcome:
     return "retry"
 
 
-async def _call(store: Any, method: str, *args: Any) -> Any:
+# A Store, or a StoreWriter / the runner's StoreRecorder that owns its store's thread.
+StoreOrThread = Store | ThreadedStore
+
+
+async def _call(store: StoreOrThread, method: str, *args: Any) -> Any:
     # A StoreWriter owns its store's thread; a bare Store runs in a worker thread.
     call = getattr(store, "call", None)
     if call is not None:
-        return await call(getattr(store.store, method), *args)
+        return await call(getattr(cast(ThreadedStore, store).store, method), *args)
     return await asyncio.to_thread(getattr(store, method), *args)
 
 
@@ -86,7 +94,7 @@ def rejection_reason(status: int, body: Any) -> str:
     return f"{status} {str(body)[:200]}"
 
 
-async def park(store: Any, path: Path | None, uid: str, status: int, body: Any) -> None:
+async def park(store: StoreOrThread, path: Path | None, uid: str, status: int, body: Any) -> None:
     """The measurement stays in the local database, parked in the spool with the collector's
     reason (`blockmon status` counts them); also a JSONL line when `path` is given."""
     await _call(store, "park_upload", uid, rejection_reason(status, body))
@@ -136,8 +144,8 @@ async def post_batch(
 
 
 async def upload_pending(
-    store: Any,
-    settings: Any,
+    store: StoreOrThread,
+    settings: Settings,
     session: aiohttp.ClientSession,
     *,
     policy: UploadPolicy | None = None,
@@ -216,8 +224,8 @@ async def upload_pending(
 
 
 async def run_uploader(
-    store: Any,
-    settings: Any,
+    store: StoreOrThread,
+    settings: Settings,
     *,
     stop: asyncio.Event,
     policy: UploadPolicy | None = None,
@@ -254,7 +262,7 @@ async def run_uploader(
 
 
 def upload_job(
-    store: Any, settings: Any, *, rejection_log: Path | None = None,
+    store: StoreOrThread, settings: Settings, *, rejection_log: Path | None = None,
     policy: UploadPolicy | None = None,
 ) -> Callable[[], Awaitable[UploadResult]]:
     """A job for MonitorScheduler.add_periodic: one upload pass with its own HTTP session.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 import types
 import typing
@@ -11,6 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from monitor.alerts.vocabulary import ALERT_KINDS
+from probes.endpoints import split_host_port
 
 # ---- value checks: None when fine, else the reason ----------------------------------------
 
@@ -43,10 +47,11 @@ def http_url(value: str | None) -> str | None:
 
 
 def host_port(value: str) -> str | None:
-    host, _, port = value.rpartition(":")
-    if host and port.isdigit() and 0 < int(port) < 65536:
-        return None
-    return "must be HOST:PORT"
+    try:
+        split_host_port(value)
+    except ValueError:
+        return "must be HOST:PORT"
+    return None
 
 
 def resolver_addresses(values: tuple[str, ...]) -> str | None:
@@ -91,6 +96,21 @@ def list_names(values: tuple[str, ...]) -> str | None:
         if identifier(name):
             return f"list name {name!r} must be letters, digits, '.', '_' or '-'"
     return None
+
+
+def alert_kinds(values: tuple[str, ...]) -> str | None:
+    for kind in values:
+        if kind not in ALERT_KINDS:
+            return f"unknown alert kind {kind!r} (known: {', '.join(ALERT_KINDS)})"
+    return None
+
+
+def readable_file(value: str) -> str | None:
+    return None if not value or os.path.isfile(value) else "no such file"
+
+
+def fraction(value: float) -> str | None:
+    return None if 0 < value <= 1 else "must be more than 0 and at most 1"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ import jinja2
 from aiohttp import web
 
 from monitor.settings import Settings
+from monitor.store import Store
 from monitor.store.queries import (
     ReadDatabase,
     StateFilters,
@@ -25,9 +26,11 @@ from monitor.store.queries import (
     load_filter_choices,
     load_recent_measurements,
     load_target_row,
+    load_targets,
 )
 from reports.build import DayCell, Timeline, day_cells
 from reports.charts import OUTCOME_COLOURS, render_timeline_svg
+from reports.collect import merge_targets
 from reports.dashboard.access import DashboardDatabase, require_operator
 from reports.dashboard.evidence import compare_observations
 from reports.formatting import when
@@ -117,7 +120,7 @@ def _states_data(db: ReadDatabase, filters: StateFilters, limit: int,
             "limit": limit, "offset": offset, "states": rows}
 
 
-def _target_data(config: DashboardConfig, db: ReadDatabase, store: Any,
+def _target_data(config: DashboardConfig, db: ReadDatabase, store: Store,
                  target_id: str) -> dict[str, Any] | None:
     target = _find_target(config, db, target_id)
     states = load_current_states(db, StateFilters(target_id=target_id))
@@ -169,7 +172,7 @@ async def overview_page(request: web.Request) -> web.Response:
     except ValueError as error:
         raise web.HTTPBadRequest(text=str(error)) from None
 
-    def work(db: ReadDatabase, _store: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    def work(db: ReadDatabase, _store: Store) -> tuple[dict[str, Any], dict[str, list[str]]]:
         return _states_data(db, filters, limit, offset), load_filter_choices(db)
 
     data, choices = await config.database.run(work)
@@ -284,9 +287,6 @@ async def api_generate_report(request: web.Request) -> web.Response:
         # A store of its own on a worker thread: a month of aggregation must not hold up pages.
         store = config.store_factory()
         try:
-            from monitor.store.queries import load_targets
-            from reports.collect import merge_targets
-
             targets = merge_targets(registry, load_targets(ReadDatabase(store)))
             return generate_report(store, period, out_dir, formats, targets=targets)
         finally:

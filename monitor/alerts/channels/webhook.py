@@ -12,6 +12,7 @@ import aiohttp
 
 from monitor.alerts.channels.base import TransportError, http_status_error
 from probes import __version__
+from probes.http import read_capped
 
 SIGNATURE_HEADER = "X-Blockmon-Signature"
 DELIVERY_HEADER = "X-Blockmon-Delivery"
@@ -46,7 +47,7 @@ async def post_json(channel: str, url: str, document: Mapping[str, Any], *, time
                                     allow_redirects=False) as response:
                 # Only the start of an answer is kept for the error text: a receiver must
                 # not be able to make the sender buffer an endless body.
-                head = await response.content.read(RESPONSE_READ_LIMIT)
+                head, _ = await read_capped(response.content, RESPONSE_READ_LIMIT)
                 text = head.decode("utf-8", errors="replace")
                 if not 200 <= response.status < 300:
                     raise http_status_error(channel, response.status, text)

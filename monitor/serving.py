@@ -1,0 +1,43 @@
+"""Serve an aiohttp app on HOST:PORT until SIGINT/SIGTERM (a ShutdownRequest), then clean it up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from monitor.signals import ShutdownRequest
+
+
+async def serve_until_stopped(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    shutdown: ShutdownRequest | None = None,
+    on_listening: Callable[[int], None] | None = None,
+    access_log_format: str | None = None,
+    backlog: int = 128,
+) -> None:
+    """Serve until `shutdown` is requested (by default: SIGINT or SIGTERM, quietly).
+
+    `on_listening` gets the bound port (the real one when 0 was asked) once the socket listens;
+    `access_log_format` None means no access log. An OSError from binding is raised after cleanup.
+    """
+    shutdown = shutdown or ShutdownRequest(quiet=True)
+    if access_log_format is None:
+        runner = web.AppRunner(app, access_log=None)
+    else:
+        runner = web.AppRunner(app, access_log_format=access_log_format)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, backlog=backlog, reuse_address=True).start()
+        if on_listening is not None:
+            on_listening(runner.addresses[0][1] if runner.addresses else port)
+        shutdown.install()
+        try:
+            await shutdown.wait()
+        finally:
+            shutdown.remove()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,300 @@
+"""Blockpage and interception-CA fingerprints as values, and matching pages, answers, chains; pure."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from probes.measurement_types import (
+    CertificateDescription,
+    Confidence,
+    FingerprintKind,
+    FingerprintRecord,
+    InterceptionDetails,
+)
+from probes.pattern_hints import PageText, normalize_text, normalized_pattern, text_needs_non_ascii
+
+PatternKind = Literal["body_substring", "body_regex", "header", "title", "dns_address", "dns_cidr"]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockpageFingerprint:
+    id: str
+    kind: FingerprintKind
+    pattern_kind: PatternKind
+    pattern: str
+    name: str
+    country: str
+    confidence: Confidence
+    source: str
+    notes: str = ""
+    header: str | None = None
+    max_body_length: int | None = None
+    # Precompiled forms of `pattern`, filled by the loader.
+    regex: re.Pattern[str] | None = None
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FalsePositive:
+    id: str
+    pattern_kind: PatternKind
+    regex: re.Pattern[str]
+    notes: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class InterceptionCA:
+    id: str
+    name: str
+    country: str
+    confidence: Confidence
+    source: str
+    notes: str = ""
+    sha256: frozenset[str] = frozenset()
+    sha1: frozenset[str] = frozenset()
+    spki_sha256: frozenset[str] = frozenset()
+    # Each pattern: attribute (upper case) -> casefolded value; a trailing "*" is a prefix.
+    names: tuple[tuple[tuple[str, str], ...], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One fingerprint that matched, with what matched it (the measurement's `fingerprint`)."""
+
+    id: str
+    kind: FingerprintKind
+    name: str
+    evidence: str
+    confidence: Confidence
+    country: str
+    matched_by: str
+    # What an interception CA's chain looked like; None for blockpages.
+    details: InterceptionDetails | None = None
+
+    def as_dict(self) -> FingerprintRecord:
+        record: FingerprintRecord = {
+            "id": self.id,
+            "kind": self.kind,
+            "name": self.name,
+            "evidence": self.evidence,
+            "confidence": self.confidence,
+            "country": self.country,
+            "matched_by": self.matched_by,
+        }
+        if self.details is not None:
+            record["issuer"] = self.details["issuer"]
+            record["chain_sha256"] = self.details["chain_sha256"]
+            record["chain_sha1"] = self.details["chain_sha1"]
+        return record
+
+
+@dataclass(frozen=True, slots=True)
+class FingerprintDB:
+    blockpages: tuple[BlockpageFingerprint, ...]
+    false_positives: tuple[FalsePositive, ...]
+    interception_cas: tuple[InterceptionCA, ...]
+
+
+# ---------------------------------------------------------------- matching
+
+
+
+def _header_values(headers: dict[str, Any] | list[Any] | None, name: str) -> list[str]:
+    if not headers:
+        return []
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    wanted = name.casefold()
+    values: list[str] = []
+    for key, value in pairs:
+        if str(key).casefold() != wanted:
+            continue
+        if isinstance(value, list):
+            values.extend(str(v) for v in value)
+        else:
+            values.append(str(value))
+    return values
+
+
+def detect_false_positive(db: FingerprintDB, body: str | None) -> FalsePositive | None:
+    """The first false-positive entry a page matches, if any."""
+    if not body:
+        return None
+    normalized = None
+    for entry in db.false_positives:
+        if entry.pattern_kind == "body_substring":
+            normalized = normalize_text(body) if normalized is None else normalized
+            haystack = normalized
+        else:
+            haystack = body
+        if entry.regex.search(haystack):
+            return entry
+    return None
+
+
+def match_http_blockpage(
+    db: FingerprintDB,
+    body: str | None,
+    headers: dict[str, Any] | list[Any] | None,
+    title: str | None,
+) -> Match | None:
+    """The first HTTP blockpage fingerprint matching a response, unless the page is on the
+    false-positive list."""
+    page = PageText(body or "", title)
+    for fingerprint in db.blockpages:
+        if fingerprint.kind != "http_blockpage":
+            continue
+        if fingerprint.max_body_length is not None and len(page.body) > fingerprint.max_body_length:
+            continue
+        evidence = _http_evidence(fingerprint, page, headers)
+        if evidence is not None:
+            # The false-positive list is read only for pages that matched (most do not).
+            if detect_false_positive(db, body) is not None:
+                return None
+            return _blockpage_match(fingerprint, evidence)
+    return None
+
+
+def _http_evidence(
+    fingerprint: BlockpageFingerprint,
+    page: PageText,
+    headers: dict[str, Any] | list[Any] | None,
+) -> str | None:
+    if fingerprint.pattern_kind == "body_substring":
+        if not page.body or (page.body.isascii() and text_needs_non_ascii(fingerprint.pattern)):
+            return None
+        if normalized_pattern(fingerprint.pattern) in page.normalized_body:
+            return f"body contains {fingerprint.pattern!r}"
+    elif fingerprint.pattern_kind == "body_regex":
+        assert fingerprint.regex is not None
+        if page.body.isascii() and not page.may_match(fingerprint.regex):
+            return None
+        found = fingerprint.regex.search(page.body)
+        if found:
+            return f"body matches {found.group(0)[:120]!r}"
+    elif fingerprint.pattern_kind == "title":
+        if page.normalized_title and page.normalized_title == normalized_pattern(fingerprint.pattern):
+            return f"title is {fingerprint.pattern!r}"
+    elif fingerprint.pattern_kind == "header":
+        assert fingerprint.regex is not None and fingerprint.header is not None
+        for value in _header_values(headers, fingerprint.header):
+            if fingerprint.regex.search(value):
+                return f"header {fingerprint.header}: {value[:120]}"
+    return None
+
+
+def _blockpage_match(fingerprint: BlockpageFingerprint, evidence: str) -> Match:
+    return Match(
+        id=fingerprint.id,
+        kind=fingerprint.kind,
+        name=fingerprint.name,
+        evidence=evidence,
+        confidence=fingerprint.confidence,
+        country=fingerprint.country,
+        matched_by=fingerprint.pattern_kind,
+    )
+
+
+def match_dns_blockpage(db: FingerprintDB, addresses: list[str] | tuple[str, ...]) -> Match | None:
+    """The first DNS blockpage fingerprint covering one of the answer addresses."""
+    parsed: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+    for text in addresses:
+        try:
+            parsed.append(ipaddress.ip_address(text))
+        except ValueError:
+            continue
+    for fingerprint in db.blockpages:
+        if fingerprint.kind != "dns_blockpage" or fingerprint.network is None:
+            continue
+        for address in parsed:
+            if address.version == fingerprint.network.version and address in fingerprint.network:
+                return _blockpage_match(fingerprint, f"answer {address} in {fingerprint.pattern}")
+    return None
+
+
+def parse_distinguished_name(text: str | None) -> dict[str, list[str]]:
+    """'CN=a\\,b,O=X,C=KZ' (RFC 4514, as certificates.py writes it) -> {'CN': ['a,b'], ...}."""
+    attributes: dict[str, list[str]] = {}
+    if not text:
+        return attributes
+    parts: list[str] = []
+    current: list[str] = []
+    escaped = False
+    for char in text:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in ",+":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    for part in parts:
+        key, separator, value = part.partition("=")
+        if separator:
+            attributes.setdefault(key.strip().upper(), []).append(value.strip())
+    return attributes
+
+
+def _name_matches(pattern: tuple[tuple[str, str], ...], name: dict[str, list[str]]) -> bool:
+    for attribute, wanted in pattern:
+        values = [value.casefold() for value in name.get(attribute, [])]
+        if wanted.endswith("*"):
+            if not any(value.startswith(wanted[:-1]) for value in values):
+                return False
+        elif wanted not in values:
+            return False
+    return True
+
+
+def match_interception_ca(db: FingerprintDB, chain: Sequence[CertificateDescription]) -> Match | None:
+    """The interception CA a certificate chain shows: by fingerprint first (any certificate in the
+    chain), then by subject or issuer name; `matched_by` says which."""
+    for ca in db.interception_cas:
+        for position, certificate in enumerate(chain):
+            for key, known in (
+                ("sha256", ca.sha256),
+                ("sha1", ca.sha1),
+                ("spki_sha256", ca.spki_sha256),
+            ):
+                value = str(certificate.get(key) or "").lower()
+                if value and value in known:
+                    return _ca_match(ca, chain, key, f"certificate #{position} {key} {value}")
+    for position, certificate in enumerate(chain):
+        for field_name, text in (
+            ("issuer", certificate.get("issuer")),
+            ("subject", certificate.get("subject")),
+        ):
+            name = parse_distinguished_name(text)
+            for ca in db.interception_cas:
+                if any(_name_matches(pattern, name) for pattern in ca.names):
+                    return _ca_match(
+                        ca, chain, field_name, f"certificate #{position} {field_name} {text}"
+                    )
+    return None
+
+
+def _ca_match(
+    ca: InterceptionCA, chain: Sequence[CertificateDescription], matched_by: str, evidence: str
+) -> Match:
+    issuer = chain[0].get("issuer") if chain else None
+    return Match(
+        id=ca.id,
+        kind="interception_ca",
+        name=ca.name,
+        evidence=evidence,
+        confidence=ca.confidence,
+        country=ca.country,
+        matched_by=matched_by,
+        details={
+            "issuer": issuer,
+            "chain_sha256": [c.get("sha256") for c in chain],
+            "chain_sha1": [c.get("sha1") for c in chain],
+        },
+    )

@@ -1,0 +1,68 @@
+"""The helper's service: refuse what touches a refused range, then measure one control request."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from probes.control_protocol import ControlAnswer, ParsedControlRequest, RequestRefused
+from probes.dns import is_ip_literal
+from probes.endpoints import split_host_port
+from probes.helper.answer import build_control_answer
+from probes.helper.page import PageFetcher
+from probes.helper.settings import HelperSettings
+from probes.helper.steps import HelperSteps
+from probes.tcp import format_endpoint
+
+
+class ControlService:
+    """The helper's state: settings, the cached steps, the page client and the concurrency gate."""
+
+    def __init__(self, settings: HelperSettings) -> None:
+        self.settings = settings
+        self.steps = HelperSteps(settings)
+        self.pages = PageFetcher(settings, self.steps)
+        self.slots = asyncio.Semaphore(settings.max_concurrency)
+        self.waiting = 0
+        self.served = 0
+
+    async def start(self, _app: web.Application | None = None) -> None:
+        await self.pages.start()
+
+    async def stop(self, _app: web.Application | None = None) -> None:
+        await self.pages.stop()
+
+    async def control(self, request: ParsedControlRequest) -> ControlAnswer:
+        steps = self.steps
+        if is_ip_literal(request.host) and steps.is_refused_address(request.host.strip("[]")):
+            raise RequestRefused(403, f"http_request: {request.host} is in a refused range")
+        given = [split_host_port(endpoint)[0] for endpoint in request.endpoints]
+        for endpoint, ip in zip(request.endpoints, given, strict=True):
+            if steps.is_refused_address(ip):
+                raise RequestRefused(403, f"tcp_connect: {endpoint} is in a refused range")
+        addresses, dns_failure = await steps.resolve(request.host)
+        for ip in addresses:
+            if steps.is_refused_address(ip):
+                raise RequestRefused(
+                    403, f"http_request: {request.host} resolves to {ip}, a refused range"
+                )
+        endpoints = list(request.endpoints)
+        for ip in addresses:
+            endpoint = format_endpoint(ip, request.port)
+            if endpoint not in endpoints:
+                endpoints.append(endpoint)
+        endpoints = endpoints[: self.settings.max_addresses * 2]
+        server_name = request.host if request.scheme == "https" else None
+        page_task = asyncio.ensure_future(self.pages.fetch_page(request))
+        checks = await asyncio.gather(*(steps.check_endpoint(e, server_name) for e in endpoints))
+        page = await page_task
+        return build_control_answer(
+            addresses=addresses,
+            dns_failure=dns_failure,
+            given=given,
+            checks=list(zip(endpoints, checks, strict=True)),
+            page=page,
+            is_refused=steps.is_refused_address,
+            asn_of=steps.asn_of,
+        )
