@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from monitor.store.migrations import MigrationSet
@@ -16,6 +16,11 @@ if TYPE_CHECKING:  # database.py raises this module's StoreError, so it imports 
 # Times given to query methods: a datetime (naive = UTC) or text, ISO 8601 UTC
 # ("2026-11-25", "2026-11-25T18:01:02Z"); compared with measured_at ("YYYY-MM-DDTHH:MM:SSZ").
 TimeBound = datetime | str
+
+
+def utc_now() -> datetime:
+    """The stores' default clock (tests hand a store their own)."""
+    return datetime.now(UTC)
 
 
 def redact_database_url(database_url: str) -> str:

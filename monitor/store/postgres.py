@@ -16,6 +16,7 @@ from monitor.store.base import (
     SavedWithState,
     StateDecisionLike,
     TimeBound,
+    utc_now,
 )
 from monitor.store.database import connect_postgres
 from monitor.store.migrations import DEFAULT_MIGRATION_SETS, MigrationSet
@@ -28,7 +29,6 @@ from monitor.store.rows import (
     measurement_row,
     store_time,
     target_row,
-    utc_now,
 )
 
 

@@ -124,11 +124,6 @@ def blocking_from_text(text: str | None) -> str | bool | None:
     return False if text == "false" else text
 
 
-def utc_now() -> datetime:
-    """The stores' default clock."""
-    return datetime.now(UTC)
-
-
 def target_row(target: Mapping[str, Any] | Any) -> dict[str, Any]:
     """The targets row of a target (a dict or a dataclass such as targets.model.Target)."""
     if is_dataclass(target) and not isinstance(target, type):

@@ -19,6 +19,7 @@ from monitor.store.base import (
     StateDecisionLike,
     StoreError,
     TimeBound,
+    utc_now,
 )
 from monitor.store.database import connect_sqlite
 from monitor.store.migrations import DEFAULT_MIGRATION_SETS, MigrationSet
@@ -31,7 +32,6 @@ from monitor.store.rows import (
     measurement_row,
     store_time,
     target_row,
-    utc_now,
 )
 
 
