@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from monitor.alerts.store_tables import AlertTables
 from monitor.cli import cli
+from monitor.schema import PROBE_DATABASE
 from monitor.store import open_store
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.alerts import SmtpServer, WebhookReceiver
@@ -24,7 +25,7 @@ def config_file(tmp_path: Path, alerts: str = "") -> Path:
 
 
 def seed_alerts(tmp_path: Path) -> list[int]:
-    store = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+    store = open_store(f"sqlite:///{tmp_path / 'b.db'}", migration_sets=PROBE_DATABASE)
     tables = AlertTables(store)
     ids = [tables.record_alert(dedup_key=f"k{n}", kind="block_confirmed", incident_id=None,
                                payload={"summary": f"Site {n} is blocked"},

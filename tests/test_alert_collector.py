@@ -16,8 +16,8 @@ from monitor.alerts.service import ALERT_SERVICE_KEY
 from monitor.alerts.store_tables import AlertTables
 from monitor.collector.app import CollectorConfig, build_app
 from monitor.collector.backend import DatabaseThreads
-from monitor.collector.database import DatabaseUrl
 from monitor.settings import load_settings
+from monitor.store.database import DatabaseUrl
 from monitor.store.rows import store_time
 from tests.fixtures.alerts import WebhookReceiver
 

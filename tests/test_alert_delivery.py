@@ -16,6 +16,7 @@ from monitor.alerts.evaluate import EvaluationConfig
 from monitor.alerts.rules import RuleConfig
 from monitor.alerts.service import AlertService
 from monitor.alerts.store_tables import AlertTables
+from monitor.schema import PROBE_DATABASE
 from monitor.store import open_store
 from tests.fixtures.alerts import WebhookReceiver
 
@@ -181,7 +182,7 @@ async def test_a_restart_resends_nothing_and_takes_over_a_dead_claim(
     path = f"sqlite:///{tmp_path / 'restart.db'}"
     clock = Clock()
     channel = WebhookChannel(webhook_receiver.url, secret=webhook_receiver.secret)
-    first_store = open_store(path)
+    first_store = open_store(path, migration_sets=PROBE_DATABASE)
     first = service_for(first_store, {"webhook": channel}, clock)
     round_of(feed_store, first_store, 0, blocked=[])
     round_of(feed_store, first_store, 10, blocked=SITES[:2])
@@ -196,7 +197,7 @@ async def test_a_restart_resends_nothing_and_takes_over_a_dead_claim(
     [claimed] = claim_due(first_store, clock(), lease_seconds=60)
     first_store.close()
 
-    second_store = open_store(path)
+    second_store = open_store(path, migration_sets=PROBE_DATABASE)
     second = service_for(second_store, {"webhook": channel}, clock)
     await second.tick()
     assert len(webhook_receiver.received) == 2  # sent ones are not resent; the claim holds

@@ -112,11 +112,11 @@ def test_a_standing_secret_from_settings_enrols_many_until_changed(tmp_path: Pat
 def test_a_revoked_probe_cannot_enrol_again_with_a_secret_from_before(tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from monitor.collector.database import DatabaseUrl, connect
     from monitor.collector.registry import Registry
+    from monitor.store.database import DatabaseUrl, connect
 
-    connection = connect(DatabaseUrl.parse(f"sqlite:///{tmp_path / 'c.db'}"))
-    registry = Registry(connection, "sqlite")
+    database = connect(DatabaseUrl.parse(f"sqlite:///{tmp_path / 'c.db'}"))
+    registry = Registry(database)
     registry.migrate()
     start = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
     registry.ensure_standing_secret("standing", now=start)
@@ -131,4 +131,4 @@ def test_a_revoked_probe_cannot_enrol_again_with_a_secret_from_before(tmp_path: 
     again = registry.register_probe({**request, "enrolment_secret": fresh}, now=later)
     assert again.outcome == "registered" and again.token is not None
     assert registry.authenticate(again.token)[0] == "valid"
-    connection.close()
+    database.close()

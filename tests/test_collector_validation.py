@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor.collector.auth import bearer_token, hash_secret, mint_token, secret_matches
-from monitor.collector.database import DatabaseUrl
 from monitor.collector.validation import (
     BatchLimits,
     RegisteredProbe,
@@ -18,6 +17,7 @@ from monitor.collector.validation import (
     check_stored_sizes,
     parse_json_object,
 )
+from monitor.store.database import DatabaseUrl
 from tests.fixtures.collector import sample_measurement
 
 NOW = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)

@@ -268,7 +268,7 @@ async def test_the_collector_serves_the_dashboard(history_store: HistoryStore,
                                                   tmp_path: Path) -> None:
     from monitor.collector.app import CollectorConfig, build_app
     from monitor.collector.backend import DatabaseThreads
-    from monitor.collector.database import DatabaseUrl
+    from monitor.store.database import DatabaseUrl
 
     database = DatabaseUrl.parse(history_store.url)
     threads = DatabaseThreads(database)

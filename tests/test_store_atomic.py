@@ -13,9 +13,8 @@ from targets.model import Target
 from tests.fixtures.store import synthetic_measurement
 
 
-def _execute(store: Any, statement: str) -> None:
-    connection = getattr(store, "conn", None) or store.connection
-    connection.execute(statement)
+def _execute(store: Store, statement: str) -> None:
+    store.database.execute(statement)
 
 
 def _decide(confirmations_needed: int = 3) -> Any:

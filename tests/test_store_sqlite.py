@@ -14,18 +14,23 @@ from pathlib import Path
 
 import pytest
 
+from monitor.schema import PROBE_DATABASE
 from monitor.store import StoreError, open_store, sqlite_path
-from monitor.store.migrations import LATEST_VERSION, MIGRATIONS, VERSION_TABLE
+from monitor.store.migrations import LATEST_VERSION, MIGRATIONS
 from monitor.store.sqlite import SQLiteStore
 from monitor.store.writer import StoreWriter
 from tests.conftest import PROJECT_ROOT
 from tests.fixtures.store import synthetic_measurement
 
+# The ledger of the releases before named migration sets (monitor/store/ledger.py adopts it).
+_OLD_VERSION_TABLE = """CREATE TABLE schema_version (
+    version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"""
+
 
 def _make_v1_database(path: Path) -> None:
     """A database as blockmon's schema version 1 left it, with a measurement and a state."""
     connection = sqlite3.connect(path)
-    connection.execute(VERSION_TABLE)
+    connection.execute(_OLD_VERSION_TABLE)
     for statement in MIGRATIONS[0].statements:
         connection.execute(statement)
     connection.execute("INSERT INTO schema_version VALUES (1, 'v1', '2026-01-01T00:00:00Z')")
@@ -45,14 +50,16 @@ def _make_v1_database(path: Path) -> None:
 def test_a_v1_database_is_upgraded_and_its_rows_filled(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     _make_v1_database(path)
-    store = SQLiteStore(path)
+    store = SQLiteStore(path, migration_sets=PROBE_DATABASE)
     assert store.schema_version() == 1
     assert store.migrate() == LATEST_VERSION
     [row] = store.iter_measurements()
     assert row["list_name"] == "kz"  # filled from the stored JSON by migration 2
     assert [state["list_name"] for state in store.load_states(list_name="kz")] == ["kz"]
-    versions = [r["version"] for r in store.db.query("SELECT version FROM schema_version")]
-    assert versions == list(range(1, LATEST_VERSION + 1))
+    versions = [(r["migration_set"], r["version"]) for r in store.db.query(
+        "SELECT migration_set, version FROM schema_migrations ORDER BY applied_at, rowid")]
+    # The old ledger's 1 adopted, then what it lacked; the old 3 is the alerts set's 1.
+    assert versions == [("store", 1), ("store", 2), ("store", 4), ("store", 5), ("alerts", 1)]
     store.close()
 
 
@@ -61,7 +68,7 @@ def test_an_empty_file_gets_every_migration_in_order(tmp_path: Path) -> None:
     assert store.schema_version() == 0
     assert store.migrate() == LATEST_VERSION
     tables = set(store.db.table_names())
-    assert {"schema_version", "runs", "targets", "measurements", "target_state",
+    assert {"schema_migrations", "runs", "targets", "measurements", "target_state",
             "state_transitions", "spool"} <= tables
     indexes = {index.name for index in store.db["measurements"].indexes}
     assert {"measurements_measured_at", "measurements_vantage_url_time",
@@ -78,7 +85,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     store = open_store(str(path))
     store.close()
     with sqlite3.connect(path) as connection:
-        connection.execute("INSERT INTO schema_version VALUES (99, 'future', 'x')")
+        connection.execute("INSERT INTO schema_migrations VALUES ('store', 99, 'future', 'x')")
     connection.close()
     with pytest.raises(StoreError, match=r"schema version 99 is newer than this blockmon"):
         open_store(f"sqlite:///{path}")

@@ -1,9 +1,11 @@
-"""The alert pipeline's tables, as statements of store migration 3 (SQLite spelling)."""
+"""The alert pipeline's tables (incidents, alerts, alert_deliveries): the `alerts` migration set."""
 
 from __future__ import annotations
 
-# Statements are written for SQLite; monitor.store.postgres rewrites AUTOINCREMENT keys.
-# Lists (vantages, ASNs, methods) are JSON text, as elsewhere in the store.
+from monitor.store.migrations import Migration, MigrationSet
+
+# Statements are written for SQLite; monitor.store.migrations.postgres_statement rewrites
+# AUTOINCREMENT keys. Lists (vantages, ASNs, methods) are JSON text, as elsewhere in the store.
 ALERT_TABLES: tuple[str, ...] = (
     """CREATE TABLE incidents (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -48,3 +50,8 @@ ALERT_TABLES: tuple[str, ...] = (
     )""",
     "CREATE INDEX alert_deliveries_due ON alert_deliveries (status, next_attempt_at)",
 )
+
+# Version 1 was the store's migration 3 in the releases before named sets; the ledger adopts it.
+ALERT_MIGRATIONS = MigrationSet("alerts", (
+    Migration(1, "incidents, alerts, alert_deliveries (docs/alerts.md)", ALERT_TABLES),
+))

@@ -3,87 +3,43 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import Any
 
 from monitor.alerts.incidents import Affected, Incident, IncidentChange
 from monitor.alerts.rules import ProbeActivity, UrlStatus
+from monitor.store.base import Store
 
 # Serialises evaluations across collector replicas sharing one PostgreSQL database.
 _ADVISORY_ALERT_LOCK = 7312001
 
 
 class AlertTables:
-    """The alert pipeline's SQL over a SQLiteStore or PostgresStore's own connection.
+    """The alert pipeline's SQL over a store's Database (its own connection, one transaction).
 
     Blocking, like the store: call it on the store's writer thread (or a collector DB thread).
-    SQL is written with `?` placeholders and rewritten to `%s` for PostgreSQL.
+    SQL is written with `?` placeholders; the Database speaks them to either backend.
     """
 
-    def __init__(self, store: Any) -> None:
-        connection = getattr(store, "conn", None)
-        if isinstance(connection, sqlite3.Connection):
-            self.dialect = "sqlite"
-            self._sqlite = connection
-        elif getattr(store, "connection", None) is not None:
-            self.dialect = "postgres"
-            self._postgres = store.connection
-        else:
-            raise TypeError(f"alerts need a SQLite or PostgreSQL store, not {store!r}")
-        self._in_transaction = False
+    def __init__(self, store: Store) -> None:
+        self.database = store.database
 
     # ---- plumbing -------------------------------------------------------------------------
 
-    def _sql(self, statement: str) -> str:
-        return statement.replace("?", "%s") if self.dialect == "postgres" else statement
-
     def rows(self, statement: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        if self.dialect == "sqlite":
-            cursor = self._sqlite.execute(statement, params)
-            names = [column[0] for column in cursor.description or ()]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        return [dict(row) for row in self._postgres.execute(self._sql(statement), params)
-                .fetchall()]
+        return self.database.rows(statement, params)
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
-        if self.dialect == "sqlite":
-            return self._sqlite.execute(statement, params).rowcount
-        return int(self._postgres.execute(self._sql(statement), params).rowcount)
+        return self.database.execute(statement, params)
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        if self._in_transaction:
-            yield
-            return
-        self._in_transaction = True
-        try:
-            if self.dialect == "sqlite":
-                # IMMEDIATE: take the write lock before reading, so two deciders never
-                # read the same open incidents and both write.
-                self._sqlite.execute("BEGIN IMMEDIATE")
-                try:
-                    yield
-                except BaseException:
-                    if self._sqlite.in_transaction:
-                        self._sqlite.execute("ROLLBACK")
-                    raise
-                self._sqlite.execute("COMMIT")
-            else:
-                with self._postgres.transaction():
-                    self._postgres.execute("SELECT pg_advisory_xact_lock(%s)",
-                                           (_ADVISORY_ALERT_LOCK,))
-                    yield
-        finally:
-            self._in_transaction = False
+    def transaction(self) -> AbstractContextManager[None]:
+        """Re-entrant; serialises alert evaluations across replicas sharing one PostgreSQL."""
+        return self.database.transaction(lock=_ADVISORY_ALERT_LOCK)
 
     def table_exists(self, name: str) -> bool:
-        if self.dialect == "sqlite":
-            return bool(self.rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                                  (name,)))
-        return bool(self.rows("SELECT to_regclass(?) IS NOT NULL AS present", (name,))[0]
-                    ["present"])
+        return self.database.table_exists(name)
 
     # ---- rule inputs ----------------------------------------------------------------------
 
@@ -262,8 +218,6 @@ class AlertTables:
 
 
 def _with_id(incident: Incident, incident_id: int) -> Incident:
-    from dataclasses import replace
-
     return replace(incident, id=incident_id)
 
 

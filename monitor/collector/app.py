@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from monitor.collector.backend import DatabaseThreads, DatabaseUnavailable
-from monitor.collector.database import DatabaseUrl
 from monitor.collector.routes import (
     ADVICE_KEY,
     ASN_DATABASE_KEY,
@@ -25,6 +24,7 @@ from monitor.collector.validation import BatchLimits
 from monitor.serving import serve_until_stopped
 from monitor.settings import ScheduleSettings, Settings
 from monitor.signals import ShutdownRequest
+from monitor.store.database import DatabaseUrl
 from probes.asn import open_asn_database
 
 log = logging.getLogger(__name__)

@@ -8,48 +8,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from monitor.collector.auth import hash_secret, mint_enrolment_secret, mint_token
-from monitor.collector.database import Dialect, sql_for, transaction
+from monitor.collector.schema import COLLECTOR_MIGRATIONS
+from monitor.store import ledger
+from monitor.store.database import Database
 
-# Each step runs once, in order; `collector_schema_version` remembers which ran. Kept apart from
-# the store's `schema_version` so the two migration sequences never collide.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE IF NOT EXISTS probes (
-        probe_id TEXT PRIMARY KEY,
-        probe_cc TEXT NOT NULL,
-        probe_asn TEXT NOT NULL,
-        probe_network_name TEXT NOT NULL DEFAULT '',
-        registered_at TEXT NOT NULL,
-        last_seen_at TEXT,
-        software_version TEXT,
-        revoked_at TEXT
-    );
-    CREATE TABLE IF NOT EXISTS probe_tokens (
-        token_hash TEXT PRIMARY KEY,
-        probe_id TEXT NOT NULL REFERENCES probes(probe_id),
-        created_at TEXT NOT NULL,
-        revoked_at TEXT
-    );
-    CREATE INDEX IF NOT EXISTS probe_tokens_probe ON probe_tokens(probe_id);
-    CREATE TABLE IF NOT EXISTS enrolment_secrets (
-        secret_hash TEXT PRIMARY KEY,
-        vantage_id TEXT,
-        note TEXT NOT NULL DEFAULT '',
-        created_at TEXT NOT NULL,
-        expires_at TEXT NOT NULL,
-        uses_left INTEGER NOT NULL
-    );
-    CREATE TABLE IF NOT EXISTS target_list_versions (
-        version INTEGER PRIMARY KEY,
-        published_at TEXT NOT NULL,
-        format TEXT NOT NULL,
-        content TEXT NOT NULL,
-        schedule TEXT NOT NULL
-    );
-    """,
-)
+# Serialises publishers of target lists, across replicas sharing one PostgreSQL database.
+_TARGET_LIST_LOCK = 7312002
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_PROBE_COLUMNS = ("p.probe_id, p.probe_cc, p.probe_asn, p.probe_network_name, p.registered_at, "
+                  "p.last_seen_at, p.revoked_at")
 STANDING_SECRET_NOTE = "[collector] enrolment_secret"
 
 RegistrationOutcome = Literal[
@@ -90,38 +58,26 @@ class TargetListVersion:
 
 
 class Registry:
-    """Reads and writes the collector tables over one DB-API connection (one per thread)."""
+    """Reads and writes the collector tables through a store's Database (one per thread).
 
-    def __init__(self, connection: Any, dialect: Dialect) -> None:
-        self.connection = connection
-        self.dialect = dialect
+        registry = Registry(store.database)
+        registry.authenticate(token)
+    """
 
-    def _execute(self, statement: str, parameters: tuple[Any, ...] = ()) -> Any:
-        return self.connection.execute(sql_for(self.dialect, statement), parameters)
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def _row(self, statement: str, parameters: tuple[Any, ...] = ()) -> dict[str, Any] | None:
+        found = self.database.rows(statement, parameters)
+        return found[0] if found else None
 
     def ping(self) -> None:
-        self._execute("SELECT 1").fetchone()
+        self.database.scalar("SELECT 1")
 
     def migrate(self) -> None:
-        with transaction(self.connection, self.dialect):
-            if self.dialect == "postgres":
-                # Two replicas starting together must not both run the same step.
-                self._execute("SELECT pg_advisory_xact_lock(7312001)")
-            self._execute(
-                "CREATE TABLE IF NOT EXISTS collector_schema_version "
-                "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-            )
-            row = self._execute("SELECT MAX(version) FROM collector_schema_version").fetchone()
-            applied = row[0] or 0
-            for version, script in enumerate(MIGRATIONS, start=1):
-                if version <= applied:
-                    continue
-                for statement in filter(str.strip, script.split(";")):
-                    self._execute(statement)
-                self._execute(
-                    "INSERT INTO collector_schema_version (version, applied_at) VALUES (?, ?)",
-                    (version, format_time(datetime.now(UTC))),
-                )
+        """Creates or upgrades the collector's own tables (the `collector` migration set)."""
+        ledger.migrate(self.database, (COLLECTOR_MIGRATIONS,),
+                       now=format_time(datetime.now(UTC)))
 
     # --- enrolment and tokens -------------------------------------------------------------
 
@@ -136,8 +92,8 @@ class Registry:
     ) -> str:
         """Mint a secret for the operator to hand to a probe; only its hash is kept."""
         secret = mint_enrolment_secret()
-        with transaction(self.connection, self.dialect):
-            self._execute(
+        with self.database.transaction():
+            self.database.execute(
                 "INSERT INTO enrolment_secrets "
                 "(secret_hash, vantage_id, note, created_at, expires_at, uses_left) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -158,14 +114,14 @@ class Registry:
 
         Convenient for a small network; `enrol` gives single-use secrets for a larger one.
         """
-        with transaction(self.connection, self.dialect):
-            self._execute(
+        with self.database.transaction():
+            self.database.execute(
                 "UPDATE enrolment_secrets SET uses_left = 0 WHERE note = ? AND secret_hash <> ?",
                 (STANDING_SECRET_NOTE, "" if secret is None else hash_secret(secret)),
             )
             if secret is None:
                 return
-            self._execute(
+            self.database.execute(
                 "INSERT INTO enrolment_secrets "
                 "(secret_hash, vantage_id, note, created_at, expires_at, uses_left) "
                 "VALUES (?, NULL, ?, ?, ?, ?) ON CONFLICT (secret_hash) DO UPDATE SET "
@@ -183,33 +139,33 @@ class Registry:
         """Spend one use of an enrolment secret and give the probe its id and a fresh token."""
         vantage_id = request["vantage_id"]
         stamp = format_time(now)
-        with transaction(self.connection, self.dialect):
+        with self.database.transaction():
             # The conditional UPDATE claims a use atomically, so two replicas cannot both spend
             # the last use of a secret.
-            claimed = self._execute(
+            claimed = self._row(
                 "UPDATE enrolment_secrets SET uses_left = uses_left - 1 "
                 "WHERE secret_hash = ? AND uses_left > 0 AND expires_at > ? "
                 "RETURNING vantage_id, created_at",
                 (hash_secret(request["enrolment_secret"]), stamp),
-            ).fetchone()
+            )
             if claimed is None:
                 return Registration("bad_secret")
-            if claimed[0] is not None and claimed[0] != vantage_id:
+            if claimed["vantage_id"] is not None and claimed["vantage_id"] != vantage_id:
                 self._rollback_claim(request["enrolment_secret"])
                 return Registration("vantage_mismatch")
-            existing = self._execute(
+            existing = self._row(
                 "SELECT revoked_at FROM probes WHERE probe_id = ?", (vantage_id,)
-            ).fetchone()
-            if existing is not None and existing[0] is None:
+            )
+            if existing is not None and existing["revoked_at"] is None:
                 self._rollback_claim(request["enrolment_secret"])
                 return Registration("vantage_taken")
-            if existing is not None and claimed[1] < existing[0]:
+            if existing is not None and claimed["created_at"] < existing["revoked_at"]:
                 # The revoked probe itself holds the secrets of before (the standing one too):
                 # with them it could simply enrol again and undo the revocation.
                 self._rollback_claim(request["enrolment_secret"])
                 return Registration("vantage_revoked")
             if existing is None:
-                self._execute(
+                self.database.execute(
                     "INSERT INTO probes (probe_id, probe_cc, probe_asn, probe_network_name, "
                     "registered_at) VALUES (?, ?, ?, ?, ?)",
                     (
@@ -222,7 +178,7 @@ class Registry:
                 )
             else:
                 # A revoked vantage comes back only through a new enrolment secret.
-                self._execute(
+                self.database.execute(
                     "UPDATE probes SET probe_cc = ?, probe_asn = ?, probe_network_name = ?, "
                     "registered_at = ?, revoked_at = NULL WHERE probe_id = ?",
                     (
@@ -234,7 +190,7 @@ class Registry:
                     ),
                 )
             token = mint_token()
-            self._execute(
+            self.database.execute(
                 "INSERT INTO probe_tokens (token_hash, probe_id, created_at) VALUES (?, ?, ?)",
                 (hash_secret(token), vantage_id, stamp),
             )
@@ -242,65 +198,60 @@ class Registry:
 
     def _rollback_claim(self, secret: str) -> None:
         # A refused registration must not use up the operator's secret.
-        self._execute(
+        self.database.execute(
             "UPDATE enrolment_secrets SET uses_left = uses_left + 1 WHERE secret_hash = ?",
             (hash_secret(secret),),
         )
 
     def authenticate(self, token: str) -> tuple[TokenStatus, ProbeRecord | None]:
         """Find the probe a bearer token belongs to; lookup is by hash, never by the token."""
-        row = self._execute(
-            "SELECT p.probe_id, p.probe_cc, p.probe_asn, p.probe_network_name, p.registered_at, "
-            "p.last_seen_at, p.revoked_at, t.revoked_at "
+        row = self._row(
+            f"SELECT {_PROBE_COLUMNS}, t.revoked_at AS token_revoked_at "
             "FROM probe_tokens t JOIN probes p ON p.probe_id = t.probe_id WHERE t.token_hash = ?",
             (hash_secret(token),),
-        ).fetchone()
+        )
         if row is None:
             return "unknown", None
-        probe = ProbeRecord(*row[:7])
-        if row[6] is not None or row[7] is not None:
+        token_revoked_at = row.pop("token_revoked_at")
+        probe = ProbeRecord(**row)
+        if probe.revoked_at is not None or token_revoked_at is not None:
             return "revoked", probe
         return "valid", probe
 
     def revoke_probe(self, probe_id: str, *, now: datetime) -> bool:
         """Revoke a probe and every token it holds; False when no such probe is enrolled."""
         stamp = format_time(now)
-        with transaction(self.connection, self.dialect):
-            found = self._execute(
+        with self.database.transaction():
+            found = self.database.execute(
                 "UPDATE probes SET revoked_at = COALESCE(revoked_at, ?) WHERE probe_id = ?",
                 (stamp, probe_id),
-            ).rowcount
-            self._execute(
+            )
+            self.database.execute(
                 "UPDATE probe_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE probe_id = ?",
                 (stamp, probe_id),
             )
         return bool(found)
 
     def record_check_in(self, probe_id: str, software_version: str | None, *, now: datetime) -> None:
-        self._execute(
+        self.database.execute(
             "UPDATE probes SET last_seen_at = ?, software_version = COALESCE(?, software_version) "
             "WHERE probe_id = ?",
             (format_time(now), software_version, probe_id),
         )
 
     def list_probes(self) -> list[ProbeRecord]:
-        rows = self._execute(
-            "SELECT probe_id, probe_cc, probe_asn, probe_network_name, registered_at, "
-            "last_seen_at, revoked_at FROM probes ORDER BY probe_id"
-        ).fetchall()
-        return [ProbeRecord(*row) for row in rows]
+        rows = self.database.rows(f"SELECT {_PROBE_COLUMNS} FROM probes p ORDER BY p.probe_id")
+        return [ProbeRecord(**row) for row in rows]
 
     # --- target lists handed out at check-in ------------------------------------------------
 
     def publish_target_list(
         self, content: str, *, format: str, schedule: dict[str, Any], now: datetime
     ) -> int:
-        with transaction(self.connection, self.dialect):
-            if self.dialect == "postgres":
-                self._execute("LOCK TABLE target_list_versions IN EXCLUSIVE MODE")
-            row = self._execute("SELECT MAX(version) FROM target_list_versions").fetchone()
-            version = (row[0] or 0) + 1
-            self._execute(
+        with self.database.transaction(lock=_TARGET_LIST_LOCK):
+            version = (self.database.scalar("SELECT MAX(version) FROM target_list_versions")
+                       or 0) + 1
+            self.database.execute(
                 "INSERT INTO target_list_versions (version, published_at, format, content, schedule) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (version, format_time(now), format, content, json.dumps(schedule, sort_keys=True)),
@@ -308,10 +259,10 @@ class Registry:
         return int(version)
 
     def latest_target_list(self) -> TargetListVersion | None:
-        row = self._execute(
+        row = self._row(
             "SELECT version, published_at, format, content, schedule FROM target_list_versions "
             "ORDER BY version DESC LIMIT 1"
-        ).fetchone()
+        )
         if row is None:
             return None
-        return TargetListVersion(row[0], row[1], row[2], row[3], json.loads(row[4]))
+        return TargetListVersion(**{**row, "schedule": json.loads(row["schedule"])})

@@ -17,16 +17,17 @@ import click
 
 from monitor.collector.app import CollectorConfig, serve_collector
 from monitor.collector.backend import open_store as open_collector_store
-from monitor.collector.database import DatabaseUrl, connect
 from monitor.collector.registry import Registry
 from monitor.collector.routes import UploadAdvice
 from monitor.commands.options import load_asn_database_option
+from monitor.schema import PROBE_DATABASE
 from monitor.service.assignment import Assignment, AssignmentError
 from monitor.service.collector_client import CollectorRefused, check_in, register_with_collector
 from monitor.service.uploader import run_uploader, upload_pending
 from monitor.settings import SettingsError, load_settings
 from monitor.signals import ShutdownRequest
 from monitor.store import StoreError, open_store
+from monitor.store.database import DatabaseUrl, connect
 from probes.endpoints import split_host_port
 from reports.dashboard import dashboard_mount
 
@@ -51,12 +52,10 @@ def _database_url(ctx: click.Context, database: str | None) -> DatabaseUrl:
 
 def _open_registry(url: DatabaseUrl) -> Registry:
     try:
-        connection = connect(url)
-    except Exception as error:  # psycopg.OperationalError, sqlite3.OperationalError
-        raise click.ClickException(
-            f"database {url.describe()}: cannot connect: {str(error).strip().splitlines()[0]}"
-        ) from None
-    registry = Registry(connection, url.dialect)
+        database = connect(url)
+    except Exception as error:  # StoreError, sqlite3.OperationalError
+        raise click.ClickException(str(error).strip().splitlines()[0]) from None
+    registry = Registry(database)
     registry.migrate()
     return registry
 
@@ -299,13 +298,12 @@ def check_in_command(ctx: click.Context, save_targets: Path | None) -> None:
 @click.pass_context
 def upload(ctx: click.Context, loop: bool) -> None:
     """Probe side: send the spooled measurements to [collector] url now (or keep doing so)."""
-
-
     settings = _settings(ctx)
     if not settings.collector.url or not settings.collector.token:
         raise click.UsageError("set [collector] url and token (or token_file) first")
     try:
-        store = open_store(settings.storage.database_url, spool=True)
+        store = open_store(settings.storage.database_url, spool=True,
+                           migration_sets=PROBE_DATABASE)
     except StoreError as error:
         raise click.ClickException(str(error)) from None
     rejections = Path(settings.storage.data_dir) / "upload-rejected.jsonl"

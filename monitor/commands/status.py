@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from monitor.schema import PROBE_DATABASE
 from monitor.settings import Settings, SettingsError, load_settings
 from monitor.store import Store, StoreError, open_store, sqlite_path
 from probes.vocabulary import TARGET_STATES
@@ -33,7 +34,7 @@ def open_store_for_reading(settings: Settings) -> Store:
             f"no database at {path} ([storage] database): run `blockmon run` or "
             "`blockmon demo` first")
     try:
-        return open_store(url)
+        return open_store(url, migration_sets=PROBE_DATABASE)
     except StoreError as error:
         raise click.ClickException(str(error)) from None
 

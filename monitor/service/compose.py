@@ -10,6 +10,7 @@ from typing import TextIO
 
 import aiohttp
 
+from monitor.schema import PROBE_DATABASE
 from monitor.service.plan import RunningService, ServiceCannotStart, ServicePlan, schedule_for
 from monitor.service.progress import ProgressReporter, render_round_summary, render_round_table
 from monitor.service.runner import RoundResult, Runner, StoreRecorder
@@ -23,7 +24,7 @@ log = logging.getLogger("blockmon.run")
 
 def open_store_or_explain(database_url: str, *, spool: bool = False) -> Store:
     try:
-        return open_store(database_url, spool=spool)
+        return open_store(database_url, spool=spool, migration_sets=PROBE_DATABASE)
     except (StoreError, OSError) as error:
         raise ServiceCannotStart(f"database {database_url}: {error}") from None
     except Exception as error:  # sqlite3/psycopg errors have no common base we can name here

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from monitor.store.migrations import MigrationSet
+
+if TYPE_CHECKING:  # database.py raises this module's StoreError, so it imports base first
+    from monitor.store.database import Database
 
 # Times given to query methods: a datetime (naive = UTC) or text, ISO 8601 UTC
 # ("2026-11-25", "2026-11-25T18:01:02Z"); compared with measured_at ("YYYY-MM-DDTHH:MM:SSZ").
 TimeBound = datetime | str
+
+
+def utc_now() -> datetime:
+    """The stores' default clock (tests hand a store their own)."""
+    return datetime.now(UTC)
 
 
 def redact_database_url(database_url: str) -> str:
@@ -55,17 +65,24 @@ class SavedWithState:
 class Store(Protocol):
     """Synchronous storage of measurements, runs, target states and transitions.
 
-    Methods are blocking; async callers go through monitor.store.writer.StoreWriter (one thread
-    owns the connection) or asyncio.to_thread. Every write method is one transaction.
+    Methods are blocking; async callers go through monitor.store.threads (StoreWriter, a
+    thread that owns the connection) or asyncio.to_thread. Every write method is one transaction.
     Rows are plain dicts whose keys are the column names of docs/measurement-format.md "Store".
     """
 
-    def migrate(self) -> int:
-        """Creates or upgrades the schema; returns the schema version now in place."""
+    @property
+    def database(self) -> Database:
+        """The store's connection with its dialect, for SQL beyond these methods (report
+        queries, the alert tables, the collector's registry): one connection per store."""
+        ...
+
+    def migrate(self, migration_sets: Sequence[MigrationSet] | None = None) -> int:
+        """Applies what the ledger lacks of `migration_sets` (None: the sets the store was
+        opened with); returns the store set's version now in place."""
         ...
 
     def schema_version(self) -> int:
-        """The highest migration applied (0 for an empty database)."""
+        """The highest migration of the store set applied (0 for an empty database)."""
         ...
 
     # ---- targets and runs -------------------------------------------------------------------

@@ -6,12 +6,11 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
+from monitor.store.base import Store
 from monitor.store.rows import store_time
 from targets.model import BriefingClaim, Target, TargetURL
-
-Dialect = Literal["sqlite", "postgres"]
 
 # How one measurement row counts, as SQL over the verdict columns (docs/reports.md explains):
 # blocked = the analysis named a kind of blocking; down = no blocking yet not accessible (the
@@ -27,29 +26,19 @@ _UID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
 class ReadDatabase:
-    """Runs read-only SQL on the connection of a SQLiteStore or PostgresStore.
+    """Read-only SQL over a store's Database, written once with `:name` parameters.
 
-    SQL is written once with `:name` parameters; PostgreSQL gets them as `%(name)s`.
+        db = ReadDatabase(store)
+        load_daily_counts(db, "2026-11-01", "2026-12-01")
     """
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
-        if hasattr(store, "conn"):  # monitor.store.sqlite.SQLiteStore
-            self.dialect: Dialect = "sqlite"
-        elif hasattr(store, "connection"):  # monitor.store.postgres.PostgresStore
-            self.dialect = "postgres"
-        else:
-            raise TypeError(f"no SQL connection on {type(store).__name__}")
+        self.database = store.database
+        self.dialect = store.database.dialect
 
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        params = dict(params or {})
-        if self.dialect == "sqlite":
-            cursor = self.store.conn.execute(sql, params)
-            names = [column[0] for column in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        postgres_sql = re.sub(r"(?<!:):([A-Za-z_]\w*)", r"%(\1)s", sql.replace("%", "%%"))
-        cursor = self.store.connection.execute(postgres_sql, params)
-        return [dict(row) for row in cursor.fetchall()]
+        return self.database.rows(sql, dict(params or {}))
 
 
 # ---- rows ------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -121,3 +122,21 @@ def blocking_from_text(text: str | None) -> str | bool | None:
     if text is None:
         return None
     return False if text == "false" else text
+
+
+def target_row(target: Mapping[str, Any] | Any) -> dict[str, Any]:
+    """The targets row of a target (a dict or a dataclass such as targets.model.Target)."""
+    if is_dataclass(target) and not isinstance(target, type):
+        target = asdict(target)
+    if not isinstance(target, Mapping):
+        raise TypeError(f"save_targets takes dicts or dataclasses, not {type(target).__name__}")
+    urls = target.get("urls") or []
+    briefing = target.get("briefing")
+    return {
+        "id": target["id"],
+        "name": target.get("name") or target["id"],
+        "list_name": target.get("list_name") or target.get("list"),
+        "category_code": target.get("category_code"),
+        "urls": json.dumps(list(urls), ensure_ascii=False),
+        "briefing": None if briefing is None else json.dumps(briefing, ensure_ascii=False),
+    }

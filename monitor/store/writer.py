@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 from monitor.store.base import Store
+from monitor.store.threads import StoreThreads
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -24,25 +24,18 @@ class StoreWriter:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
-        self._closed = False
+        self._threads = StoreThreads(lambda: store, threads=1, name="store-writer")
 
     async def call(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Runs function(*args, **kwargs) on the writer thread and returns its result."""
-        if self._closed:
-            raise RuntimeError("StoreWriter is closed")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._executor, functools.partial(function, *args, **kwargs))
+        bound = functools.partial(function, *args, **kwargs)
+        return await self._threads.run(lambda _store: bound())
 
     async def close(self) -> None:
-        """Finishes the calls already queued, closes the store on its own thread, stops."""
-        if self._closed:
-            return
-        self._closed = True
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self.store.close)
-        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        """Finishes the calls already queued, closes the store, stops the thread."""
+        await asyncio.to_thread(self._threads.close)
+        # The thread opened no store of its own when no call ever ran; closing twice is harmless.
+        self.store.close()
 
     async def __aenter__(self) -> StoreWriter:
         return self

@@ -5,42 +5,28 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 
+from monitor.store import Store
 from monitor.store.queries import ReadDatabase
+from monitor.store.threads import StoreThreads
 
 T = TypeVar("T")
 
 
 class DashboardDatabase:
-    """Runs read queries on one thread that owns its own store (SQLite wants one thread)."""
+    """Runs read queries on one thread that owns its own store (monitor.store.threads)."""
 
-    def __init__(self, store_factory: Callable[[], Any]) -> None:
-        self._store_factory = store_factory
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashboard-db")
-        self._store: Any = None
+    def __init__(self, store_factory: Callable[[], Store]) -> None:
+        self._threads = StoreThreads(store_factory, threads=1, name="dashboard-db")
 
-    def _open(self) -> tuple[ReadDatabase, Any]:
-        if self._store is None:
-            self._store = self._store_factory()
-        return ReadDatabase(self._store), self._store
-
-    async def run(self, work: Callable[[ReadDatabase, Any], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: work(*self._open()))
+    async def run(self, work: Callable[[ReadDatabase, Store], T]) -> T:
+        return await self._threads.run(lambda store: work(ReadDatabase(store), store))
 
     async def close(self) -> None:
-        def close_store() -> None:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
-
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, close_store)
-        self._executor.shutdown(wait=False)
+        await asyncio.to_thread(self._threads.close)
 
 
 def bearer_token(request: web.Request) -> str | None:
