@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
+# StoreError and redact_database_url are defined beside the connection; named here too, as before.
+from monitor.store.database import Database
+from monitor.store.database import StoreError as StoreError
+from monitor.store.database import redact_database_url as redact_database_url
 from monitor.store.migrations import MigrationSet
-
-if TYPE_CHECKING:  # database.py raises this module's StoreError, so it imports base first
-    from monitor.store.database import Database
 
 # Times given to query methods: a datetime (naive = UTC) or text, ISO 8601 UTC
 # ("2026-11-25", "2026-11-25T18:01:02Z"); compared with measured_at ("YYYY-MM-DDTHH:MM:SSZ").
@@ -21,19 +21,6 @@ TimeBound = datetime | str
 def utc_now() -> datetime:
     """The stores' default clock (tests hand a store their own)."""
     return datetime.now(UTC)
-
-
-def redact_database_url(database_url: str) -> str:
-    """The URL for messages and logs: no password, neither `user:password@` nor `password=`."""
-    head, at, tail = database_url.rpartition("@")
-    if at:
-        scheme, _, credentials = head.partition("://")
-        database_url = f"{scheme}://{credentials.split(':', 1)[0]}@{tail}"
-    return re.sub(r"(?i)(\bpassword=)[^&\s]*", r"\1***", database_url)
-
-
-class StoreError(RuntimeError):
-    """The database cannot be used (newer schema, not a blockmon database, bad URL)."""
 
 
 class StateDecisionLike(Protocol):

@@ -10,7 +10,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from monitor.store.base import StoreError, redact_database_url
+
+def redact_database_url(database_url: str) -> str:
+    """The URL for messages and logs: no password, neither `user:password@` nor `password=`."""
+    head, at, tail = database_url.rpartition("@")
+    if at:
+        scheme, _, credentials = head.partition("://")
+        database_url = f"{scheme}://{credentials.split(':', 1)[0]}@{tail}"
+    return re.sub(r"(?i)(\bpassword=)[^&\s]*", r"\1***", database_url)
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used (newer schema, not a blockmon database, bad URL)."""
+
+
 
 Dialect = Literal["sqlite", "postgres"]
 
