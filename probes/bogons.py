@@ -32,6 +32,8 @@ _BOGON_RANGES: tuple[str, ...] = (
     # IPv4-compatible (deprecated, RFC 4291 2.5.5.1): ::127.0.0.1 must not pass as public.
     "::/96",
     "::ffff:0:0/96",
+    # NAT64 local-use prefix (RFC 8215): operators embed IPv4 at any of RFC 6052's lengths, so no
+    # one place holds the address a gateway would reach; all of it is refused.
     "64:ff9b:1::/48",
     "100::/64",
     "2001::/23",
@@ -44,6 +46,15 @@ _BOGON_RANGES: tuple[str, ...] = (
 )
 
 BOGON_NETWORKS: tuple[IPNetwork, ...] = tuple(ipaddress.ip_network(r) for r in _BOGON_RANGES)
+
+# Prefixes a translator maps onto the IPv4 address in their last 32 bits: the NAT64 well-known
+# prefix 64:ff9b::/96 (RFC 6052) and IPv4-translated ::ffff:0:0:0/96 (RFC 2765, SIIT). Behind a
+# NAT64 gateway 64:ff9b::7f00:1 is 127.0.0.1, so each is judged as the address it carries; not
+# refused whole, because a DNS64 resolver answers public IPv4-only sites in 64:ff9b::/96.
+_IPV4_CARRYING: tuple[ipaddress.IPv6Network, ...] = (
+    ipaddress.IPv6Network("64:ff9b::/96"),
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),
+)
 
 
 def parse_networks(ranges: Iterable[str | IPNetwork]) -> tuple[IPNetwork, ...]:
@@ -62,8 +73,11 @@ def parse_networks(ranges: Iterable[str | IPNetwork]) -> tuple[IPNetwork, ...]:
 
 @lru_cache(maxsize=4096)
 def _is_special(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return _is_special(address.ipv4_mapped)
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return _is_special(address.ipv4_mapped)
+        if any(address in prefix for prefix in _IPV4_CARRYING):
+            return _is_special(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
     return any(address in network for network in BOGON_NETWORKS)
 
 

@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from lab import LabInfo
 from monitor.commands.helper import TOKEN_ENV
+from probes.bogons import is_bogon
 from probes.helper import (
     HelperSettings,
     RequestRefused,
@@ -116,6 +117,13 @@ async def test_a_dead_domain_is_reported_as_failures(helper_url: str) -> None:
         (control_body("http://192.168.1.1/"), "http_request: 192.168.1.1"),
         (control_body("http://ok.lab.test/", ["10.0.0.1:80"]), "tcp_connect: 10.0.0.1:80"),
         (control_body("http://ok.lab.test/", ["127.0.0.1:22"]), "tcp_connect: 127.0.0.1:22"),
+        # Behind a NAT64 gateway these reach the IPv4 address in their last 32 bits.
+        (control_body("http://[64:ff9b::7f00:1]:9/"), "http_request: 64:ff9b::7f00:1"),
+        (control_body("http://[64:ff9b::a9fe:a9fe]/"), "http_request: 64:ff9b::a9fe:a9fe"),
+        (control_body("http://[::ffff:0:7f00:1]:9/"), "http_request: ::ffff:0:7f00:1"),
+        (control_body("http://[64:ff9b:1::808:808]/"), "http_request: 64:ff9b:1::808:808"),
+        (control_body("http://ok.lab.test/", ["[64:ff9b::a00:1]:80"]),
+         "tcp_connect: [64:ff9b::a00:1]:80"),
     ],
 )
 async def test_private_and_loopback_targets_are_refused(
@@ -124,6 +132,15 @@ async def test_private_and_loopback_targets_are_refused(
     status, reply = await post(helper_url, body)
     assert status == 403
     assert reply["error"].startswith(field) and "refused range" in reply["error"]
+
+
+def test_nat64_and_translated_addresses_are_judged_by_the_ipv4_address_they_carry() -> None:
+    # A DNS64 resolver's answer for a public site is no bogon; one carrying a private address is.
+    assert not is_bogon("64:ff9b::808:808") and not is_bogon("::ffff:0:808:808")
+    assert is_bogon("64:ff9b::7f00:1") and is_bogon("64:ff9b::c0a8:101")
+    assert is_bogon("::ffff:0:7f00:1") and is_bogon("::ffff:0:a00:1")
+    # The local-use prefix (RFC 8215) has no fixed place for the IPv4 address: all refused.
+    assert is_bogon("64:ff9b:1::808:808")
 
 
 @pytest.mark.parametrize(

@@ -191,9 +191,10 @@ async def submit_measurements(request: web.Request) -> web.Response:
     oversized = check_stored_sizes(checked, [row["json"] for row in rows], limits)
     if oversized is not None:
         return refuse(oversized)
-    # One transaction per batch: every measurement of it is stored, or none.
-    # The rows also go through the state machine, so target_state, transitions, the dashboard,
-    # reports and alerts see uploaded measurements as they see a probe's own.
+    # One transaction per batch: every measurement of it is stored and decided, or none.
+    # The rows stored go through the state machine, so target_state, transitions, the dashboard,
+    # reports and alerts see uploaded measurements as they see a probe's own; a duplicate uid
+    # is answered as stored already and moves no state (this probe's re-send, or not its own).
     needed = request.app[CONFIRMATIONS_KEY]
     stored_count = await database.run(
         lambda store, _registry: save_and_decide(store, rows, confirmations_needed=needed))

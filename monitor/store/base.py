@@ -38,6 +38,13 @@ class StateDecisionLike(Protocol):
 DecideState = Callable[[dict[str, Any] | None, dict[str, Any]], StateDecisionLike]
 
 
+def decision_order(row: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """The order a batch is decided in: pair by pair, so writers of one batch take their pair
+    locks in one order and never deadlock; within a pair oldest first, so late measurements
+    still date a block from when it was measured."""
+    return (row["vantage_id"], row["url"], row["measured_at"], row["uid"])
+
+
 @dataclass(frozen=True, slots=True)
 class SavedWithState:
     """What save_measurement_with_state did: whether the uid was new, the state row now in the
@@ -115,6 +122,14 @@ class Store(Protocol):
     def save_measurements(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Stores rows made by monitor.store.rows.measurement_row in one transaction;
         returns how many were new (uids already stored are skipped)."""
+        ...
+
+    def save_measurements_with_states(self, rows: Iterable[Mapping[str, Any]],
+                                      decide: DecideState) -> list[str]:
+        """Stores rows as save_measurements and decides the (vantage, url) state of each row that
+        was new (as decide_and_save_state, in decision_order), all in one transaction; returns
+        the new uids. A uid already stored moves no state: its row is not this request's to
+        judge, whoever sent it and with whatever vantage or URL."""
         ...
 
     def load_measurement(self, uid: str) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ from monitor.store.base import (
     SavedWithState,
     StateDecisionLike,
     TimeBound,
+    decision_order,
     utc_now,
 )
 from monitor.store.database import connect_postgres
@@ -178,7 +179,26 @@ class PostgresStore:
         prepared = [as_store_row(row) for row in rows]
         if not prepared:
             return 0
-        columns = ", ".join(MEASUREMENT_COLUMNS)
+        self._prepare_staging()
+        with self.database.transaction():
+            return len(self._insert_rows(prepared))
+
+    def save_measurements_with_states(self, rows: Iterable[Mapping[str, Any]],
+                                      decide: DecideState) -> list[str]:
+        prepared = [as_store_row(row) for row in rows]
+        if not prepared:
+            return []
+        self._prepare_staging()
+        # A copy of this batch in flight elsewhere holds its uids until it commits; our insert
+        # then finds them stored and decides nothing, so a re-sent batch is never counted twice.
+        with self.database.transaction():
+            new_uids = set(self._insert_rows(prepared))
+            new_rows = [row for row in prepared if row["uid"] in new_uids]
+            for row in sorted(new_rows, key=decision_order):
+                self.decide_and_save_state(row, decide)
+        return [row["uid"] for row in new_rows]
+
+    def _prepare_staging(self) -> None:
         if not self._staging_ready:
             # Temporary: private to this connection, so replicas and threads never collide.
             self.connection.execute(
@@ -186,7 +206,11 @@ class PostgresStore:
                 "(LIKE measurements INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
             )
             self._staging_ready = True
-        with self.database.transaction(), self.connection.cursor() as cursor:
+
+    def _insert_rows(self, prepared: Sequence[Mapping[str, Any]]) -> list[str]:
+        """The uids of `prepared` that were new; inside the caller's transaction."""
+        columns = ", ".join(MEASUREMENT_COLUMNS)
+        with self.connection.cursor() as cursor:
             with cursor.copy(f"COPY incoming_measurements ({columns}) FROM STDIN") as copy:
                 for row in prepared:
                     copy.write_row([row.get(column) for column in MEASUREMENT_COLUMNS])
@@ -201,7 +225,7 @@ class PostgresStore:
                     "INSERT INTO spool (uid, queued_at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                     [(uid, queued_at) for uid in new_uids],
                 )
-        return len(new_uids)
+        return new_uids
 
     def load_measurement(self, uid: str) -> dict[str, Any] | None:
         row = self.connection.execute(

@@ -19,6 +19,7 @@ from monitor.store.base import (
     StateDecisionLike,
     StoreError,
     TimeBound,
+    decision_order,
     utc_now,
 )
 from monitor.store.database import connect_sqlite
@@ -120,18 +121,18 @@ class SQLiteStore:
 
     # ---- measurements ---------------------------------------------------------------------
 
-    def _insert_rows(self, rows: Iterable[dict[str, Any]]) -> int:
+    def _insert_rows(self, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         columns = ", ".join(MEASUREMENT_COLUMNS)
         placeholders = ", ".join(f":{column}" for column in MEASUREMENT_COLUMNS)
         queued_at = store_time(self.clock())
-        inserted = 0
+        inserted = []
         for row in rows:
             cursor = self.conn.execute(
                 f"INSERT INTO measurements ({columns}) VALUES ({placeholders}) "
                 "ON CONFLICT (uid) DO NOTHING",
                 {column: row.get(column) for column in MEASUREMENT_COLUMNS})
             if cursor.rowcount == 1:
-                inserted += 1
+                inserted.append(row)
                 if self.spool:
                     self.conn.execute("INSERT INTO spool (uid, queued_at) VALUES (?, ?) "
                                  "ON CONFLICT (uid) DO NOTHING",
@@ -143,7 +144,7 @@ class SQLiteStore:
         row = measurement_row(measurement, target_id=target_id, run_id=run_id,
                               confirmation=confirmation)
         with self.database.transaction():
-            return self._insert_rows([row]) == 1
+            return len(self._insert_rows([row])) == 1
 
     def save_measurement_with_state(
         self, measurement: Mapping[str, Any], *, target_id: str | None, run_id: str | None,
@@ -153,7 +154,7 @@ class SQLiteStore:
                               confirmation=confirmation)
         # BEGIN IMMEDIATE holds the write lock from the read of the state to its write.
         with self.database.transaction():
-            saved = self._insert_rows([row]) == 1
+            saved = len(self._insert_rows([row])) == 1
             current = self.load_state(row["vantage_id"], row["url"])
             if not saved:  # a retried write: its state was decided the first time
                 return SavedWithState(False, current, None)
@@ -173,7 +174,16 @@ class SQLiteStore:
     def save_measurements(self, rows: Iterable[Mapping[str, Any]]) -> int:
         prepared = [as_store_row(row) for row in rows]
         with self.database.transaction():
-            return self._insert_rows(prepared)
+            return len(self._insert_rows(prepared))
+
+    def save_measurements_with_states(self, rows: Iterable[Mapping[str, Any]],
+                                      decide: DecideState) -> list[str]:
+        prepared = [as_store_row(row) for row in rows]
+        with self.database.transaction():
+            new_rows = self._insert_rows(prepared)
+            for row in sorted(new_rows, key=decision_order):
+                self.decide_and_save_state(row, decide)
+        return [row["uid"] for row in new_rows]
 
     def load_measurement(self, uid: str) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT json FROM measurements WHERE uid = ?", (uid,)).fetchone()
