@@ -83,9 +83,9 @@ async def run_trials(trials: int, interval: float, confirm_delay: float,
     from monitor.service.plan import ServicePlan
     from monitor.service.runner import RunnerConfig
     from monitor.service.scheduler import ListSchedule
-    from monitor.service.shutdown import ShutdownRequest
     from monitor.service.upkeep import attach_alerts as attach_to_service
     from monitor.settings import load_settings
+    from monitor.signals import ShutdownRequest
 
     if trials > len(SITES):
         raise SystemExit(f"at most {len(SITES)} trials (one lab site each)")

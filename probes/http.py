@@ -20,7 +20,7 @@ import h11
 
 from probes.bogons import is_bogon
 from probes.dns import addresses_from_queries, is_ip_literal, is_valid_hostname, probe_dns
-from probes.endpoints import DEFAULT_PORTS as DEFAULT_PORTS
+from probes.endpoints import DEFAULT_PORTS
 from probes.errors import NETWORK_ERRORS, classify_failure
 from probes.measurement_types import DnsQuery, TcpConnect, TlsHandshake
 from probes.options import ProbeOptions

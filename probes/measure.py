@@ -19,14 +19,15 @@ from probes.asn import AsnDatabase, annotate_dns_answers, cached_asn_database, o
 from probes.control import fetch_control
 from probes.control_protocol import ControlAnswer
 from probes.dns import addresses_from_queries, is_ip_literal, probe_dns, resolvers_for
+from probes.endpoints import DEFAULT_PORTS
 from probes.errors import InvalidInput
 from probes.http import (
-    DEFAULT_PORTS,
     HopSteps,
     is_bogon_address,
     new_request_entry,
     probe_http,
     public_networks_of,
+    url_endpoint,
 )
 from probes.measurement_types import (
     AnalysisKeys,
@@ -148,7 +149,7 @@ async def measure_url(
 async def _collect_observations(
     url: str, options: ProbeOptions, session: aiohttp.ClientSession | None, started: float
 ) -> ObservationKeys:
-    scheme, host, port = _endpoint(url)
+    scheme, host, port = url_endpoint(url)
     if is_ip_literal(host):
         queries: list[DnsQuery] = []
         addresses = [host.strip("[]")]
@@ -211,12 +212,6 @@ async def _collect_observations(
         "control_failure": control_failure,
         "sni_differential": sni_differential,
     }
-
-
-def _endpoint(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    return scheme, parts.hostname or "", parts.port or DEFAULT_PORTS[scheme]
 
 
 async def _fetch_first(

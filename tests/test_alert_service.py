@@ -15,8 +15,8 @@ async def test_the_run_service_sends_a_confirmed_block_once(
     from monitor.service.plan import ServicePlan
     from monitor.service.runner import RunnerConfig
     from monitor.service.scheduler import ListSchedule
-    from monitor.service.shutdown import ShutdownRequest
     from monitor.service.upkeep import attach_alerts
+    from monitor.signals import ShutdownRequest
     from tests.fixtures.runner import ScriptedProbe, make_target_list
 
     config = tmp_path / "blockmon.toml"

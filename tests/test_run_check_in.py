@@ -22,8 +22,8 @@ from monitor.service.assignment import (
 from monitor.service.compose import run_service
 from monitor.service.load import load_plan
 from monitor.service.runner import RoundResult
-from monitor.service.shutdown import ShutdownRequest
 from monitor.service.upkeep import attach_check_in
+from monitor.signals import ShutdownRequest
 from tests.fixtures.collector import CollectorProcess, register_probe, run_blockmon
 from tests.fixtures.runner import ScriptedProbe
 

@@ -166,7 +166,7 @@ async def test_service_runs_rounds_confirms_through_the_scheduler_and_stops(tmp_
     from monitor.service.plan import ServicePlan
     from monitor.service.runner import RunnerConfig
     from monitor.service.scheduler import ListSchedule
-    from monitor.service.shutdown import ShutdownRequest
+    from monitor.signals import ShutdownRequest
     from tests.fixtures.runner import ScriptedProbe, make_target_list
 
     settings = load_settings(write_config(tmp_path, ""), environ={})
@@ -238,8 +238,8 @@ async def test_service_uploads_the_spool_to_the_collector(tmp_path):
     from monitor.service.plan import ServicePlan
     from monitor.service.runner import RunnerConfig
     from monitor.service.scheduler import ListSchedule
-    from monitor.service.shutdown import ShutdownRequest
     from monitor.service.upkeep import attach_uploads
+    from monitor.signals import ShutdownRequest
     from tests.fixtures.runner import ScriptedProbe, make_target_list
 
     received: list[str] = []

@@ -12,9 +12,9 @@ from monitor.service.plan import ServicePlan
 from monitor.service.retention import prune_job
 from monitor.service.runner import RunnerConfig
 from monitor.service.scheduler import ListSchedule, MonitorScheduler
-from monitor.service.shutdown import ShutdownRequest
 from monitor.service.upkeep import attach_retention
 from monitor.settings import load_settings
+from monitor.signals import ShutdownRequest
 from monitor.store import Store, open_store
 from monitor.store.writer import StoreWriter
 from tests.fixtures.runner import ScriptedProbe, make_target_list

@@ -24,7 +24,7 @@ from monitor.schema import PROBE_DATABASE
 from monitor.service.assignment import Assignment, AssignmentError
 from monitor.service.collector_client import CollectorRefused, check_in, register_with_collector
 from monitor.service.uploader import run_uploader, upload_pending
-from monitor.settings import SettingsError, load_settings
+from monitor.settings import Settings, SettingsError, load_settings
 from monitor.signals import ShutdownRequest
 from monitor.store import StoreError, open_store
 from monitor.store.database import DatabaseUrl, connect
@@ -32,7 +32,7 @@ from probes.endpoints import split_host_port
 from reports.dashboard import dashboard_mount
 
 
-def _settings(ctx: click.Context) -> Any:
+def _settings(ctx: click.Context) -> Settings:
     config_path = (ctx.find_root().obj or {}).get("config_path")
     try:
         return load_settings(config_path)
@@ -227,7 +227,6 @@ def register(
 ) -> None:
     """Probe side: enrol this probe ([probe] vantage_id, cc, asn) and save its token."""
 
-
     settings = _settings(ctx)
     url = collector_url or settings.collector.url
     if not url:
@@ -261,9 +260,9 @@ def register(
 def check_in_command(ctx: click.Context, save_targets: Path | None) -> None:
     """Probe side: check in with the collector and fetch its current target lists."""
 
-
     settings = _settings(ctx)
-    if not settings.collector.url or not settings.collector.token:
+    url, token = settings.collector.url, settings.collector.token
+    if not url or not token:
         raise click.UsageError("set [collector] url and token (or token_file) first")
     version_file = save_targets.with_name(save_targets.name + ".version") if save_targets else None
     known = None
@@ -273,7 +272,7 @@ def check_in_command(ctx: click.Context, save_targets: Path | None) -> None:
 
     async def ask() -> Any:
         async with aiohttp.ClientSession() as session:
-            return await check_in(session, settings.collector.url, settings.collector.token, known)
+            return await check_in(session, url, token, known)
 
     try:
         answer = asyncio.run(ask())

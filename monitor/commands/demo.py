@@ -22,8 +22,8 @@ from monitor.service.compose import run_service
 from monitor.service.plan import ServicePlan
 from monitor.service.runner import RoundResult, Runner, RunnerConfig
 from monitor.service.scheduler import ListSchedule
-from monitor.service.shutdown import ShutdownRequest
 from monitor.settings import ScheduleSettings, load_settings
+from monitor.signals import ShutdownRequest
 from monitor.store import open_store
 from probes.helper import HelperSettings, build_app
 from targets import load_registry

@@ -13,7 +13,7 @@ import click
 from monitor.service.compose import run_once, run_service
 from monitor.service.load import load_plan
 from monitor.service.plan import ServiceCannotStart
-from monitor.service.shutdown import ShutdownRequest
+from monitor.signals import ShutdownRequest
 from reports.periodic import attach_reports_to_service
 
 

@@ -15,7 +15,7 @@ from monitor.service.plan import RunningService, ServiceCannotStart, ServicePlan
 from monitor.service.progress import ProgressReporter, render_round_summary, render_round_table
 from monitor.service.runner import RoundResult, Runner, StoreRecorder
 from monitor.service.scheduler import MonitorScheduler
-from monitor.service.shutdown import ShutdownRequest
+from monitor.signals import ShutdownRequest
 from monitor.store import Store, StoreError, open_store
 from monitor.store.writer import StoreWriter
 
