@@ -90,8 +90,10 @@ class Store(Protocol):
         """Records the start of one round over one list; returns the new run id."""
         ...
 
-    def finish_run(self, run_id: str, status: str, counts: Mapping[str, int]) -> None:
-        """Records the end of a run: status ("ok", "failed", "interrupted") and counts."""
+    def finish_run(self, run_id: str, status: str, counts: Mapping[str, int],
+                   reason: str | None = None) -> None:
+        """Records the end of a run: status ("ok", "degraded", "interrupted"), counts, and
+        for a degraded one the reason."""
         ...
 
     def load_runs(self, *, limit: int = 20, vantage_id: str | None = None) -> list[dict[str, Any]]:

@@ -93,13 +93,14 @@ class PostgresStore:
         )
         return run_id
 
-    def finish_run(self, run_id: str, status: str, counts: Mapping[str, int]) -> None:
+    def finish_run(self, run_id: str, status: str, counts: Mapping[str, int],
+                   reason: str | None = None) -> None:
         cursor = self.connection.execute(
             "UPDATE runs SET finished_at = %s, status = %s, measured = %s, anomalies = %s, "
-            "counts = %s WHERE id = %s",
+            "counts = %s, reason = %s WHERE id = %s",
             (
                 store_time(self.clock()), status, counts.get("measured"),
-                counts.get("anomalies"), json.dumps(dict(counts), sort_keys=True), run_id,
+                counts.get("anomalies"), json.dumps(dict(counts), sort_keys=True), reason, run_id,
             ),
         )
         if cursor.rowcount == 0:

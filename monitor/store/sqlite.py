@@ -96,13 +96,14 @@ class SQLiteStore:
                 (run_id, list_name, vantage_id, store_time(started)))
         return run_id
 
-    def finish_run(self, run_id: str, status: str, counts: Mapping[str, int]) -> None:
+    def finish_run(self, run_id: str, status: str, counts: Mapping[str, int],
+                   reason: str | None = None) -> None:
         with self.database.transaction():
             cursor = self.conn.execute(
                 "UPDATE runs SET finished_at = ?, status = ?, measured = ?, anomalies = ?, "
-                "counts = ? WHERE id = ?",
+                "counts = ?, reason = ? WHERE id = ?",
                 (store_time(self.clock()), status, counts.get("measured"),
-                 counts.get("anomalies"), json.dumps(dict(counts), sort_keys=True), run_id))
+                 counts.get("anomalies"), json.dumps(dict(counts), sort_keys=True), reason, run_id))
             if cursor.rowcount == 0:
                 raise KeyError(f"run {run_id!r} was never started in {self.path}")
 
