@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+# Patterns end in \Z, not $: "$" also matches before a trailing newline ("kz-1\n").
 # The uid is built by the engine as "<YYYYmmddTHHMMSS.ffffffZ>_<CC>_webconnectivity_<hex>";
 # we accept any short token of safe characters so a future engine's uid is not refused.
-UID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
-VANTAGE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-COUNTRY_PATTERN = re.compile(r"^[A-Z]{2}$")
-ASN_PATTERN = re.compile(r"^AS[0-9]{1,10}$")
+UID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{8,128}\Z")
+VANTAGE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
+COUNTRY_PATTERN = re.compile(r"^[A-Z]{2}\Z")
+ASN_PATTERN = re.compile(r"^AS[0-9]{1,10}\Z")
 OONI_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 # Fields the collector can check, with the type a measurement must give them.
@@ -65,12 +66,18 @@ class Rejection:
     field: str | None = None
     index: int | None = None
     measurement_uid: str | None = None
+    # Every refused measurement of the batch, this one first: the probe parks them all in one
+    # go and re-sends the rest once (not once per refused measurement).
+    others: tuple[Rejection, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.error, "field": self.field}
         if self.index is not None:
             body["index"] = self.index
             body["measurement_uid"] = self.measurement_uid
+            body["rejected"] = [
+                {"index": item.index, "measurement_uid": item.measurement_uid,
+                 "field": item.field, "error": item.error} for item in (self, *self.others)]
         return body
 
 
@@ -96,6 +103,21 @@ def parse_ooni_time(value: str) -> datetime | None:
         return None
 
 
+def restamp(measurement: dict[str, Any], offset: timedelta, started: datetime) -> dict[str, Any]:
+    """A copy dated by the collector's clock: the probe's times moved by `offset` (the collector's
+    time minus the probe's at upload), the probe's own start time and the offset kept in
+    annotations (docs/collector.md, "Probe clocks")."""
+    moved = dict(measurement)
+    moved["measurement_start_time"] = (started + offset).strftime(OONI_TIME_FORMAT)
+    test_started = parse_ooni_time(str(measurement.get("test_start_time") or ""))
+    if test_started is not None:
+        moved["test_start_time"] = (test_started + offset).strftime(OONI_TIME_FORMAT)
+    moved["annotations"] = {**(measurement.get("annotations") or {}),
+                            "clock_skew_seconds": str(int(offset.total_seconds())),
+                            "probe_measurement_start_time": measurement["measurement_start_time"]}
+    return moved
+
+
 def check_measurement(
     measurement: Any,
     *,
@@ -103,6 +125,7 @@ def check_measurement(
     probe: RegisteredProbe,
     now: datetime,
     limits: BatchLimits,
+    clock_offset: timedelta | None = None,
 ) -> dict[str, Any] | Rejection:
     """Check one measurement and return the copy the collector stores (probe fields pinned).
 
@@ -151,6 +174,13 @@ def check_measurement(
     started = parse_ooni_time(measurement["measurement_start_time"])
     if started is None:
         return reject("must be 'YYYY-MM-DD HH:MM:SS' (UTC)", "measurement_start_time")
+    if clock_offset is not None and abs(clock_offset) > limits.max_future_skew:
+        # A skewed clock, not a forgery: the probe's clock at upload is as far off as its
+        # stamps; re-dated, the times must still fall inside the window (a replay does not).
+        if not isinstance(measurement.get("annotations", {}), dict):
+            return reject("must be an object", "annotations")
+        measurement = restamp(measurement, clock_offset, started)
+        started = started + clock_offset
     if started > now + limits.max_future_skew:
         return reject("is in the future", "measurement_start_time")
     if started < now - limits.max_age:
@@ -260,9 +290,11 @@ def check_stored_sizes(
 
 
 def check_batch(
-    body: dict[str, Any], *, probe: RegisteredProbe, now: datetime, limits: BatchLimits
+    body: dict[str, Any], *, probe: RegisteredProbe, now: datetime, limits: BatchLimits,
+    clock_offset: timedelta | None = None,
 ) -> list[dict[str, Any]] | Rejection:
-    """Check a whole upload; one bad measurement refuses the batch (all or nothing)."""
+    """Check a whole upload; one bad measurement refuses the batch (all or nothing), and the
+    refusal lists every bad one."""
     measurements = body.get("measurements")
     if not isinstance(measurements, list):
         return Rejection(400, "must be a list of measurements", "measurements")
@@ -274,17 +306,23 @@ def check_batch(
         )
     checked: list[dict[str, Any]] = []
     seen: set[str] = set()
+    refused: list[Rejection] = []
     for index, measurement in enumerate(measurements):
         result = check_measurement(
-            measurement, index=index, probe=probe, now=now, limits=limits
+            measurement, index=index, probe=probe, now=now, limits=limits,
+            clock_offset=clock_offset,
         )
         if isinstance(result, Rejection):
-            return result
+            refused.append(result)
+            continue
         # The same uid twice in one batch is stored once, like a batch sent twice.
         if result["measurement_uid"] in seen:
             continue
         seen.add(result["measurement_uid"])
         checked.append(result)
+    if refused:
+        # The first refusal's status: a 403 (another network) is not made a 400 by a later one.
+        return replace(refused[0], others=tuple(refused[1:]))
     return checked
 
 
