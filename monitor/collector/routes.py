@@ -68,11 +68,12 @@ async def read_body(request: web.Request, limit: int) -> bytes | Rejection:
     return too_large if oversized else body
 
 
-async def read_json(request: web.Request, limit: int) -> dict[str, Any] | Rejection:
+async def read_json(request: web.Request, limit: int, *,
+                    no_control: bool = False) -> dict[str, Any] | Rejection:
     body = await read_body(request, limit)
     if isinstance(body, Rejection):
         return body
-    return parse_json_object(body)
+    return parse_json_object(body, no_control=no_control)
 
 
 async def authenticated_probe(request: web.Request) -> ProbeRecord | Rejection:
@@ -89,7 +90,7 @@ async def authenticated_probe(request: web.Request) -> ProbeRecord | Rejection:
 
 
 async def register(request: web.Request) -> web.Response:
-    body = await read_json(request, REGISTER_BODY_LIMIT)
+    body = await read_json(request, REGISTER_BODY_LIMIT, no_control=True)
     if isinstance(body, Rejection):
         return refuse(body)
     checked = check_registration(body)
@@ -134,7 +135,7 @@ async def check_in(request: web.Request) -> web.Response:
     probe = await authenticated_probe(request)
     if isinstance(probe, Rejection):
         return refuse(probe)
-    body = await read_json(request, CHECK_IN_BODY_LIMIT)
+    body = await read_json(request, CHECK_IN_BODY_LIMIT, no_control=True)
     if isinstance(body, Rejection):
         return refuse(body)
     known_version = body.get("targets_version")

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 # Patterns end in \Z, not $: "$" also matches before a trailing newline ("kz-1\n").
 # The uid is built by the engine as "<YYYYmmddTHHMMSS.ffffffZ>_<CC>_webconnectivity_<hex>";
@@ -81,18 +82,62 @@ class Rejection:
         return body
 
 
-def parse_json_object(body: bytes, *, what: str = "body") -> dict[str, Any] | Rejection:
-    """Decode a request body that must be one JSON object."""
+# Numbers a body may hold: finite, and integers within what every JSON reader and both
+# databases hold exactly (2**53, JavaScript's safe integers). 1e400, NaN, Infinity, 2**70 and
+# 5000-digit integers are refused with a 400, not stored or answered with a 500.
+MAX_JSON_INTEGER = 2**53
+
+
+def _not_a_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _bad_value(value: Any, path: str, *, no_control: bool) -> tuple[str, str] | None:
+    """(problem, path) of the first value a body must not hold; iterative (deep bodies)."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, bool) or item is None:
+            continue
+        if isinstance(item, int):
+            if abs(item) > MAX_JSON_INTEGER:
+                return "is an integer beyond +-2**53", where
+        elif isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                return "is not a finite number", where
+        elif isinstance(item, str):
+            if no_control and any(ord(c) < 0x20 or ord(c) == 0x7F for c in item):
+                return "holds a control character", where
+            if any(0xD800 <= ord(c) <= 0xDFFF for c in item):
+                return "holds an unpaired surrogate, not text", where
+        elif isinstance(item, dict):
+            stack.extend((child, f"{where}.{key}" if where else str(key))
+                         for key, child in item.items())
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{index}]") for index, child in enumerate(item))
+    return None
+
+
+def parse_json_object(body: bytes, *, what: str = "body",
+                      no_control: bool = False) -> dict[str, Any] | Rejection:
+    """Decode a request body that must be one JSON object of finite, bounded numbers (and,
+    with `no_control`, strings free of control characters: registration, check-in)."""
     try:
-        decoded = json.loads(body.decode("utf-8"))
+        decoded = json.loads(body.decode("utf-8"), parse_constant=_not_a_constant)
     except UnicodeDecodeError:
         return Rejection(400, f"{what} is not UTF-8", what)
     except json.JSONDecodeError as error:
         return Rejection(400, f"{what} is not valid JSON: {error.msg} at char {error.pos}", what)
     except RecursionError:
         return Rejection(400, f"{what} is nested too deeply", what)
+    except ValueError as error:  # NaN, Infinity, or an integer of more than 4300 digits
+        return Rejection(400, f"{what} holds a number out of range: {str(error)[:80]}", what)
     if not isinstance(decoded, dict):
         return Rejection(400, f"{what} must be a JSON object, got {type(decoded).__name__}", what)
+    bad = _bad_value(decoded, "", no_control=no_control)
+    if bad is not None:
+        problem, where = bad
+        return Rejection(400, problem, where[:200] or what)
     return decoded
 
 
@@ -101,6 +146,17 @@ def parse_ooni_time(value: str) -> datetime | None:
         return datetime.strptime(value, OONI_TIME_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         return None
+
+
+# Seconds one measurement may have taken (a day: far beyond any timeout).
+MAX_TEST_RUNTIME = 86400
+
+
+def _has_host(url: str) -> bool:
+    try:
+        return bool(urlsplit(url).hostname)
+    except ValueError:
+        return False
 
 
 def restamp(measurement: dict[str, Any], offset: timedelta, started: datetime) -> dict[str, Any]:
@@ -168,8 +224,9 @@ def check_measurement(
         return reject("must be a two-letter upper-case country code", "probe_cc")
     if not ASN_PATTERN.match(measurement["probe_asn"]):
         return reject("must look like AS1234", "probe_asn")
-    if not measurement["input"].startswith(("http://", "https://")):
-        return reject("must be an http:// or https:// URL", "input")
+    if not measurement["input"].startswith(("http://", "https://")) or not _has_host(
+            measurement["input"]):
+        return reject("must be an http:// or https:// URL with a host", "input")
 
     started = parse_ooni_time(measurement["measurement_start_time"])
     if started is None:
@@ -188,9 +245,10 @@ def check_measurement(
 
     runtime = measurement.get("test_runtime")
     if runtime is not None and (
-        isinstance(runtime, bool) or not isinstance(runtime, int | float) or runtime < 0
+        isinstance(runtime, bool) or not isinstance(runtime, int | float)
+        or not 0 <= runtime <= MAX_TEST_RUNTIME
     ):
-        return reject("must be a non-negative number", "test_runtime")
+        return reject(f"must be a number from 0 to {MAX_TEST_RUNTIME}", "test_runtime")
     annotations = measurement.get("annotations", {})
     if not isinstance(annotations, dict):
         return reject("must be an object", "annotations")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,8 +21,8 @@ import dns.rcode
 
 from monitor.schema import PROBE_DATABASE
 from monitor.settings import Settings, SettingsError, load_settings
-from monitor.store import sqlite_path
-from monitor.store.ledger import LEDGER_TABLE
+from monitor.store import open_store, sqlite_path
+from monitor.store.ledger import applied_versions
 from probes.control_protocol import ControlAnswerError, build_control_request, parse_control_answer
 from probes.http import REQUEST_HEADERS, read_capped
 from targets.model import Target
@@ -61,12 +60,17 @@ def check_database(settings: Settings) -> Check:
         return Check("database", False, f"{path}: not writable by this user (read-only "
                      "commands such as `blockmon status` still work)")
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
-            integrity = connection.execute("PRAGMA quick_check").fetchone()[0]
-            applied = {(name, int(version)) for name, version in connection.execute(
-                f"SELECT migration_set, version FROM {LEDGER_TABLE}")}
-    except sqlite3.DatabaseError as error:
-        return Check("database", False, f"{path}: {error}")
+        store = open_store(url, migrate=False, migration_sets=PROBE_DATABASE)
+    except Exception as error:  # sqlite3's errors: the store room alone imports the driver
+        return Check("database", False, f"{path}: {type(error).__name__}: {error}")
+    try:
+        integrity = store.database.scalar("PRAGMA quick_check")
+        applied = {(name, version) for name, versions in
+                   applied_versions(store.database).items() for version in versions}
+    except Exception as error:  # a corrupt file: one line naming it
+        return Check("database", False, f"{path}: {type(error).__name__}: {error}")
+    finally:
+        store.close()
     if integrity != "ok":
         return Check("database", False, f"{path}: integrity check: {integrity}")
     pending = [f"{migrations.name} {migration.version}" for migrations in PROBE_DATABASE
@@ -192,7 +196,7 @@ async def check_collector(settings: Settings, session: aiohttp.ClientSession) ->
 
 async def check_channels(settings: Settings, send_test: bool) -> list[Check]:
     from monitor.alerts.messages import build_test_payload  # alerts, only when asked
-    from monitor.alerts.service import channels_from_settings
+    from monitor.alerts.service import channels_from_settings  # alerts, only when asked
 
     if not settings.alerts.enabled:
         return [Check("alerts", None, "[alerts] enabled = false")]
