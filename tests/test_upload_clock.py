@@ -126,11 +126,43 @@ async def test_a_replay_older_than_the_window_is_refused_even_with_a_right_clock
     for number in range(5):
         probe_store.save_measurement(sample_measurement(number, vantage_id=VANTAGE, started=old),
                                      target_id="azattyq")
+    settings = settings_for(collector)
+    probe_store.clock = lambda: datetime.now(UTC) - timedelta(hours=2)  # parked 2 hours ago
     async with aiohttp.ClientSession() as session:
-        result = await upload_pending(probe_store, settings_for(collector), session,
-                                      sleep=no_wait)
+        result = await upload_pending(probe_store, settings, session, sleep=no_wait)
     assert (result.uploaded, result.rejected) == (0, 5)
     assert {row["reason"] for row in probe_store.load_parked()} == {
         f"400 measurements[{n}].measurement_start_time: is older than 60 days"
         for n in range(5)}
     assert collector_rows(collector) == []
+    # A refusal for the time is tried again an hour later: all five in one POST.
+    probe_store.clock = lambda: datetime.now(UTC)
+    counter = PostCounter()
+    async with aiohttp.ClientSession(trace_configs=[counter.trace]) as session:
+        again = await upload_pending(probe_store, settings, session, sleep=no_wait)
+    assert (again.rejected, counter.posts, counter.copies) == (5, 1, 5)
+    async with aiohttp.ClientSession(trace_configs=[counter.trace]) as session:
+        await upload_pending(probe_store, settings, session, sleep=no_wait)
+    assert counter.posts == 1  # just parked again: not before another hour
+
+
+def test_status_shows_parked_counts_and_why(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    database = tmp_path / "data" / "blockmon.db"
+    store = open_store(f"sqlite:///{database}", spool=True)
+    for number in range(3):
+        measurement = sample_measurement(number, vantage_id=VANTAGE)
+        store.save_measurement(measurement, target_id="azattyq")
+        store.park_upload(measurement["measurement_uid"], f"400 measurements[{number}]."
+                          "measurement_start_time: is in the future")
+    store.close()
+    config = tmp_path / "blockmon.toml"
+    config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n'
+                      '[collector]\nurl = "http://127.0.0.1:9"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "status"], obj={})
+    assert result.exit_code == 0, result.output
+    assert "3 parked (refused by the collector)" in result.output
+    assert "  parked 3: 400 measurement_start_time: is in the future" in result.output

@@ -13,7 +13,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -132,6 +132,8 @@ def record_rejection(path: Path | None, uid: str, status: int, body: Any) -> Non
         }) + "\n")
 
 
+UNPARK_AFTER = timedelta(hours=1)
+
 # This probe's clock as it sends: the collector re-dates a skewed probe's measurements by it.
 PROBE_TIME_HEADER = "X-Blockmon-Probe-Time"
 
@@ -193,6 +195,13 @@ async def upload_pending(
         )
     policy = policy or UploadPolicy(batch=collector.upload_batch)
     endpoint = collector.url.rstrip("/") + "/api/v1/measurements"
+    # Refusals for the time are not for ever: the clock may be fixed, or the collector re-dates
+    # a skewed probe now. They are tried again an hour after they were parked (one refusal for
+    # all of them, rejected[], so a retry costs one POST per batch, not one per measurement).
+    retry_before = (clock() - UNPARK_AFTER).strftime("%Y-%m-%dT%H:%M:%SZ")
+    unparked = await _call(store, "unpark_uploads", "measurement_start_time", retry_before)
+    if unparked:
+        log.info("upload: %d measurements parked for their time are tried again", unparked)
     uploaded = new = rejected = 0
     batch_size = policy.batch
     attempt = 0

@@ -204,6 +204,11 @@ class Store(Protocol):
         the collector's reason; False when the uid is not in the spool."""
         ...
 
+    def unpark_uploads(self, reason_contains: str, parked_before: str) -> int:
+        """Parked uploads whose reason holds `reason_contains`, parked before `parked_before`,
+        go back to pending (a reason that may pass: a clock); returns how many."""
+        ...
+
     def spool_parked(self) -> int:
         """How many spooled measurements the collector refused for good."""
         ...

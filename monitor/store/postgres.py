@@ -362,6 +362,12 @@ class PostgresStore:
             "SELECT COUNT(*) AS n FROM spool WHERE status = 'parked'").fetchone()
         return int(row["n"]) if row else 0
 
+    def unpark_uploads(self, reason_contains: str, parked_before: str) -> int:
+        cursor = self.connection.execute(
+            "UPDATE spool SET status = 'pending' WHERE status = 'parked' "
+            "AND strpos(reason, %s) > 0 AND parked_at < %s", (reason_contains, parked_before))
+        return cursor.rowcount
+
     def load_parked(self, limit: int = 100) -> list[dict[str, Any]]:
         return self.connection.execute(
             "SELECT uid, queued_at, parked_at, reason FROM spool WHERE status = 'parked' "

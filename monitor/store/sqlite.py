@@ -318,6 +318,13 @@ class SQLiteStore:
     def spool_parked(self) -> int:
         return int(self.database.scalar("SELECT COUNT(*) FROM spool WHERE status = 'parked'"))
 
+    def unpark_uploads(self, reason_contains: str, parked_before: str) -> int:
+        with self.database.transaction():
+            return int(self.conn.execute(
+                "UPDATE spool SET status = 'pending' WHERE status = 'parked' "
+                "AND instr(reason, ?) > 0 AND parked_at < ?",
+                (reason_contains, parked_before)).rowcount)
+
     def load_parked(self, limit: int = 100) -> list[dict[str, Any]]:
         return self.database.rows(
             "SELECT uid, queued_at, parked_at, reason FROM spool WHERE status = 'parked' "
