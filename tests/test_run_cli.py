@@ -30,7 +30,7 @@ def write_config(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize(
     ("toml", "expected"),
     [
-        ("[schedule]\ninterval_minutes = 0\n", "[schedule] interval_minutes: must be greater than 0"),
+        ("[schedule]\ninterval_minutes = 0\n", "[schedule] interval_minutes: must be from 1 to 525600"),
         ("[probe]\nconcurrncy = 4\n", "[probe] unknown key 'concurrncy'"),
         ("[probe]\nresolvers = [\"dns.example\"]\n", "[probe] resolvers: 'dns.example' is not an IP"),
     ],
