@@ -7,6 +7,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from monitor.signals import ShutdownRequest
+from probes.server_limits import guard, runner_options
 
 
 async def serve_until_stopped(
@@ -25,10 +26,10 @@ async def serve_until_stopped(
     `access_log_format` None means no access log. An OSError from binding is raised after cleanup.
     """
     shutdown = shutdown or ShutdownRequest(quiet=True)
-    if access_log_format is None:
-        runner = web.AppRunner(app, access_log=None)
-    else:
-        runner = web.AppRunner(app, access_log_format=access_log_format)
+    # Every server (helper, collector, dashboard): hostile paths and queries refused, query
+    # strings and (unless %a is in the format) client addresses kept out of the logs.
+    guard(app)
+    runner = web.AppRunner(app, **runner_options(access_log_format))
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port, backlog=backlog, reuse_address=True).start()

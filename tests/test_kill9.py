@@ -66,19 +66,23 @@ def query(database: Path, sql: str) -> list[tuple]:
         connection.close()
 
 
-def make_slow_round(tmp_path: Path, lab_info) -> tuple[Path, int]:
+def make_slow_round(tmp_path: Path, lab_info, helper_url: str | None = None
+                    ) -> tuple[Path, int]:
     fast = [f"https://ok.lab.test/article/{number}" for number in range(6)]
     # Censored by TLS timeouts: these hold their slots for seconds, so the round is mid-way.
     slow = [f"https://tls-timeout.lab.test/page/{number}" for number in range(4)]
     registry = write_lab_registry(tmp_path / "registry.toml", "killtest",
                                   {"fast": fast, "slow": slow})
-    config = write_lab_config(tmp_path, lab_info, registry, "killtest",
+    # With a helper: a round without one is degraded (and `run --once` exits 3).
+    # No confirmation re-tests: the counts below are one measurement per URL.
+    config = write_lab_config(tmp_path, lab_info, registry, "killtest", helper_url=helper_url,
+                              extra="[schedule]\nconfirm_retests = 0\n",
                               probe_extra="concurrency = 2\nper_host_limit = 1\n")
     return config, len(fast) + len(slow)
 
 
-def test_kill_9_mid_round_keeps_every_reported_measurement(tmp_path, lab_info):
-    config, url_count = make_slow_round(tmp_path, lab_info)
+def test_kill_9_mid_round_keeps_every_reported_measurement(tmp_path, lab_info, helper_url):
+    config, url_count = make_slow_round(tmp_path, lab_info, helper_url)
     database = tmp_path / "data" / "blockmon.db"
 
     first = start_blockmon(config, "--once", "--log-level", "info")

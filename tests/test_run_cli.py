@@ -30,7 +30,7 @@ def write_config(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize(
     ("toml", "expected"),
     [
-        ("[schedule]\ninterval_minutes = 0\n", "[schedule] interval_minutes: must be greater than 0"),
+        ("[schedule]\ninterval_minutes = 0\n", "[schedule] interval_minutes: must be from 1 to 525600"),
         ("[probe]\nconcurrncy = 4\n", "[probe] unknown key 'concurrncy'"),
         ("[probe]\nresolvers = [\"dns.example\"]\n", "[probe] resolvers: 'dns.example' is not an IP"),
     ],
@@ -114,10 +114,11 @@ def integrity(database: Path) -> str:
 
 
 @pytest.mark.slow
-def test_sigterm_mid_round_stops_cleanly_without_half_written_rows(tmp_path, lab_info):
+def test_sigterm_mid_round_stops_cleanly_without_half_written_rows(tmp_path, lab_info,
+                                                                  helper_url):
     from tests.test_kill9 import make_slow_round, query, start_blockmon, wait_for_saved
 
-    config, url_count = make_slow_round(tmp_path, lab_info)
+    config, url_count = make_slow_round(tmp_path, lab_info, helper_url)
     database = tmp_path / "data" / "blockmon.db"
     service = start_blockmon(config, "--log-level", "info")
     wait_for_saved(service, 2)

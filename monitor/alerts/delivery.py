@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from monitor.alerts.channels.base import Channel, TransportError
+from monitor.alerts.channels.base import Channel, TransportError, answer_wait_for
 from monitor.alerts.messages import build_digest
 from monitor.alerts.store_tables import AlertTables
 from monitor.settings import AlertsSettings, knobs_from
@@ -37,9 +37,16 @@ class DeliveryPolicy:
     send_timeout_seconds: float = _ALERTS.send_timeout_seconds
 
     @property
+    def answer_wait_seconds(self) -> float:
+        """How long a request handed to a receiver may wait for its answer (channels.base)."""
+        return answer_wait_for(self.send_timeout_seconds)
+
+    @property
     def lease_seconds(self) -> float:
-        # A claim outlives the longest send; after that a crashed sender's claim is taken over.
-        return self.send_timeout_seconds * 4 + 30
+        # A claim outlives the longest wait for an answer (by a timeout and 10 s more), so a
+        # delivery in flight is never taken over while it can still complete; after that a
+        # crashed sender's claim is.
+        return self.answer_wait_seconds + self.send_timeout_seconds + 10
 
     @classmethod
     def from_settings(cls, alerts: AlertsSettings) -> DeliveryPolicy:
@@ -155,15 +162,44 @@ async def _send_channel(in_store: InStore, channel: Channel,
                         budget: int) -> None:
     # Many at once, or more than the hour's budget allows one by one: a single digest.
     if len(deliveries) > min(policy.digest_threshold, budget):
+        deliveries = await _still_ours(in_store, deliveries, policy, clock)
+        if not deliveries:
+            return
         digest = build_digest([delivery["payload"] for delivery in deliveries])
         await _attempt(in_store, channel, deliveries, policy, report, clock,
                        lambda: channel.send_digest(digest, delivery_id=deliveries[0]["id"]),
                        digest=True)
         return
     for delivery in deliveries:
+        if not await _still_ours(in_store, [delivery], policy, clock):
+            continue
         await _attempt(in_store, channel, [delivery], policy, report, clock,
                        partial(channel.send, delivery["payload"], delivery_id=delivery["id"]),
                        digest=False)
+
+
+async def _still_ours(in_store: InStore, deliveries: list[dict[str, Any]],
+                      policy: DeliveryPolicy, clock: Callable[[], datetime]
+                      ) -> list[dict[str, Any]]:
+    """The lease was taken when the pass began: deliveries queued behind a slow receiver renew
+    it just before their send, and one another sender took over meanwhile is not sent again."""
+    lease_until = store_time(clock() + timedelta(seconds=policy.lease_seconds))
+    ours = await in_store(partial(_renew_lease, deliveries=deliveries, lease_until=lease_until))
+    return [delivery for delivery in deliveries if delivery["id"] in ours]
+
+
+def _renew_lease(store: Store, *, deliveries: Sequence[Mapping[str, Any]],
+                 lease_until: str) -> set[int]:
+    """The ids of `deliveries` still claimed by this sender, their lease pushed to lease_until
+    (the claim counted the attempt: a row with other attempts was taken over)."""
+    tables = AlertTables(store)
+    ours = set()
+    for delivery in deliveries:
+        if tables.execute("UPDATE alert_deliveries SET claimed_until = ? WHERE id = ? "
+                          "AND status = 'sending' AND attempts = ?",
+                          (lease_until, delivery["id"], delivery["attempts"])):
+            ours.add(int(delivery["id"]))
+    return ours
 
 
 def _mark_unsent(store: Store, *, ids: list[int], error: str,
@@ -177,10 +213,13 @@ async def _attempt(in_store: InStore, channel: Channel,
                    send: Callable[[], Awaitable[None]], *, digest: bool) -> None:
     ids = [delivery["id"] for delivery in deliveries]
     try:
-        await asyncio.wait_for(send(), timeout=policy.send_timeout_seconds)
+        # The channel gives up on connecting after send_timeout_seconds, and on an answer to a
+        # request it handed over after answer_wait_seconds: a slow receiver is waited for, not
+        # sent the alert again while its answer may still come.
+        await asyncio.wait_for(send(), timeout=policy.answer_wait_seconds)
     except (TimeoutError, TransportError) as error:
         message = (error.message if isinstance(error, TransportError)
-                   else f"{channel.name}: no answer within {policy.send_timeout_seconds:g} s")
+                   else f"{channel.name}: no answer within {policy.answer_wait_seconds:g} s")
         permanent = isinstance(error, TransportError) and error.permanent
         report.errors.append(message)
         now = clock()

@@ -23,6 +23,7 @@ from monitor.alerts.rules import (
     detect_silent_probes,
 )
 from monitor.alerts.store_tables import AlertTables
+from monitor.alerts.vantage_health import wanted_degraded
 from monitor.store import Store
 from monitor.store.rows import store_time
 
@@ -75,6 +76,7 @@ def evaluate_alerts(store: Store, config: EvaluationConfig, now: datetime) -> li
             state for vantage, state in health.items() if vantage not in silent_ids),
             now=stamp, frozen_vantages=frozenset(silent_ids))
         changes += reconcile("silence", open_incidents, wanted_silences(silent), now=stamp)
+        changes += reconcile("degraded", open_incidents, wanted_degraded(tables), now=stamp)
         if not changes:
             return []
         targets = {**config.known_targets,

@@ -10,9 +10,9 @@ from monitor.alerts.rules import ProbeActivity, UrlStatus, VantageHealth
 from monitor.alerts.vocabulary import AlertKind, IncidentKind, IncidentStatus
 
 _OPENED: dict[str, AlertKind] = {"block": "block_confirmed", "outage": "outage",
-                                 "silence": "probe_silent"}
+                                 "silence": "probe_silent", "degraded": "vantage_degraded"}
 _CLOSED: dict[str, AlertKind] = {"block": "block_lifted", "outage": "outage_ended",
-                                 "silence": "probe_back"}
+                                 "silence": "probe_back", "degraded": "vantage_recovered"}
 
 
 @dataclass(frozen=True, slots=True)

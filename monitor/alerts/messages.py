@@ -18,6 +18,8 @@ _HEADLINES = {
     "outage_ended": "Connectivity back at {vantages}",
     "probe_silent": "Probe {vantages} is silent",
     "probe_back": "Probe {vantages} reports again",
+    "vantage_degraded": "Measurements at {vantages} cannot be judged (round degraded)",
+    "vantage_recovered": "Measurements at {vantages} can be judged again",
     "test": "blockmon test alert",
 }
 

@@ -26,6 +26,7 @@ class MetricsSnapshot:
     deliveries: list[dict[str, Any]] = field(default_factory=list)    # channel, status, n, attempts
     alerts: list[dict[str, Any]] = field(default_factory=list)        # kind, n
     open_incidents: list[dict[str, Any]] = field(default_factory=list)  # kind, n
+    rounds: list[dict[str, Any]] = field(default_factory=list)  # status, n
 
 
 def read_snapshot(store: Store) -> MetricsSnapshot:
@@ -48,6 +49,8 @@ def read_snapshot(store: Store) -> MetricsSnapshot:
         alerts=tables.rows("SELECT kind, COUNT(*) AS n FROM alerts GROUP BY kind ORDER BY kind"),
         open_incidents=tables.rows("SELECT kind, COUNT(*) AS n FROM incidents "
                                    "WHERE status = 'open' GROUP BY kind ORDER BY kind"),
+        rounds=tables.rows("SELECT status, COUNT(*) AS n FROM runs GROUP BY status "
+                           "ORDER BY status"),
     )
 
 
@@ -103,6 +106,10 @@ def render_metrics(snapshot: MetricsSnapshot) -> str:
     out += _family("blockmon_incidents_open", "gauge", "Open incidents, by kind.",
                    (_series("blockmon_incidents_open", {"kind": row["kind"]}, int(row["n"]))
                     for row in snapshot.open_incidents))
+    out += _family("blockmon_rounds_total", "counter",
+                   "Rounds by status (ok, degraded, interrupted, running).",
+                   (_series("blockmon_rounds_total", {"status": row["status"]}, int(row["n"]))
+                    for row in snapshot.rounds))
     return "\n".join(out) + "\n"
 
 

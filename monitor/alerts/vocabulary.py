@@ -13,13 +13,15 @@ AlertKind = Literal[
     "outage_ended",
     "probe_silent",      # a probe has not checked in nor submitted beyond its schedule
     "probe_back",
+    "vantage_degraded",  # a vantage's rounds cannot be judged (no helper, controls fail, disk)
+    "vantage_recovered",
 ]
 ALERT_KINDS: Final[tuple[str, ...]] = AlertKind.__args__  # type: ignore[attr-defined]
 
 # Alerts the pipeline makes that are not incident changes (never filtered by [alerts] kinds).
 TEST_ALERT_KIND: Final = "test"
 
-IncidentKind = Literal["block", "outage", "silence"]
+IncidentKind = Literal["block", "outage", "silence", "degraded"]
 IncidentStatus = Literal["open", "closed"]
 AlertStatus = Literal["open", "acked"]
 

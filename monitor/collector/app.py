@@ -26,6 +26,7 @@ from monitor.settings import ScheduleSettings, Settings
 from monitor.signals import ShutdownRequest
 from monitor.store.database import DatabaseUrl
 from probes.asn import open_asn_database
+from probes.server_limits import refuse_hostile_requests
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,8 @@ async def json_errors(
 def build_app(config: CollectorConfig, database: DatabaseThreads) -> web.Application:
     # Bodies are capped by our own reader (with a JSON answer); aiohttp's cap sits just above it.
     app = web.Application(
-        middlewares=[json_errors], client_max_size=config.limits.max_body_bytes + 1024
+        middlewares=[refuse_hostile_requests, json_errors],
+        client_max_size=config.limits.max_body_bytes + 1024,
     )
     app[DATABASE_KEY] = database
     app[LIMITS_KEY] = config.limits

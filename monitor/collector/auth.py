@@ -36,4 +36,8 @@ def bearer_token(authorization: str | None) -> str | None:
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(token) > 256:
         return None
+    # Tokens are URL-safe ASCII; a latin-1 or control character cannot be one (and would not
+    # hash: a 500).
+    if not token.isascii() or not token.isprintable():
+        return None
     return token

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -22,6 +22,7 @@ from monitor.collector.validation import (
     check_registration,
     check_stored_sizes,
     parse_json_object,
+    parse_ooni_time,
 )
 from monitor.store import Store
 from monitor.store.rows import measurement_row
@@ -67,11 +68,12 @@ async def read_body(request: web.Request, limit: int) -> bytes | Rejection:
     return too_large if oversized else body
 
 
-async def read_json(request: web.Request, limit: int) -> dict[str, Any] | Rejection:
+async def read_json(request: web.Request, limit: int, *,
+                    no_control: bool = False) -> dict[str, Any] | Rejection:
     body = await read_body(request, limit)
     if isinstance(body, Rejection):
         return body
-    return parse_json_object(body)
+    return parse_json_object(body, no_control=no_control)
 
 
 async def authenticated_probe(request: web.Request) -> ProbeRecord | Rejection:
@@ -88,7 +90,7 @@ async def authenticated_probe(request: web.Request) -> ProbeRecord | Rejection:
 
 
 async def register(request: web.Request) -> web.Response:
-    body = await read_json(request, REGISTER_BODY_LIMIT)
+    body = await read_json(request, REGISTER_BODY_LIMIT, no_control=True)
     if isinstance(body, Rejection):
         return refuse(body)
     checked = check_registration(body)
@@ -133,7 +135,7 @@ async def check_in(request: web.Request) -> web.Response:
     probe = await authenticated_probe(request)
     if isinstance(probe, Rejection):
         return refuse(probe)
-    body = await read_json(request, CHECK_IN_BODY_LIMIT)
+    body = await read_json(request, CHECK_IN_BODY_LIMIT, no_control=True)
     if isinstance(body, Rejection):
         return refuse(body)
     known_version = body.get("targets_version")
@@ -183,7 +185,9 @@ async def submit_measurements(request: web.Request) -> web.Response:
         return refuse(body)
     registered = RegisteredProbe(probe.probe_id, probe.probe_cc, probe.probe_asn,
                                  probe.probe_network_name)
-    checked = check_batch(body, probe=registered, now=datetime.now(UTC), limits=limits)
+    now = datetime.now(UTC)
+    checked = check_batch(body, probe=registered, now=now, limits=limits,
+                          clock_offset=probe_clock_offset(request, now))
     if isinstance(checked, Rejection):
         return refuse(checked)
     database: DatabaseThreads = request.app[DATABASE_KEY]
@@ -205,6 +209,16 @@ async def submit_measurements(request: web.Request) -> web.Response:
             "duplicates": len(body["measurements"]) - stored_count,
         }
     )
+
+
+# The probe's clock at upload (uploader.PROBE_TIME_HEADER): how far off its stamps are.
+PROBE_TIME_HEADER = "X-Blockmon-Probe-Time"
+
+
+def probe_clock_offset(request: web.Request, now: datetime) -> timedelta | None:
+    """The collector's time minus the probe's, from the header; None without a usable one."""
+    stamp = parse_ooni_time(request.headers.get(PROBE_TIME_HEADER, "")[:32])
+    return None if stamp is None else now - stamp
 
 
 def storable_row(measurement: dict[str, Any]) -> dict[str, Any]:

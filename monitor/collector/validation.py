@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
+# Patterns end in \Z, not $: "$" also matches before a trailing newline ("kz-1\n").
 # The uid is built by the engine as "<YYYYmmddTHHMMSS.ffffffZ>_<CC>_webconnectivity_<hex>";
 # we accept any short token of safe characters so a future engine's uid is not refused.
-UID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
-VANTAGE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-COUNTRY_PATTERN = re.compile(r"^[A-Z]{2}$")
-ASN_PATTERN = re.compile(r"^AS[0-9]{1,10}$")
+UID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{8,128}\Z")
+VANTAGE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
+COUNTRY_PATTERN = re.compile(r"^[A-Z]{2}\Z")
+ASN_PATTERN = re.compile(r"^AS[0-9]{1,10}\Z")
 OONI_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 # Fields the collector can check, with the type a measurement must give them.
@@ -65,27 +67,77 @@ class Rejection:
     field: str | None = None
     index: int | None = None
     measurement_uid: str | None = None
+    # Every refused measurement of the batch, this one first: the probe parks them all in one
+    # go and re-sends the rest once (not once per refused measurement).
+    others: tuple[Rejection, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.error, "field": self.field}
         if self.index is not None:
             body["index"] = self.index
             body["measurement_uid"] = self.measurement_uid
+            body["rejected"] = [
+                {"index": item.index, "measurement_uid": item.measurement_uid,
+                 "field": item.field, "error": item.error} for item in (self, *self.others)]
         return body
 
 
-def parse_json_object(body: bytes, *, what: str = "body") -> dict[str, Any] | Rejection:
-    """Decode a request body that must be one JSON object."""
+# Numbers a body may hold: finite, and integers within what every JSON reader and both
+# databases hold exactly (2**53, JavaScript's safe integers). 1e400, NaN, Infinity, 2**70 and
+# 5000-digit integers are refused with a 400, not stored or answered with a 500.
+MAX_JSON_INTEGER = 2**53
+
+
+def _not_a_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _bad_value(value: Any, path: str, *, no_control: bool) -> tuple[str, str] | None:
+    """(problem, path) of the first value a body must not hold; iterative (deep bodies)."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, bool) or item is None:
+            continue
+        if isinstance(item, int):
+            if abs(item) > MAX_JSON_INTEGER:
+                return "is an integer beyond +-2**53", where
+        elif isinstance(item, float):
+            if item != item or item in (float("inf"), float("-inf")):
+                return "is not a finite number", where
+        elif isinstance(item, str):
+            if no_control and any(ord(c) < 0x20 or ord(c) == 0x7F for c in item):
+                return "holds a control character", where
+            if any(0xD800 <= ord(c) <= 0xDFFF for c in item):
+                return "holds an unpaired surrogate, not text", where
+        elif isinstance(item, dict):
+            stack.extend((child, f"{where}.{key}" if where else str(key))
+                         for key, child in item.items())
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{index}]") for index, child in enumerate(item))
+    return None
+
+
+def parse_json_object(body: bytes, *, what: str = "body",
+                      no_control: bool = False) -> dict[str, Any] | Rejection:
+    """Decode a request body that must be one JSON object of finite, bounded numbers (and,
+    with `no_control`, strings free of control characters: registration, check-in)."""
     try:
-        decoded = json.loads(body.decode("utf-8"))
+        decoded = json.loads(body.decode("utf-8"), parse_constant=_not_a_constant)
     except UnicodeDecodeError:
         return Rejection(400, f"{what} is not UTF-8", what)
     except json.JSONDecodeError as error:
         return Rejection(400, f"{what} is not valid JSON: {error.msg} at char {error.pos}", what)
     except RecursionError:
         return Rejection(400, f"{what} is nested too deeply", what)
+    except ValueError as error:  # NaN, Infinity, or an integer of more than 4300 digits
+        return Rejection(400, f"{what} holds a number out of range: {str(error)[:80]}", what)
     if not isinstance(decoded, dict):
         return Rejection(400, f"{what} must be a JSON object, got {type(decoded).__name__}", what)
+    bad = _bad_value(decoded, "", no_control=no_control)
+    if bad is not None:
+        problem, where = bad
+        return Rejection(400, problem, where[:200] or what)
     return decoded
 
 
@@ -96,6 +148,32 @@ def parse_ooni_time(value: str) -> datetime | None:
         return None
 
 
+# Seconds one measurement may have taken (a day: far beyond any timeout).
+MAX_TEST_RUNTIME = 86400
+
+
+def _has_host(url: str) -> bool:
+    try:
+        return bool(urlsplit(url).hostname)
+    except ValueError:
+        return False
+
+
+def restamp(measurement: dict[str, Any], offset: timedelta, started: datetime) -> dict[str, Any]:
+    """A copy dated by the collector's clock: the probe's times moved by `offset` (the collector's
+    time minus the probe's at upload), the probe's own start time and the offset kept in
+    annotations (docs/collector.md, "Probe clocks")."""
+    moved = dict(measurement)
+    moved["measurement_start_time"] = (started + offset).strftime(OONI_TIME_FORMAT)
+    test_started = parse_ooni_time(str(measurement.get("test_start_time") or ""))
+    if test_started is not None:
+        moved["test_start_time"] = (test_started + offset).strftime(OONI_TIME_FORMAT)
+    moved["annotations"] = {**(measurement.get("annotations") or {}),
+                            "clock_skew_seconds": str(int(offset.total_seconds())),
+                            "probe_measurement_start_time": measurement["measurement_start_time"]}
+    return moved
+
+
 def check_measurement(
     measurement: Any,
     *,
@@ -103,6 +181,7 @@ def check_measurement(
     probe: RegisteredProbe,
     now: datetime,
     limits: BatchLimits,
+    clock_offset: timedelta | None = None,
 ) -> dict[str, Any] | Rejection:
     """Check one measurement and return the copy the collector stores (probe fields pinned).
 
@@ -145,12 +224,20 @@ def check_measurement(
         return reject("must be a two-letter upper-case country code", "probe_cc")
     if not ASN_PATTERN.match(measurement["probe_asn"]):
         return reject("must look like AS1234", "probe_asn")
-    if not measurement["input"].startswith(("http://", "https://")):
-        return reject("must be an http:// or https:// URL", "input")
+    if not measurement["input"].startswith(("http://", "https://")) or not _has_host(
+            measurement["input"]):
+        return reject("must be an http:// or https:// URL with a host", "input")
 
     started = parse_ooni_time(measurement["measurement_start_time"])
     if started is None:
         return reject("must be 'YYYY-MM-DD HH:MM:SS' (UTC)", "measurement_start_time")
+    if clock_offset is not None and abs(clock_offset) > limits.max_future_skew:
+        # A skewed clock, not a forgery: the probe's clock at upload is as far off as its
+        # stamps; re-dated, the times must still fall inside the window (a replay does not).
+        if not isinstance(measurement.get("annotations", {}), dict):
+            return reject("must be an object", "annotations")
+        measurement = restamp(measurement, clock_offset, started)
+        started = started + clock_offset
     if started > now + limits.max_future_skew:
         return reject("is in the future", "measurement_start_time")
     if started < now - limits.max_age:
@@ -158,9 +245,10 @@ def check_measurement(
 
     runtime = measurement.get("test_runtime")
     if runtime is not None and (
-        isinstance(runtime, bool) or not isinstance(runtime, int | float) or runtime < 0
+        isinstance(runtime, bool) or not isinstance(runtime, int | float)
+        or not 0 <= runtime <= MAX_TEST_RUNTIME
     ):
-        return reject("must be a non-negative number", "test_runtime")
+        return reject(f"must be a number from 0 to {MAX_TEST_RUNTIME}", "test_runtime")
     annotations = measurement.get("annotations", {})
     if not isinstance(annotations, dict):
         return reject("must be an object", "annotations")
@@ -260,9 +348,11 @@ def check_stored_sizes(
 
 
 def check_batch(
-    body: dict[str, Any], *, probe: RegisteredProbe, now: datetime, limits: BatchLimits
+    body: dict[str, Any], *, probe: RegisteredProbe, now: datetime, limits: BatchLimits,
+    clock_offset: timedelta | None = None,
 ) -> list[dict[str, Any]] | Rejection:
-    """Check a whole upload; one bad measurement refuses the batch (all or nothing)."""
+    """Check a whole upload; one bad measurement refuses the batch (all or nothing), and the
+    refusal lists every bad one."""
     measurements = body.get("measurements")
     if not isinstance(measurements, list):
         return Rejection(400, "must be a list of measurements", "measurements")
@@ -274,17 +364,23 @@ def check_batch(
         )
     checked: list[dict[str, Any]] = []
     seen: set[str] = set()
+    refused: list[Rejection] = []
     for index, measurement in enumerate(measurements):
         result = check_measurement(
-            measurement, index=index, probe=probe, now=now, limits=limits
+            measurement, index=index, probe=probe, now=now, limits=limits,
+            clock_offset=clock_offset,
         )
         if isinstance(result, Rejection):
-            return result
+            refused.append(result)
+            continue
         # The same uid twice in one batch is stored once, like a batch sent twice.
         if result["measurement_uid"] in seen:
             continue
         seen.add(result["measurement_uid"])
         checked.append(result)
+    if refused:
+        # The first refusal's status: a 403 (another network) is not made a 400 by a later one.
+        return replace(refused[0], others=tuple(refused[1:]))
     return checked
 
 

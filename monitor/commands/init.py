@@ -22,4 +22,6 @@ def init(path: Path, force: bool) -> None:
         path.write_text(render_default_config(), encoding="utf-8")
     except OSError as error:
         raise click.ClickException(f"{path}: cannot write: {error.strerror}") from None
-    click.echo(f"wrote {path}; set [probe] vantage_id, cc and asn, then run `blockmon run`")
+    click.echo(f"wrote {path}; set [probe] vantage_id, cc and asn, and [probe] helper_url (the "
+               "control helper: without it every round is degraded, its verdicts guesses); "
+               "check with `blockmon doctor`, then run `blockmon run`")

@@ -16,6 +16,9 @@ from monitor.service.plan import ServiceCannotStart
 from monitor.signals import ShutdownRequest
 from reports.periodic import attach_reports_to_service
 
+# `run --once` exit status when a round ran but its measurements cannot be judged (degraded).
+ROUND_DEGRADED_EXIT = 3
+
 
 class RoundCannotRun(click.ClickException):
     """The round could not start at all (settings, database, targets): exit 1, one line."""
@@ -54,6 +57,8 @@ def run(ctx: click.Context, once: bool, list_names: tuple[str, ...],
         plan = load_plan((ctx.obj or {}).get("config_path"), list_names,
                          report_job=attach_reports_to_service)
         if once:
-            asyncio.run(run_once(plan, stderr=sys.stderr, stdout=sys.stdout))
+            results = asyncio.run(run_once(plan, stderr=sys.stderr, stdout=sys.stdout))
+            if any(result.degraded for result in results):
+                ctx.exit(ROUND_DEGRADED_EXIT)
         else:
             asyncio.run(run_service(plan, shutdown=ShutdownRequest()))

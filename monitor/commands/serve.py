@@ -13,6 +13,7 @@ from monitor.serving import serve_until_stopped
 from monitor.settings import Settings
 from monitor.store import open_store
 from probes.endpoints import split_host_port
+from probes.server_limits import guard
 from reports.dashboard import build_dashboard_app
 from reports.dashboard.routes import CONFIG_KEY
 from targets import TargetFileError, load_registry
@@ -42,6 +43,7 @@ def build_serve_app(settings: Settings) -> web.Application:
 
     # Prometheus scrapes the same process that serves the dashboard (Alertmanager users).
     add_metrics_route(app, fetch_metrics)
+    guard(app)  # NUL or control characters in a path or query: 400, before any route
     return app
 
 

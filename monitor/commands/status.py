@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from typing import Any
 
@@ -37,6 +38,12 @@ def open_store_for_reading(settings: Settings) -> Store:
         return open_store(url, migration_sets=PROBE_DATABASE)
     except StoreError as error:
         raise click.ClickException(str(error)) from None
+
+
+def parked_reasons(rows: list[dict[str, Any]]) -> Counter[str]:
+    """Why uploads are parked, counted: "400 measurements[7].x: ..." counts as "400 x: ..."."""
+    return Counter(re.sub(r"measurements\[\d+\]\.?", "", str(row["reason"] or "unknown"))
+                   for row in rows)
 
 
 def sort_states(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -79,6 +86,7 @@ def status(ctx: click.Context, list_name: str | None, state: str | None, categor
                                              category=category, vantage_id=vantage_id))
         backlog = store.spool_backlog() if settings.collector.url else None
         parked = store.spool_parked() if settings.collector.url else None
+        parked_rows = store.load_parked(limit=10_000) if parked else []
     finally:
         store.close()
     summary = summarize_states(rows)
@@ -95,3 +103,5 @@ def status(ctx: click.Context, list_name: str | None, state: str | None, categor
     if backlog is not None:
         click.echo(f"spool: {backlog} measurements waiting for upload to {settings.collector.url}"
                    + (f", {parked} parked (refused by the collector)" if parked else ""))
+        for reason, count in parked_reasons(parked_rows).most_common(5):
+            click.echo(f"  parked {count}: {reason}")

@@ -89,6 +89,9 @@ async def run_once(plan: ServicePlan, *, stderr: TextIO, stdout: TextIO,
                 stdout.write(render_round_table(result.outcomes) + "\n")
             stdout.write(render_round_summary(result.list_name, result.outcomes,
                                               result.status) + "\n")
+            if result.degraded:
+                # One line on stderr; `blockmon run --once` then exits ROUND_DEGRADED_EXIT.
+                stderr.write(f"round over {result.list_name} degraded: {result.reason}\n")
         return 0
 
     await _with_store(plan, body)

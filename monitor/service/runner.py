@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
 from monitor.service.progress import ProgressReporter, UrlOutcome
+from monitor.service.round_health import RoundEvidence, degraded_reason
 from monitor.settings import ProbeSettings, ScheduleSettings, Settings
 from monitor.state import Observation, StateDecision, decide_next_state
 from monitor.store import Store
@@ -56,7 +57,8 @@ class Recorder(ThreadedStore, Protocol):
 
     async def start_run(self, list_name: str) -> str: ...
 
-    async def finish_run(self, run_id: str, *, status: str, counts: dict[str, int]) -> None: ...
+    async def finish_run(self, run_id: str, *, status: str, counts: dict[str, int],
+                         reason: str | None = None) -> None: ...
 
     async def close_stale_runs(self) -> int: ...
 
@@ -128,6 +130,13 @@ class RoundResult:
     status: str = "running"
     outcomes: list[UrlOutcome] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    evidence: RoundEvidence = field(default_factory=RoundEvidence)
+    # Why the round's measurements cannot be judged (status "degraded"), else None.
+    reason: str | None = None
+
+    @property
+    def degraded(self) -> bool:
+        return self.status == "degraded"
 
     def counts(self) -> dict[str, int]:
         return {
@@ -203,8 +212,9 @@ class StoreRecorder:
         run_id: str = await self.call_in_writer(self.store.start_run, list_name, self.vantage_id)
         return run_id
 
-    async def finish_run(self, run_id: str, *, status: str, counts: dict[str, int]) -> None:
-        await self.call_in_writer(self.store.finish_run, run_id, status, counts)
+    async def finish_run(self, run_id: str, *, status: str, counts: dict[str, int],
+                         reason: str | None = None) -> None:
+        await self.call_in_writer(self.store.finish_run, run_id, status, counts, reason)
 
     async def close_stale_runs(self) -> int:
         """Runs of this vantage a killed process left "running" become "interrupted"."""
@@ -274,6 +284,7 @@ class Runner:
         target_list = self.lists[list_name]
         run_id = await self.store.start_run(list_name)
         result = RoundResult(list_name=list_name, run_id=run_id)
+        result.evidence.helper_configured = self.probe_options.helper_url is not None
         self._progress = progress
         jobs = [(target, url) for target in target_list.targets for url in target.url_list()]
         tasks = [self._spawn(self._measure_and_record(target, url, run_id, 0, result))
@@ -281,12 +292,27 @@ class Runner:
         try:
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
-            result.status = "interrupted" if self._stopping else "ok"
-            # Shielded: a stop while the run row is being closed must not leave it half-done.
-            await asyncio.shield(
-                self.store.finish_run(run_id, status=result.status, counts=result.counts()))
+            result.reason = degraded_reason(result.evidence)
+            result.status = ("interrupted" if self._stopping
+                             else "degraded" if result.reason else "ok")
+            await self._close_run(result)
+        if result.degraded:
+            log.warning("round %s over %s degraded: %s", run_id, list_name, result.reason)
         log.info("round %s over %s %s: %s", run_id, list_name, result.status, result.counts())
         return result
+
+    async def _close_run(self, result: RoundResult) -> None:
+        try:
+            # Shielded: a stop while the run row is being closed must not leave it half-done.
+            await asyncio.shield(self.store.finish_run(
+                result.run_id, status=result.status, counts=result.counts(),
+                reason=result.reason))
+        except Exception as error:  # a full disk: the round says so rather than raising
+            log.error("closing run %s failed: %s: %s", result.run_id, type(error).__name__,
+                      error)
+            note = f"run not closed ({type(error).__name__}: {error})"
+            result.reason = f"{result.reason}; {note}" if result.reason else note
+            result.status = "degraded"
 
     async def wait_for_confirmations(self) -> list[UrlOutcome]:
         """For one-shot use: wait until no re-test is pending or running; returns their outcomes
@@ -340,6 +366,8 @@ class Runner:
                 if result is not None:
                     result.errors.append(f"{url}: {type(error).__name__}: {error}")
                 return
+        if result is not None and isinstance(measurement, dict):
+            result.evidence.add(measurement, is_control_target=target.control)
         # Once measured, the result is stored even if a stop cancels this task meanwhile.
         recording = asyncio.ensure_future(
             self._record(measurement, target, run_id, confirmation, result))
@@ -361,6 +389,7 @@ class Runner:
             if result is not None:
                 result.errors.append(f"{url or target.id}: not stored: "
                                      f"{type(error).__name__}: {error}")
+                result.evidence.add_not_stored(f"{type(error).__name__}: {error}")
             return
         outcome = summarize_measurement(measurement, target.id, state=recorded.state,
                                         confirmation=confirmation, saved=recorded.saved)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import tomllib
@@ -37,6 +38,20 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise SettingsError(f"{path}: cannot read settings file: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise SettingsError(f"{path}: not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise SettingsError(f"{path}: not UTF-8 (byte {error.start})") from None
+
+
+# Settings naming a file or directory: relative in a settings file, they are relative to the
+# file's directory (not to wherever the command runs); from the environment, to the cwd.
+PATH_KEYS = frozenset({"data_dir", "registry", "out_dir", "ca_file", "asn_database",
+                       "smtp_ca_file"})
+
+
+def _beside(settings_file: str | Path | None, value: str) -> str:
+    if settings_file is None or Path(value).is_absolute():
+        return value
+    return str(Path(settings_file).parent / value)
 
 
 def load_settings(path: str | Path | None = None,
@@ -73,8 +88,10 @@ def load_settings(path: str | Path | None = None,
                 where = f"{where_file}: [{section}] {key}"
                 if not isinstance(raw, str):
                     raise SettingsError(f"{where}: expected the path of a file, got {raw!r}")
-                values[secret_key] = _read_secret_file(raw, where)
+                values[secret_key] = _read_secret_file(_beside(path, raw), where)
                 continue
+            if key in PATH_KEYS and isinstance(raw, str) and raw:
+                raw = _beside(path, raw)
             if key not in specs:
                 raise SettingsError(f"{where_file}: [{section}] unknown key {key!r} "
                                     f"(known: {', '.join(specs)})")
@@ -88,7 +105,25 @@ def load_settings(path: str | Path | None = None,
                 where = f"environment {spec.env_var}_FILE"
                 values[spec.key] = _read_secret_file(environ[f"{spec.env_var}_FILE"], where)
         built[section] = section_type(**values)
+    _refuse_unknown_variables(environ, specs_by_section)
     return Settings(**built, source=source)
+
+
+def _refuse_unknown_variables(environ: Mapping[str, str],
+                              specs_by_section: Mapping[str, Mapping[str, SettingSpec]]) -> None:
+    """A mistyped BLOCKMON_<SECTION>_<KEY> is an error, as a mistyped TOML key is (other
+    BLOCKMON_ variables, e.g. BLOCKMON_CONFIG or the compose file's, are not settings)."""
+    known = {spec.env_var for specs in specs_by_section.values() for spec in specs.values()}
+    known |= {f"{spec.env_var}_FILE" for specs in specs_by_section.values()
+              for spec in specs.values() if spec.secret}
+    for name in sorted(environ):
+        section = next((section for section in specs_by_section
+                        if name.startswith(f"BLOCKMON_{section.upper()}_")), None)
+        if section is None or name in known:
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise SettingsError(f"environment {name}: unknown setting of [{section}]{hint}")
 
 
 def _checked(spec: SettingSpec, raw: Any, where: str, *, from_env: bool) -> Any:

@@ -29,6 +29,7 @@ from monitor.settings.values import (
     readable_file,
     resolver_addresses,
     watch_window_order,
+    within,
 )
 from probes.options import ProbeIdentity, ProbeOptions
 
@@ -124,7 +125,8 @@ class StorageSettings:
     """[storage]: where measurements and states are kept."""
 
     data_dir: str = setting("./blockmon-data", "Directory for the database and other local data "
-                            "(relative to the working directory).", starter=True)
+                            "(in a settings file, relative to the file's directory).",
+                            starter=True)
     database: str | None = setting(
         None, "Database URL: sqlite:///PATH or postgresql://...; "
         "unset = sqlite:///<data_dir>/blockmon.db.", check=database_scheme, example='"postgresql://blockmon@localhost/blockmon"')
@@ -165,16 +167,17 @@ class TargetsSettings:
 class ScheduleSettings:
     """[schedule]: when to measure and how to confirm anomalies."""
 
-    interval_minutes: int = setting(60, "Minutes between two rounds over the lists.",
-                                    check=positive, starter=True)
+    interval_minutes: int = setting(60, "Minutes between two rounds over the lists (at most a "
+                                    "year).", check=within(1, 525_600), starter=True)
     cron: str | None = setting(None, "Crontab expression (UTC) for the rounds; overrides "
                                "interval_minutes.", check=crontab, example='"0 * * * *"')
     jitter_seconds: int = setting(30, "Random delay of up to this many seconds per round, so "
-                                  "probes do not measure in lockstep.", check=not_negative)
+                                  "probes do not measure in lockstep (at most a day).",
+                                  check=within(0, 86_400))
     confirm_retests: int = setting(2, "Re-tests of an anomalous URL before it counts as blocked.",
                                    check=not_negative)
-    confirm_delay_seconds: int = setting(30, "Seconds between an anomaly and its re-test.",
-                                         check=not_negative)
+    confirm_delay_seconds: int = setting(30, "Seconds between an anomaly and its re-test (at "
+                                         "most a day).", check=within(0, 86_400))
     watch_windows: tuple[WatchWindow, ...] = setting(
         (), "Periods of closer watching: list of {start, end, interval_minutes, lists} with "
         "start/end as ISO 8601 UTC times; lists empty = [targets] lists.", check=watch_window_order)
@@ -258,7 +261,7 @@ class AlertsSettings:
         secret=True, example='"https://hooks.slack.com/services/T000/B000/XXXX"')
     smtp_host: str | None = setting(None, "SMTP server for e-mail alerts; unset = no e-mail.",
                                     example='"smtp.example.org"')
-    smtp_port: int = setting(587, "SMTP server port.", check=positive)
+    smtp_port: int = setting(587, "SMTP server port.", check=within(1, 65_535))
     smtp_starttls: bool = setting(True, "Upgrade the SMTP connection with STARTTLS.")
     smtp_username: str | None = setting(None, "SMTP login name; unset = no authentication.",
                                         example='"blockmon"')

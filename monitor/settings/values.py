@@ -8,7 +8,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -86,9 +86,24 @@ def database_scheme(value: str | None) -> str | None:
 
 
 def crontab(value: str | None) -> str | None:
-    if value is None or len(value.split()) == 5:
+    if value is None:
         return None
-    return "must be a 5-field crontab expression like '0 * * * *'"
+    if len(value.split()) != 5:
+        return "must be a 5-field crontab expression like '0 * * * *'"
+    from apscheduler.triggers.cron import CronTrigger  # the parser the scheduler will use
+
+    try:
+        CronTrigger.from_crontab(value, timezone="UTC")
+    except ValueError as error:
+        return f"is not a crontab expression: {error}"
+    return None
+
+
+def within(low: int, high: int) -> Callable[[Any], str | None]:
+    """A check that a number lies in [low, high]: huge values made timers overflow."""
+    def check(value: Any) -> str | None:
+        return None if low <= value <= high else f"must be from {low} to {high}"
+    return check
 
 
 def list_names(values: tuple[str, ...]) -> str | None:

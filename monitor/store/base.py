@@ -90,8 +90,10 @@ class Store(Protocol):
         """Records the start of one round over one list; returns the new run id."""
         ...
 
-    def finish_run(self, run_id: str, status: str, counts: Mapping[str, int]) -> None:
-        """Records the end of a run: status ("ok", "failed", "interrupted") and counts."""
+    def finish_run(self, run_id: str, status: str, counts: Mapping[str, int],
+                   reason: str | None = None) -> None:
+        """Records the end of a run: status ("ok", "degraded", "interrupted"), counts, and
+        for a degraded one the reason."""
         ...
 
     def load_runs(self, *, limit: int = 20, vantage_id: str | None = None) -> list[dict[str, Any]]:
@@ -200,6 +202,11 @@ class Store(Protocol):
     def park_upload(self, uid: str, reason: str) -> bool:
         """Keeps a spooled measurement the collector refused for good out of the uploads, with
         the collector's reason; False when the uid is not in the spool."""
+        ...
+
+    def unpark_uploads(self, reason_contains: str, parked_before: str) -> int:
+        """Parked uploads whose reason holds `reason_contains`, parked before `parked_before`,
+        go back to pending (a reason that may pass: a clock); returns how many."""
         ...
 
     def spool_parked(self) -> int:

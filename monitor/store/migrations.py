@@ -140,6 +140,12 @@ _SCHEMA_5 = (
     "CREATE INDEX measurements_vantage_method ON measurements (vantage_id, blocking_method)",
 )
 
+# Version 9: a round whose measurements cannot be judged (no control helper, failing controls,
+# measurements not stored) is "degraded"; the one-line reason is kept with the run.
+_SCHEMA_9 = (
+    "ALTER TABLE runs ADD COLUMN reason TEXT",
+)
+
 # Version 3 was the alert tables; they are now the `alerts` set's version 1
 # (monitor/alerts/schema.py), and the numbers of the others stay as released.
 MIGRATIONS: tuple[Migration, ...] = (
@@ -148,6 +154,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "list_name on measurements and target_state", _SCHEMA_2),
     Migration(4, "spool status and reason: uploads the collector refused are parked", _SCHEMA_4),
     Migration(5, "index for /metrics: measurements by vantage and blocking method", _SCHEMA_5),
+    Migration(9, "runs.reason: why a round was degraded", _SCHEMA_9),
 )
 
 STORE_MIGRATIONS = MigrationSet("store", MIGRATIONS)

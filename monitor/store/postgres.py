@@ -93,13 +93,14 @@ class PostgresStore:
         )
         return run_id
 
-    def finish_run(self, run_id: str, status: str, counts: Mapping[str, int]) -> None:
+    def finish_run(self, run_id: str, status: str, counts: Mapping[str, int],
+                   reason: str | None = None) -> None:
         cursor = self.connection.execute(
             "UPDATE runs SET finished_at = %s, status = %s, measured = %s, anomalies = %s, "
-            "counts = %s WHERE id = %s",
+            "counts = %s, reason = %s WHERE id = %s",
             (
                 store_time(self.clock()), status, counts.get("measured"),
-                counts.get("anomalies"), json.dumps(dict(counts), sort_keys=True), run_id,
+                counts.get("anomalies"), json.dumps(dict(counts), sort_keys=True), reason, run_id,
             ),
         )
         if cursor.rowcount == 0:
@@ -360,6 +361,12 @@ class PostgresStore:
         row = self.connection.execute(
             "SELECT COUNT(*) AS n FROM spool WHERE status = 'parked'").fetchone()
         return int(row["n"]) if row else 0
+
+    def unpark_uploads(self, reason_contains: str, parked_before: str) -> int:
+        cursor = self.connection.execute(
+            "UPDATE spool SET status = 'pending' WHERE status = 'parked' "
+            "AND strpos(reason, %s) > 0 AND parked_at < %s", (reason_contains, parked_before))
+        return cursor.rowcount
 
     def load_parked(self, limit: int = 100) -> list[dict[str, Any]]:
         return self.connection.execute(

@@ -96,13 +96,14 @@ class SQLiteStore:
                 (run_id, list_name, vantage_id, store_time(started)))
         return run_id
 
-    def finish_run(self, run_id: str, status: str, counts: Mapping[str, int]) -> None:
+    def finish_run(self, run_id: str, status: str, counts: Mapping[str, int],
+                   reason: str | None = None) -> None:
         with self.database.transaction():
             cursor = self.conn.execute(
                 "UPDATE runs SET finished_at = ?, status = ?, measured = ?, anomalies = ?, "
-                "counts = ? WHERE id = ?",
+                "counts = ?, reason = ? WHERE id = ?",
                 (store_time(self.clock()), status, counts.get("measured"),
-                 counts.get("anomalies"), json.dumps(dict(counts), sort_keys=True), run_id))
+                 counts.get("anomalies"), json.dumps(dict(counts), sort_keys=True), reason, run_id))
             if cursor.rowcount == 0:
                 raise KeyError(f"run {run_id!r} was never started in {self.path}")
 
@@ -316,6 +317,13 @@ class SQLiteStore:
 
     def spool_parked(self) -> int:
         return int(self.database.scalar("SELECT COUNT(*) FROM spool WHERE status = 'parked'"))
+
+    def unpark_uploads(self, reason_contains: str, parked_before: str) -> int:
+        with self.database.transaction():
+            return int(self.conn.execute(
+                "UPDATE spool SET status = 'pending' WHERE status = 'parked' "
+                "AND instr(reason, ?) > 0 AND parked_at < ?",
+                (reason_contains, parked_before)).rowcount)
 
     def load_parked(self, limit: int = 100) -> list[dict[str, Any]]:
         return self.database.rows(

@@ -12,6 +12,7 @@ from probes.control_protocol import ErrorAnswer, RequestRefused, parse_control_r
 from probes.helper.service import ControlService
 from probes.helper.settings import HelperSettings
 from probes.http import read_capped
+from probes.server_limits import guard
 
 SERVICE_KEY: web.AppKey[ControlService] = web.AppKey("control_service", ControlService)
 
@@ -81,6 +82,7 @@ async def handle_health(request: web.Request) -> web.Response:
 def build_app(settings: HelperSettings) -> web.Application:
     """The helper as an aiohttp Application: POST / and /api/v1/control, GET /health."""
     app = web.Application(client_max_size=settings.max_request_bytes)
+    guard(app)  # probes.server_limits: NUL/control characters in paths and queries -> 400
     service = ControlService(settings)
     app[SERVICE_KEY] = service
     app.on_startup.append(service.start)

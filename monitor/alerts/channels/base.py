@@ -28,6 +28,13 @@ class Channel(Protocol):
         ...
 
 
+def answer_wait_for(send_timeout: float) -> float:
+    """Seconds a receiver that took a whole request may take to answer it: three send timeouts
+    and 20 s more. A late answer still counts as delivered; only one that never comes within
+    this makes the delivery retried (receivers drop a repeat by its alert_id, docs/alerts.md)."""
+    return send_timeout * 3 + 20
+
+
 def http_status_error(channel: str, status: int, body: str) -> TransportError:
     """4xx other than 408/429 will not get better by retrying; 5xx, 408 and 429 may."""
     permanent = 400 <= status < 500 and status not in (408, 429)

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from monitor.alerts.channels.base import TransportError, http_status_error
+from monitor.alerts.channels.base import TransportError, answer_wait_for, http_status_error
 from probes import __version__
 from probes.http import read_capped
 
@@ -41,8 +41,12 @@ async def post_json(channel: str, url: str, document: Mapping[str, Any], *, time
                     "User-Agent": f"blockmon/{__version__}", **(headers or {})}
     if secret:
         sent_headers[SIGNATURE_HEADER] = sign_body(body, secret)
+    # Connecting may take `timeout`; once the request is sent the answer is waited for longer
+    # (answer_wait_for): giving up on a slow receiver that got the alert would send it twice.
+    limits = aiohttp.ClientTimeout(total=answer_wait_for(timeout), connect=timeout,
+                                   sock_connect=timeout)
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+        async with aiohttp.ClientSession(timeout=limits) as session:
             async with session.post(url, data=body, headers=sent_headers,
                                     allow_redirects=False) as response:
                 # Only the start of an answer is kept for the error text: a receiver must
