@@ -10,6 +10,7 @@ import jinja2
 from reports.build import Report
 from reports.charts import render_heatmap_svg, render_methods_by_asn_svg, render_timeline_svg
 from reports.formatting import evidence_path, format_share, verdict_class, when
+from reports.summary import summary_lines
 
 _TEMPLATES = Path(__file__).parent / "templates"
 
@@ -36,7 +37,8 @@ def template_environment() -> jinja2.Environment:
                                      autoescape=True, undefined=jinja2.StrictUndefined,
                                      trim_blocks=True, lstrip_blocks=True)
     environment.globals.update(when=when, format_share=format_share,
-                               verdict_class=verdict_class, evidence_path=evidence_path)
+                               verdict_class=verdict_class, evidence_path=evidence_path,
+                               summary_lines=summary_lines)
     return environment
 
 

@@ -8,6 +8,7 @@ import re
 from reports.formatting import evidence_path, format_share, when
 from reports.model import Report, TargetFinding
 from reports.render_html import render_charts
+from reports.summary import summary_lines
 
 
 def _slug(text: str) -> str:
@@ -49,7 +50,8 @@ def _code(text: str) -> str:
 
 
 def _finding(finding: TargetFinding) -> list[str]:
-    lines = [f"### {_cell(finding.target_name)} — **{finding.verdict}**", ""]
+    lists = f" (list {', '.join(finding.lists)})" if finding.lists else ""
+    lines = [f"### {_cell(finding.target_name)} — **{finding.verdict_words}**{_cell(lists)}", ""]
     if finding.claim:
         lines += [f"> “{_cell(finding.claim.quote)}”", "",
                   f"Briefing (2015), section “{_cell(finding.claim.section)}”, line "
@@ -86,18 +88,10 @@ def render_markdown(report: Report) -> str:
     summary = report.summary
     lines = [f"# {report.title}: {report.period.label}", "",
              f"Period {report.period.description}. Generated {when(report.generated_at)}.", "",
+             *([f"Limited to the list{'s' if len(report.lists) > 1 else ''} "
+                f"{_cell(', '.join(report.lists))}.", ""] if report.lists else []),
              "## Summary", "",
-             f"- Blocked at the end of the period: {len(summary.blocked_targets)} "
-             f"({_cell(', '.join(summary.blocked_targets)) or 'none'})",
-             f"- No longer blocked: {len(summary.unblocked_targets)} "
-             f"({_cell(', '.join(summary.unblocked_targets)) or 'none'})",
-             f"- Never seen blocked: {len(summary.never_blocked_targets)} "
-             f"({_cell(', '.join(summary.never_blocked_targets)) or 'none'})",
-             f"- Not measurable: {len(summary.not_measurable_targets)} "
-             f"({_cell(', '.join(summary.not_measurable_targets)) or 'none'})",
-             f"- New blocks: {summary.new_blocks}; unblocks: {summary.unblocks}",
-             f"- {summary.targets_total} targets, {summary.targets_measured} measured; "
-             f"{summary.measurements} measurements from {summary.vantages} vantage points", ""]
+             *[f"- {_cell(line)}" for line in summary_lines(report.summary)], ""]
     if summary.blocked_where:
         lines += ["| vantage | country | ASN | network | blocked targets | blocked since |",
                   "|---|---|---|---|---|---|"]

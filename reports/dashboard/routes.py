@@ -16,14 +16,16 @@ from aiohttp import web
 
 from monitor.settings import Settings
 from monitor.store import Store
-from monitor.store.queries import (
-    ReadDatabase,
+from monitor.store.current_states import (
     StateFilters,
     count_current_states,
-    is_uid,
     load_current_states,
-    load_daily_counts,
     load_filter_choices,
+)
+from monitor.store.queries import (
+    ReadDatabase,
+    is_uid,
+    load_daily_counts,
     load_recent_measurements,
     load_target_row,
     load_targets,
