@@ -35,6 +35,7 @@ from reports.charts import OUTCOME_COLOURS, render_timeline_svg
 from reports.collect import merge_targets
 from reports.dashboard.access import DashboardDatabase, require_operator
 from reports.dashboard.evidence import compare_observations
+from reports.dashboard.measurement import build_measurement_view
 from reports.formatting import when
 from reports.periods import Period, PeriodError, parse_period, previous_month
 from reports.write import FORMATS, generate_report, list_archive
@@ -206,6 +207,17 @@ async def target_page(request: web.Request) -> web.Response:
     return _page(request, "target.html.j2", data=data, charts=charts)
 
 
+async def measurement_page(request: web.Request) -> web.Response:
+    config = _config(request)
+    uid = request.match_info["uid"]
+    if not is_uid(uid):
+        raise web.HTTPBadRequest(text=f"not a measurement uid: {uid!r}")
+    document = await config.database.run(lambda _db, store: store.load_measurement(uid))
+    if document is None:
+        raise web.HTTPNotFound(text=f"no measurement {uid!r}")
+    return _page(request, "measurement.html.j2", view=build_measurement_view(document))
+
+
 async def reports_page(request: web.Request) -> web.Response:
     config = _config(request)
     return _page(request, "reports.html.j2", reports=_archive_data(config),
@@ -307,6 +319,7 @@ def add_routes(app: web.Application, prefix: str) -> None:
     router = app.router
     router.add_get(f"{prefix}/" if prefix else "/", overview_page)
     router.add_get(f"{prefix}/targets/{{target_id}}", target_page)
+    router.add_get(f"{prefix}/measurements/{{uid}}", measurement_page)
     router.add_get(f"{prefix}/reports", reports_page)
     router.add_get(f"{prefix}/reports/{{label}}/{{path:.+}}", report_file)
     router.add_get(f"{prefix}/api/v1/states", api_states)
