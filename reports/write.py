@@ -17,14 +17,17 @@ from monitor.store.queries import ReadDatabase, is_uid, load_measurement_documen
 from reports.build import Report, build_report
 from reports.collect import collect_inputs
 from reports.periods import Period
+from reports.render_csv import render_csv_tables
 from reports.render_html import render_html
 from reports.render_json import render_json
 from reports.render_markdown import chart_files, render_markdown
 from targets.model import Target
 
-FORMATS: Final[tuple[str, ...]] = ("html", "md", "json")
+# What `report` writes unless told; csv (a folder of one file per table) on request.
+DEFAULT_FORMATS: Final[tuple[str, ...]] = ("html", "md", "json")
+FORMATS: Final[tuple[str, ...]] = (*DEFAULT_FORMATS, "csv")
 _FILE_NAMES: Final[dict[str, str]] = {"html": "report.html", "md": "report.md",
-                                      "json": "report.json"}
+                                      "json": "report.json", "csv": "csv/targets.csv"}
 _LABEL = re.compile(r"\d{4}-(\d{2}|W\d{2}|\d{2}-\d{2}_\d{4}-\d{2}-\d{2})(--[A-Za-z0-9_.+-]+)?")
 _LIST_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
@@ -90,6 +93,9 @@ def write_report(report: Report, out_dir: str | Path, formats: Iterable[str],
             written.append(_write_text(directory / _FILE_NAMES[name], render_markdown(report)))
             for relative, svg in chart_files(report).items():
                 written.append(_write_text(directory / relative, svg))
+        elif name == "csv":
+            for file_name, text in render_csv_tables(report).items():
+                written.append(_write_text(directory / "csv" / file_name, text))
         else:
             written.append(_write_text(directory / _FILE_NAMES[name], render_json(report)))
     count = 0
@@ -103,7 +109,7 @@ def write_report(report: Report, out_dir: str | Path, formats: Iterable[str],
 
 
 def generate_report(store: Store, period: Period, out_dir: str | Path,
-                    formats: Iterable[str] = FORMATS, *, targets: list[Target] | None = None,
+                    formats: Iterable[str] = DEFAULT_FORMATS, *, targets: list[Target] | None = None,
                     now: datetime | None = None, lists: Sequence[str] = ()) -> WrittenReport:
     """Reads the period from the store, builds the report, writes it and its evidence.
     `lists` limits it to those lists (its folder says which: archive_label)."""

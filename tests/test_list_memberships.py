@@ -11,73 +11,23 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner, Result
 
 from monitor.cli import cli
 from monitor.settings import load_settings
-from monitor.state import Observation, decide_next_state
 from monitor.store import open_store
-from monitor.store.rows import measurement_row
 from reports.dashboard import build_dashboard_app
-from tests.fixtures.store import synthetic_measurement
-
-AZATTYQ = "https://www.azattyq.org/"
-VK = "https://vk.com/"
-TODAY = "https://today.kz/"
-DNS = {"blocking": "dns", "accessible": False, "blocking_method": "dns.nxdomain"}
-
-
-def record(store: Any, measurement: dict[str, Any], target_id: str, confirmation: int = 0) -> None:
-    """What the runner does with each measurement (3 confirmations make a block)."""
-    store.save_measurement(measurement, target_id=target_id, confirmation=confirmation)
-    row = measurement_row(measurement, target_id=target_id, run_id=None,
-                          confirmation=confirmation)
-    decision = decide_next_state(store.load_state(row["vantage_id"], row["url"]),
-                                 Observation.from_row(row), confirmations_needed=3)
-    store.save_state(decision.new_state_row, decision.transition)
-
-
-@pytest.fixture
-def config(tmp_path: Path) -> Path:
-    path = tmp_path / "blockmon.toml"
-    path.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n'
-                    f'[reports]\nout_dir = "{tmp_path / "reports"}"\n'
-                    f'[targets]\nregistry = "{tmp_path / "none.toml"}"\n', encoding="utf-8")
-    (tmp_path / "none.toml").write_text("", encoding="utf-8")
-    store = open_store(load_settings(path, environ={}).storage.database_url)
-    store.save_targets([
-        {"id": "azattyq", "name": "Radio Azattyq", "category_code": "NEWS",
-         "list_name": "briefing", "urls": [AZATTYQ]},
-        {"id": "vk", "name": "VK", "category_code": "GRP", "list_name": "briefing",
-         "urls": [VK]},
-        {"id": "azattyq-org", "name": "azattyq.org", "category_code": "NEWS", "list_name": "kz",
-         "urls": [AZATTYQ]},
-        {"id": "today-kz", "name": "today.kz", "category_code": "NEWS", "list_name": "kz",
-         "urls": [TODAY]},
-    ])
-    # The briefing's round: all accessible. Then the kz round finds and confirms the block.
-    for url, target in ((AZATTYQ, "azattyq"), (VK, "vk")):
-        record(store, synthetic_measurement(url=url, measured_at="2026-12-01 08:00:00",
-                                            target_id=target, list_name="briefing"), target)
-    record(store, synthetic_measurement(url=TODAY, measured_at="2026-12-01 08:10:00",
-                                        target_id="today-kz", list_name="kz"), "today-kz")
-    for second in range(3):
-        record(store, synthetic_measurement(url=AZATTYQ, measured_at=f"2026-12-01 08:20:{second}0",
-                                            target_id="azattyq-org", list_name="kz", **DNS),
-               "azattyq-org", confirmation=second)
-    store.close()
-    return path
+from tests.fixtures.two_lists import AZATTYQ
 
 
 def invoke(config: Path, *args: str) -> Result:
     return CliRunner().invoke(cli, ["--config", str(config), *args])
 
 
-def test_status_shows_the_block_under_both_lists(config: Path) -> None:
+def test_status_shows_the_block_under_both_lists(two_lists_config: Path) -> None:
     for list_name, target in (("briefing", "azattyq"), ("kz", "azattyq-org")):
-        result = invoke(config, "status", "--list", list_name, "--state", "blocked",
+        result = invoke(two_lists_config, "status", "--list", list_name, "--state", "blocked",
                         "--format", "json")
         assert result.exit_code == 0, result.output
         [row] = json.loads(result.stdout)["states"]
@@ -85,14 +35,14 @@ def test_status_shows_the_block_under_both_lists(config: Path) -> None:
         assert row["lists"] == ["briefing", "kz"]
         # The one rule for "since": the first anomaly of the confirmed streak (finding 11).
         assert row["since"] == "2026-12-01T08:20:00Z"
-    everything = json.loads(invoke(config, "status", "--format", "json").stdout)
+    everything = json.loads(invoke(two_lists_config, "status", "--format", "json").stdout)
     assert [row["url"] for row in everything["states"]].count(AZATTYQ) == 1
     assert everything["summary"] == {"blocked": 1, "accessible": 2}
 
 
-def test_history_of_either_target_shows_the_block(config: Path) -> None:
+def test_history_of_either_target_shows_the_block(two_lists_config: Path) -> None:
     for target in ("azattyq", "azattyq-org"):
-        result = invoke(config, "history", target, "--format", "json")
+        result = invoke(two_lists_config, "history", target, "--format", "json")
         assert result.exit_code == 0, result.output
         document = json.loads(result.stdout)
         assert [t["to_state"] for t in document["transitions"]] == [
@@ -100,8 +50,8 @@ def test_history_of_either_target_shows_the_block(config: Path) -> None:
         assert len(document["measurements"]) == 4
 
 
-async def test_dashboard_filters_by_list_membership(config: Path) -> None:
-    settings = load_settings(config, environ={})
+async def test_dashboard_filters_by_list_membership(two_lists_config: Path) -> None:
+    settings = load_settings(two_lists_config, environ={})
     app = build_dashboard_app(lambda: open_store(settings.storage.database_url, migrate=False),
                               settings)
     async with TestClient(TestServer(app)) as client:
@@ -125,16 +75,16 @@ def _report(config: Path, tmp_path: Path, *lists: str) -> dict[str, Any]:
     return json.loads(Path(path).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
-def test_report_of_each_list_shows_the_block_and_counts_the_url_once(config: Path,
+def test_report_of_each_list_shows_the_block_and_counts_the_url_once(two_lists_config: Path,
                                                                      tmp_path: Path) -> None:
-    briefing = _report(config, tmp_path, "briefing")
+    briefing = _report(two_lists_config, tmp_path, "briefing")
     assert briefing["summary"]["blocked_targets"] == ["azattyq"]
     assert briefing["summary"]["blocked_urls"] == [AZATTYQ]
     assert briefing["lists"] == ["briefing"]
     assert {finding["target_id"] for finding in briefing["others"]} == {"azattyq", "vk"}
-    kz = _report(config, tmp_path, "kz")
+    kz = _report(two_lists_config, tmp_path, "kz")
     assert kz["summary"]["blocked_targets"] == ["azattyq-org"]
-    both = _report(config, tmp_path)
+    both = _report(two_lists_config, tmp_path)
     # Two targets (one per list) hold the URL: both are blocked, the URL is counted once.
     assert sorted(both["summary"]["blocked_targets"]) == ["azattyq", "azattyq-org"]
     assert both["summary"]["blocked_urls"] == [AZATTYQ]
@@ -142,8 +92,8 @@ def test_report_of_each_list_shows_the_block_and_counts_the_url_once(config: Pat
     assert (tmp_path / "r" / "2026-12--briefing" / "report.json").is_file()
 
 
-def test_report_of_an_unknown_list_names_the_known_ones(config: Path, tmp_path: Path) -> None:
-    result = invoke(config, "report", "--period", "2026-12", "--list", "nolist",
+def test_report_of_an_unknown_list_names_the_known_ones(two_lists_config: Path, tmp_path: Path) -> None:
+    result = invoke(two_lists_config, "report", "--period", "2026-12", "--list", "nolist",
                     "--out", str(tmp_path / "r"))
     assert result.exit_code == 1
     assert "no list 'nolist' (known: briefing, kz)" in result.stderr

@@ -13,7 +13,7 @@ from monitor.store import Store
 from monitor.store.queries import ReadDatabase, load_targets
 from reports.collect import UnknownListError, merge_targets
 from reports.periods import Period, PeriodError, parse_period, previous_month, range_period
-from reports.write import FORMATS, generate_report
+from reports.write import DEFAULT_FORMATS, FORMATS, generate_report
 from targets import TargetFileError, load_registry
 from targets.model import Target
 
@@ -49,7 +49,8 @@ def choose_period(period: str | None, first_day: str | None, last_day: str | Non
 @click.option("--from", "first_day", metavar="DATE", help="First day (2026-11-01), with --to.")
 @click.option("--to", "last_day", metavar="DATE", help="Last day, included (2026-11-30).")
 @click.option("--format", "formats", type=click.Choice(FORMATS), multiple=True,
-              help="Output format; repeat for several. Default: html, md and json.")
+              help="Output format; repeat for several. Default: html, md and json; csv writes "
+              "csv/<table>.csv, one file per table.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Archive directory; the report goes to OUT/<period>/. "
               "Default: [reports] out_dir.")
@@ -69,7 +70,7 @@ def report(ctx: click.Context, period: str | None, first_day: str | None, last_d
     store = open_store_for_reading(settings)
     try:
         written = generate_report(store, chosen, Path(out_dir or settings.reports.out_dir),
-                                  formats or FORMATS, targets=report_targets(settings, store),
+                                  formats or DEFAULT_FORMATS, targets=report_targets(settings, store),
                                   lists=lists)
     except (UnknownListError, ValueError) as error:
         raise click.ClickException(f"--list: {error}") from None

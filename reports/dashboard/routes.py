@@ -38,7 +38,7 @@ from reports.dashboard.evidence import compare_observations
 from reports.dashboard.measurement import build_measurement_view
 from reports.formatting import when
 from reports.periods import Period, PeriodError, parse_period, previous_month
-from reports.write import FORMATS, generate_report, list_archive
+from reports.write import DEFAULT_FORMATS, FORMATS, generate_report, list_archive
 from targets.model import Target
 
 _HERE = Path(__file__).parent
@@ -286,7 +286,7 @@ async def api_generate_report(request: web.Request) -> web.Response:
         return _json({"error": "body: not valid JSON"}, status=400)
     if not isinstance(body, dict):
         return _json({"error": "body: expected a JSON object"}, status=400)
-    formats = body.get("formats") or list(FORMATS)
+    formats = body.get("formats") or list(DEFAULT_FORMATS)
     if not isinstance(formats, list) or any(name not in FORMATS for name in formats):
         return _json({"error": f"formats: a list of {', '.join(FORMATS)}"}, status=400)
     try:
