@@ -25,7 +25,8 @@ def timeline_file(target_id: str, vantage_id: str) -> str:
 def chart_files(report: Report) -> dict[str, str]:
     """Relative path -> SVG text, for every chart the Markdown report links."""
     charts = render_charts(report)
-    files = {"charts/heatmap.svg": charts.heatmap, "charts/methods-by-asn.svg": charts.methods}
+    files = {"charts/heatmap.svg": charts.heatmap, "charts/methods-by-asn.svg": charts.methods,
+             "charts/blocked-per-day.svg": charts.overview}
     for (target_id, vantage_id), svg in charts.timelines.items():
         files[timeline_file(target_id, vantage_id)] = svg
     return files
@@ -101,7 +102,9 @@ def render_markdown(report: Report) -> str:
                   f"| {_cell(', '.join(place.target_ids))} | {when(place.since)} |"
                   for place in summary.blocked_where]
         lines.append("")
-    lines += ["## Overview", "", "![Blocking by target and day](charts/heatmap.svg)", "",
+    lines += ["## Overview", "",
+              "![Blocked URLs per day, by list and vantage](charts/blocked-per-day.svg)", "",
+              "![Blocking by target and day](charts/heatmap.svg)", "",
               "![Blocked measurements by network and method](charts/methods-by-asn.svg)", "",
               "## Changes in the period", ""]
     if report.changes:

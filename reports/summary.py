@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 
+from monitor.store.queries import DailyCounts
 from reports.model import (
     BlockedPlace,
     Change,
@@ -102,15 +104,21 @@ def build_summary(findings: list[TargetFinding], inputs: ReportInputs,
 
 
 def build_overview(inputs: ReportInputs, urls: set[str]) -> tuple[OverviewPoint, ...]:
-    """Distinct URLs with a blocked measurement per day, list and vantage (the overview chart);
-    a URL counts in each list it belongs to, once per list."""
+    """The report's overview chart: count_blocked_per_day over its rows."""
+    return count_blocked_per_day((row for row in inputs.daily if row.url in urls),
+                                 inputs.memberships, inputs.lists)
+
+
+def count_blocked_per_day(daily: Iterable[DailyCounts], memberships: Mapping[str, Sequence[str]],
+                          lists: Sequence[str] = ()) -> tuple[OverviewPoint, ...]:
+    """Distinct URLs with a blocked measurement per day, list and vantage; a URL counts in
+    each list it belongs to, once per list (`lists` given: only those)."""
     blocked: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-    for row in inputs.daily:
-        if row.blocked == 0 or row.url not in urls:
+    for row in daily:
+        if row.blocked == 0:
             continue
-        lists = inputs.memberships.get(row.url) or ("",)
-        for list_name in lists:
-            if inputs.lists and list_name not in inputs.lists:
+        for list_name in memberships.get(row.url) or ("",):
+            if lists and list_name not in lists:
                 continue
             blocked[(row.day, list_name, row.vantage_id)].add(row.url)
     return tuple(OverviewPoint(day, list_name, vantage_id, len(found))

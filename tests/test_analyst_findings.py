@@ -144,3 +144,21 @@ def test_targets_validate_reports_every_problem_of_a_csv(tmp_path: Path) -> None
     assert "url" in lines[0] and "category_code" in lines[1] and "date_added" in lines[2]
     assert "duplicate URL" in lines[3] and "2 fields, expected 6" in lines[4]
     assert "5 problem(s); 1 rows are fine" in result.stderr
+
+
+def test_charts_name_every_method_in_its_own_colour_and_cut_labels_at_words() -> None:
+    # Finding 8: 2 of 5 segments labelled, two TLS methods in one colour, labels cut mid-word.
+    import re
+
+    from reports.charts import render_heatmap_svg, render_methods_by_asn_svg
+    from reports.model import AsnMethods, DayCell, HeatRow
+
+    methods = (("tls.mitm", 40), ("tls.timeout", 30), ("dns.nxdomain", 3), ("tcp.reset", 2),
+               ("http.blockpage", 1))
+    svg = render_methods_by_asn_svg([AsnMethods("AS9198", "JSC Kazakhtelecom", methods)])
+    legend = re.findall(r'fill="(#[0-9a-f]{6})"></rect><text[^>]*>([a-z.]+)</text>', svg)
+    assert sorted(name for _, name in legend) == sorted(name for name, _ in methods)
+    assert len({colour for colour, _ in legend}) == len(methods)
+    heat = render_heatmap_svg([HeatRow("rferl", "Radio Free Europe/Radio Liberty",
+                                       (DayCell("2026-12-01", 1, 1, 0, 0, 0),))])
+    assert ">Radio Free Europe/Radio…<title>Radio Free Europe/Radio Liberty</title>" in heat

@@ -8,13 +8,17 @@ dashboard and the report must still show it under the briefing, and count the UR
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner, Result
 
+from monitor.alerts.evaluate import evaluate_alerts
+from monitor.alerts.service import evaluation_config
 from monitor.cli import cli
+from monitor.schema import PROBE_DATABASE
 from monitor.settings import load_settings
 from monitor.store import open_store
 from reports.dashboard import build_dashboard_app
@@ -97,3 +101,30 @@ def test_report_of_an_unknown_list_names_the_known_ones(two_lists_config: Path, 
                     "--out", str(tmp_path / "r"))
     assert result.exit_code == 1
     assert "no list 'nolist' (known: briefing, kz)" in result.stderr
+
+
+async def test_one_rule_for_since_in_alerts_status_dashboard_and_report(
+        two_lists_config: Path, tmp_path: Path) -> None:
+    # Finding 11: the alert said "since" the first anomaly, the report the confirmation.
+    first_anomaly = "2026-12-01T08:20:00Z"  # confirmed at 08:20:20
+    settings = load_settings(two_lists_config, environ={})
+    store = open_store(settings.storage.database_url, migration_sets=PROBE_DATABASE)
+    try:
+        evaluate_alerts(store, evaluation_config(settings, {}, frozenset()),
+                        datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+        [payload] = [json.loads(row["payload"]) for row in store.database.rows(
+            "SELECT payload FROM alerts WHERE kind = 'block_confirmed'")]
+    finally:
+        store.close()
+    assert [where["since"] for where in payload["where"]] == [first_anomaly]
+    status = json.loads(invoke(two_lists_config, "status", "--format", "json").stdout)
+    assert status["states"][0]["since"] == first_anomaly
+    app = build_dashboard_app(lambda: open_store(settings.storage.database_url, migrate=False),
+                              settings)
+    async with TestClient(TestServer(app)) as client:
+        data = await (await client.get("/api/v1/states?state=blocked")).json()
+        assert data["states"][0]["since"] == first_anomaly
+    report = _report(two_lists_config, tmp_path, "briefing")
+    assert report["summary"]["blocked_since"] == [["azattyq", "kz-almaty-1", first_anomaly]]
+    [place] = report["summary"]["blocked_where"]
+    assert place["since"] == first_anomaly

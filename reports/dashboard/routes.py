@@ -21,6 +21,7 @@ from monitor.store.current_states import (
     count_current_states,
     load_current_states,
     load_filter_choices,
+    load_memberships,
 )
 from monitor.store.queries import (
     ReadDatabase,
@@ -31,13 +32,14 @@ from monitor.store.queries import (
     load_targets,
 )
 from reports.build import DayCell, Timeline, day_cells
-from reports.charts import OUTCOME_COLOURS, render_timeline_svg
+from reports.charts import OUTCOME_COLOURS, render_overview_svg, render_timeline_svg
 from reports.collect import merge_targets
 from reports.dashboard.access import DashboardDatabase, require_operator
 from reports.dashboard.evidence import compare_observations
 from reports.dashboard.measurement import build_measurement_view
 from reports.formatting import when
 from reports.periods import Period, PeriodError, parse_period, previous_month
+from reports.summary import count_blocked_per_day
 from reports.write import DEFAULT_FORMATS, FORMATS, generate_report, list_archive
 from targets.model import Target
 
@@ -175,10 +177,12 @@ async def overview_page(request: web.Request) -> web.Response:
     except ValueError as error:
         raise web.HTTPBadRequest(text=str(error)) from None
 
-    def work(db: ReadDatabase, _store: Store) -> tuple[dict[str, Any], dict[str, list[str]]]:
-        return _states_data(db, filters, limit, offset), load_filter_choices(db)
+    def work(db: ReadDatabase, _store: Store) -> tuple[dict[str, Any], dict[str, list[str]],
+                                                        str]:
+        return (_states_data(db, filters, limit, offset), load_filter_choices(db),
+                _overview_chart(db, filters.list_name))
 
-    data, choices = await config.database.run(work)
+    data, choices, chart = await config.database.run(work)
     selected = {key: request.query.get(key, "") for key in _FILTER_KEYS}
 
     def page_url(start: int) -> str:
@@ -189,7 +193,24 @@ async def overview_page(request: web.Request) -> web.Response:
              "previous": page_url(max(offset - limit, 0)) if offset > 0 else None,
              "next": page_url(offset + limit) if offset + limit < data["count"] else None}
     return _page(request, "overview.html.j2", data=data, choices=choices, selected=selected,
-                 counts=data["by_state"], pages=pages)
+                 counts=data["by_state"], pages=pages, chart=chart)
+
+
+def _overview_chart(db: ReadDatabase, list_name: str | None) -> str:
+    """Blocked URLs per day by list and vantage over the last TIMELINE_DAYS measured days."""
+    latest = db.rows("SELECT MAX(measured_at) AS latest FROM measurements")[0]["latest"]
+    end = (datetime.fromisoformat(latest.replace("Z", "+00:00")) if latest
+           else datetime.now(UTC)).replace(hour=0, minute=0, second=0) + timedelta(days=1)
+    window = Period(end - timedelta(days=TIMELINE_DAYS), end, "recent")
+    daily = load_daily_counts(db, window.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                              window.end.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    memberships = {url: [name for name, _ in pairs if name]
+                   for url, pairs in load_memberships(db).items()}
+    points = count_blocked_per_day(daily, memberships, (list_name,) if list_name else ())
+    return render_overview_svg([(point.day, f"{point.list_name or '(no list)'} at "
+                                 f"{point.vantage_id}", point.blocked_urls)
+                                for point in points], window.days,
+                               f"Blocked URLs per day, last {TIMELINE_DAYS} days")
 
 
 async def target_page(request: web.Request) -> web.Response:
