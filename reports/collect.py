@@ -52,7 +52,9 @@ def collect_inputs(store: Store, period: Period, targets: list[Target] | None = 
                                    f"{', '.join(sorted(known)) or 'none'})")
         member_ids = {target_id for pairs in memberships.values()
                       for name, target_id in pairs if name in chosen}
-        all_targets = [target for target in all_targets if target.id in member_ids]
+        # A target of the list without any URL yet (a briefing mention) is still one of it.
+        all_targets = [target for target in all_targets
+                       if target.id in member_ids or target.list_name in chosen]
         urls = {url for url, pairs in memberships.items()
                 if any(name in chosen for name, _ in pairs)}
     daily = _only(load_daily_counts(db, since, until), chosen, urls if chosen else set())

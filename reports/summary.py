@@ -21,6 +21,8 @@ from targets.model import Target
 CURRENT_DOMAIN = "blocked on its current domain"
 FORMER_DOMAIN_ONLY = "blocked on a former domain only"
 SOME_URLS = "blocked on some URLs"
+# The roles that make up where an outlet is now (docs/targets.md): not its mirrors or articles.
+_CURRENT_ROLES = frozenset({"home", "current"})
 
 
 def _earliest(current: str | None, new: str | None) -> str | None:
@@ -30,8 +32,9 @@ def _earliest(current: str | None, new: str | None) -> str | None:
 def decide_extent(finding: TargetFinding) -> str | None:
     """Where a still-blocked target is blocked, so a verdict never overstates (docs/reports.md).
 
-    Only former hosts blocked -> a former domain only; every measured URL that is not a
-    former host blocked -> its current domain; otherwise some URLs."""
+    Only former hosts blocked -> a former domain only; every measured home or current URL
+    blocked -> its current domain (a mirror reached around it does not change that);
+    otherwise (say an article blocked, the home page not) -> some URLs."""
     if finding.verdict != "still blocked":
         return None
     blocked = [entry for entry in finding.lineage if entry.status == "blocked"]
@@ -40,8 +43,10 @@ def decide_extent(finding: TargetFinding) -> str | None:
     if all(entry.role == "former" for entry in blocked):
         return FORMER_DOMAIN_ONLY
     current = [entry for entry in finding.lineage
-               if entry.role != "former" and entry.status != "not measurable"]
-    return CURRENT_DOMAIN if all(entry.status == "blocked" for entry in current) else SOME_URLS
+               if entry.role in _CURRENT_ROLES and entry.status != "not measurable"]
+    if current and all(entry.status == "blocked" for entry in current):
+        return CURRENT_DOMAIN
+    return SOME_URLS
 
 
 def with_extent(finding: TargetFinding, target: Target, inputs: ReportInputs) -> TargetFinding:

@@ -124,7 +124,9 @@ def test_claim_extent_does_not_overstate() -> None:
         == FORMER_DOMAIN_ONLY
     assert decide_extent(_finding(("home", "blocked"), ("content", "blocked"),
                                   ("former", "accessible"))) == CURRENT_DOMAIN
-    assert decide_extent(_finding(("home", "blocked"), ("content", "accessible"))) == SOME_URLS
+    assert decide_extent(_finding(("home", "blocked"), ("current", "blocked"),
+                                  ("mirror", "accessible"))) == CURRENT_DOMAIN
+    assert decide_extent(_finding(("home", "accessible"), ("content", "blocked"))) == SOME_URLS
 
 
 def test_targets_validate_reports_every_problem_of_a_csv(tmp_path: Path) -> None:

@@ -86,7 +86,7 @@ def describe_empty_filter(filters: StateFilters, choices: dict[str, list[str]]) 
     parts = [f"{option} {value}" + ("" if value in known else
                                     f" (known: {', '.join(known) if known else 'none'})")
              for option, value, known in given]
-    return "no URL matches " + " ".join(parts)
+    return "no URL matches " + ", ".join(parts)
 
 
 @click.command()
