@@ -411,6 +411,9 @@ def build_report(inputs: ReportInputs) -> Report:
                 for target in targets]
     names = {target.id: target.name for target in targets}
     changes = _changes(inputs, names)
+    # Blocked first, then lifted, then the rest; registry order within each.
+    findings.sort(key=lambda finding: VERDICT_ORDER.index(finding.verdict)
+                  if finding.verdict in VERDICT_ORDER else len(VERDICT_ORDER))
     claims = tuple(finding for finding in findings if finding.claim is not None)
     others = tuple(finding for finding in findings
                    if finding.claim is None and finding.vantages)
