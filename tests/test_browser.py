@@ -1,7 +1,8 @@
 """Real headless Chromium against `blockmon serve`: filter, target page, screenshots for the docs.
 
-Chromium is driven over the DevTools protocol (its websocket, with aiohttp). The screenshots land
-in docs/screenshots/ (dashboard.png, dashboard-target.png, report.png).
+Chromium is driven over the DevTools protocol (its websocket, with aiohttp). The test's own
+screenshots go to its temporary folder; the ones in docs/screenshots/ come from the demo
+(`python -m tests.demo_screenshots`).
 """
 
 from __future__ import annotations
@@ -187,10 +188,11 @@ async def chromium(tmp_path: Path) -> AsyncIterator[DevTools]:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
 async def test_dashboard_in_a_real_browser(dashboard_url: str, tmp_path: Path) -> None:
+    shots = tmp_path / "screenshots"
     async with chromium(tmp_path) as browser:
         await browser.open(f"{dashboard_url}/")
         assert await browser.evaluate("document.querySelectorAll('#states tbody tr').length") == 10
-        await browser.screenshot(SCREENSHOTS / "dashboard.png")
+        await browser.screenshot(shots / "dashboard.png")
 
         # Choosing a state submits the filter form by itself (dashboard.js).
         browser.events.clear()
@@ -215,21 +217,21 @@ async def test_dashboard_in_a_real_browser(dashboard_url: str, tmp_path: Path) -
         heading = await browser.evaluate("document.querySelector('h1').textContent")
         assert heading.startswith("Blocked News")
         assert await browser.evaluate("document.querySelectorAll('svg').length") == 4
-        await browser.screenshot(SCREENSHOTS / "dashboard-target.png")
+        await browser.screenshot(shots / "dashboard-target.png")
 
         await browser.open(f"{dashboard_url}/reports/2026-11/report.html")
         title = await browser.evaluate("document.querySelector('h1').textContent")
         assert title == "blockmon report: 2026-11"
-        await browser.screenshot(SCREENSHOTS / "report.png", max_height=2400)
+        await browser.screenshot(shots / "report.png", max_height=2400)
 
     for name in ("dashboard.png", "dashboard-target.png", "report.png"):
-        assert (SCREENSHOTS / name).read_bytes().startswith(b"\x89PNG")
+        assert (shots / name).read_bytes().startswith(b"\x89PNG")
 
 
 # What the layout test measures in the page (DOM geometry, not by eye): the page must not scroll
 # sideways; no element outside a scrolling box may reach past the viewport; no box that clips
 # (overflow hidden / text-overflow) may hide text; an SVG label must lie inside its SVG and be
-# whole or end with an ellipsis; a URL in a table cell stays on one line.
+# whole or end with an ellipsis; a URL in a table cell takes at most two lines.
 LAYOUT_PROBLEMS_JS = r"""(() => {
   const problems = [];
   const width = document.documentElement.clientWidth;
@@ -262,7 +264,7 @@ LAYOUT_PROBLEMS_JS = r"""(() => {
       problems.push('SVG label cut without an ellipsis: ' + shown);
   }
   for (const code of document.querySelectorAll('td code')) {
-    if (/^https?:/.test(code.textContent) && code.getClientRects().length > 1)
+    if (/^https?:/.test(code.textContent) && code.getClientRects().length > 2)
       problems.push('URL wraps over ' + code.getClientRects().length + ' lines: ' + code.textContent);
   }
   return problems;
