@@ -67,6 +67,10 @@ async def test_dashboard_filters_by_list_membership(two_lists_config: Path) -> N
         assert AZATTYQ in page
         target_page = await (await client.get("/targets/azattyq")).text()
         assert "dns.nxdomain" in target_page
+        target = await (await client.get("/api/v1/targets/azattyq")).json()
+        assert [row["blocking_method"] for row in target["recent_measurements"]] == [
+            "dns.nxdomain"] * 3 + [None]  # the kz round's measurements of its URL too
+        assert sum(cell["blocked"] for cell in target["timeline"][0]["days"]) == 3
 
 
 def _report(config: Path, tmp_path: Path, *lists: str) -> dict[str, Any]:

@@ -170,14 +170,26 @@ _DAILY_COLUMNS = (
 _COUNTED = ("measurements", "anomalies", "blocked", "accessible", "down", "unknown")
 
 
+def _url_or_target(target_id: str, urls: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """A target's rows: measured under its id, or of one of its URLs (under another list's)."""
+    names = {f"url{index}": url for index, url in enumerate(urls[:_UIDS_PER_STATEMENT])}
+    clause = "target_id = :target_id"
+    if names:
+        clause = f"({clause} OR url IN ({', '.join(':' + name for name in names)}))"
+    return clause, {"target_id": target_id, **names}
+
+
 def load_daily_counts(db: ReadDatabase, since: str, until: str,
-                      target_id: str | None = None) -> list[DailyCounts]:
-    """One row per (target, URL, vantage, day) with measured_at in [since, until): one scan."""
+                      target_id: str | None = None,
+                      urls: Sequence[str] = ()) -> list[DailyCounts]:
+    """One row per (target, URL, vantage, day) with measured_at in [since, until): one scan.
+    With `target_id`, that target's rows and those of its `urls` measured under another."""
     params = {"since": store_time(since), "until": store_time(until)}
     where = "measured_at >= :since AND measured_at < :until"
     if target_id is not None:
-        where = f"target_id = :target_id AND {where}"
-        params["target_id"] = target_id
+        clause, names = _url_or_target(target_id, urls)
+        where = f"{clause} AND {where}"
+        params.update(names)
     rows = db.rows(f"{_DAILY_COLUMNS} WHERE {where} "
                    "GROUP BY target_id, url, vantage_id, substr(measured_at, 1, 10)", params)
     return [DailyCounts(**{**row, **{key: _int(row[key]) for key in _COUNTED}}) for row in rows]
@@ -358,14 +370,15 @@ def load_target_row(db: ReadDatabase, target_id: str) -> Target | None:
     return target_from_row(rows[0]) if rows else None
 
 
-def load_recent_measurements(db: ReadDatabase, target_id: str, limit: int = 20) -> list[
-        dict[str, Any]]:
-    """The latest measurements of a target (verdict columns only, no JSON)."""
+def load_recent_measurements(db: ReadDatabase, target_id: str, limit: int = 20,
+                             urls: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The latest measurements of a target and its `urls` (verdict columns only, no JSON)."""
+    clause, names = _url_or_target(target_id, urls)
     return db.rows(
         "SELECT uid, url, vantage_id, probe_asn, measured_at, blocking, accessible, "
         "blocking_method, fingerprint_id, anomaly, confirmation, control_failure "
-        "FROM measurements WHERE target_id = :target_id ORDER BY measured_at DESC, uid DESC "
-        "LIMIT :limit", {"target_id": target_id, "limit": limit})
+        f"FROM measurements WHERE {clause} ORDER BY measured_at DESC, uid DESC "
+        "LIMIT :limit", {**names, "limit": limit})
 
 
 def is_uid(text: str) -> bool:

@@ -22,6 +22,7 @@ from monitor.store.current_states import (
     load_current_states,
     load_filter_choices,
     load_memberships,
+    load_target_urls,
 )
 from monitor.store.queries import (
     ReadDatabase,
@@ -131,13 +132,15 @@ def _target_data(config: DashboardConfig, db: ReadDatabase, store: Store,
     states = load_current_states(db, StateFilters(target_id=target_id))
     if target is None and not states:
         return None
-    recent = load_recent_measurements(db, target_id)
+    urls = load_target_urls(db, target_id)  # a URL shared with another list's target too
+    recent = load_recent_measurements(db, target_id, urls=urls)
     last_measured = max((row["measured_at"] for row in recent), default=None)
     end = (datetime.fromisoformat(last_measured.replace("Z", "+00:00")) if last_measured
            else datetime.now(UTC)).replace(hour=0, minute=0, second=0) + timedelta(days=1)
     window = Period(end - timedelta(days=TIMELINE_DAYS), end, "recent")
     daily = load_daily_counts(db, window.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                              window.end.strftime("%Y-%m-%dT%H:%M:%SZ"), target_id=target_id)
+                              window.end.strftime("%Y-%m-%dT%H:%M:%SZ"), target_id=target_id,
+                              urls=urls)
     timelines = []
     for vantage_id, url in sorted({(row.vantage_id, row.url) for row in daily}):
         cells = day_cells((row for row in daily
