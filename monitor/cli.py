@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, str] = {
     "run": "monitor.commands.run:run",
     "status": "monitor.commands.status:status",
     "history": "monitor.commands.history:history",
+    "show": "monitor.commands.show:show",
     "export": "monitor.commands.export:export",
     "demo": "monitor.commands.demo:demo",
     "collector": "monitor.commands.collector:collector",

@@ -19,7 +19,6 @@ from reports.model import (
     _URL_VERDICT_ORDER,
     VERDICT_ORDER,
     AsnMethods,
-    BlockedPlace,
     Change,
     DayCell,
     HeatRow,
@@ -27,7 +26,6 @@ from reports.model import (
     MethodFinding,
     Report,
     ReportInputs,
-    Summary,
     TargetFinding,
     Timeline,
     UrlEvidence,
@@ -36,6 +34,7 @@ from reports.model import (
     format_share,
 )
 from reports.periods import Period
+from reports.summary import build_overview, build_summary, with_extent
 from targets.model import Target, TargetURL
 
 
@@ -359,44 +358,6 @@ def _methods_by_asn(methods: Iterable[MethodCount]) -> tuple[AsnMethods, ...]:
                  for asn, per_method in sorted(counts.items()))
 
 
-def _summary(findings: list[TargetFinding], inputs: ReportInputs,
-             vantages: dict[str, Vantage], changes: tuple[Change, ...]) -> Summary:
-    def ids(verdict: str) -> tuple[str, ...]:
-        return tuple(finding.target_id for finding in findings if finding.verdict == verdict)
-
-    places: dict[str, list[str]] = defaultdict(list)
-    since_by_place: dict[str, str | None] = {}
-    blocked_since = []
-    for finding in findings:
-        for vantage_finding in finding.vantages:
-            if vantage_finding.verdict != "still blocked":
-                continue
-            vantage_id = vantage_finding.vantage.vantage_id
-            places[vantage_id].append(finding.target_id)
-            starts = [url.state_since if url.state == "blocked" else url.first_blocked_at
-                      for url in vantage_finding.urls if url.verdict == "still blocked"]
-            since = min((start for start in starts if start), default=None)
-            blocked_since.append((finding.target_id, vantage_id, since))
-            since_by_place[vantage_id] = _earliest(since_by_place.get(vantage_id), since)
-    return Summary(
-        targets_total=len(findings),
-        # Measured in the period: a state carried over from before is not a measurement.
-        targets_measured=sum(1 for finding in findings
-                             if any(url.measurements for vantage in finding.vantages
-                                    for url in vantage.urls)),
-        measurements=sum(row.measurements for row in inputs.daily),
-        vantages=len({row.vantage_id for row in inputs.daily}),  # that measured in the period
-        blocked_targets=ids("still blocked"), unblocked_targets=ids("no longer blocked"),
-        never_blocked_targets=ids("never seen blocked"),
-        not_measurable_targets=ids("not measurable"),
-        blocked_where=tuple(BlockedPlace(vantages[vantage_id], tuple(target_ids),
-                                         since_by_place.get(vantage_id))
-                            for vantage_id, target_ids in sorted(places.items())),
-        blocked_since=tuple(blocked_since),
-        new_blocks=sum(1 for change in changes if change.kind == "new block"),
-        unblocks=sum(1 for change in changes if change.kind == "unblock"))
-
-
 METHODOLOGY: Final[tuple[str, ...]] = (
     "Each measurement is an OONI Web Connectivity measurement: the probe resolves, connects, "
     "completes a TLS handshake and fetches each URL, and compares what it saw with an "
@@ -445,17 +406,22 @@ def build_report(inputs: ReportInputs) -> Report:
     for method in inputs.methods:
         methods_by_pair[(method.vantage_id, method.url)].append(method)
 
-    findings = [_target_finding(target, tallies, vantages, inputs, methods_by_pair,
-                                start_states, end_states) for target in targets]
+    findings = [with_extent(_target_finding(target, tallies, vantages, inputs, methods_by_pair,
+                                            start_states, end_states), target, inputs)
+                for target in targets]
     names = {target.id: target.name for target in targets}
     changes = _changes(inputs, names)
+    # Blocked first, then lifted, then the rest; registry order within each.
+    findings.sort(key=lambda finding: VERDICT_ORDER.index(finding.verdict)
+                  if finding.verdict in VERDICT_ORDER else len(VERDICT_ORDER))
     claims = tuple(finding for finding in findings if finding.claim is not None)
     others = tuple(finding for finding in findings
                    if finding.claim is None and finding.vantages)
+    urls_of = {target.id: {target_url.url for target_url in target.urls} for target in targets}
     heatmap = tuple(
         HeatRow(finding.target_id, finding.target_name,
                 day_cells((row for (vantage_id, url), tally in tallies.items()
-                            if url_owner.get(url) == finding.target_id
+                            if url in urls_of.get(finding.target_id, ())
                             for row in tally.days.values()), inputs.period))
         for finding in (*claims, *others) if finding.vantages)
     uids = [uid for finding in findings for vantage in finding.vantages for url in vantage.urls
@@ -463,11 +429,13 @@ def build_report(inputs: ReportInputs) -> Report:
     uids += [change.measurement_uid for change in changes if change.measurement_uid]
     return Report(
         title=inputs.title, period=inputs.period, generated_at=inputs.generated_at,
-        summary=_summary([*claims, *others], inputs, vantages, changes),
+        summary=build_summary([*claims, *others], inputs, vantages, changes),
         claims=claims, others=others, changes=changes,
         methods_by_asn=_methods_by_asn(inputs.methods), heatmap=heatmap,
         methodology=METHODOLOGY, caveats=CAVEATS,
-        evidence_uids=tuple(dict.fromkeys(uids)))
+        evidence_uids=tuple(dict.fromkeys(uids)), lists=inputs.lists,
+        overview=build_overview(inputs, {url for target in targets
+                                         for url in urls_of[target.id]}))
 
 
 __all__ = ["AsnMethods", "DayCell", "HeatRow", "Report", "ReportInputs", "Timeline",

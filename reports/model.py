@@ -47,6 +47,8 @@ class ReportInputs:
     outcomes: Mapping[str, MeasurementOutcome]
     evidence: Mapping[str, EvidenceDetail]
     title: str = "blockmon report"
+    lists: tuple[str, ...] = ()  # the lists the report is limited to; () = every list
+    memberships: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # url -> lists
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +145,15 @@ class TargetFinding:
     lineage: tuple[LineageEntry, ...]
     vantages: tuple[VantageFinding, ...]
     timelines: tuple[Timeline, ...]
+    # Where a "still blocked" target is blocked (docs/reports.md, "Claim verdicts"): "blocked on
+    # its current domain", "blocked on a former domain only" or "blocked on some URLs".
+    extent: str | None = None
+    lists: tuple[str, ...] = ()
+
+    @property
+    def verdict_words(self) -> str:
+        """The verdict as a reader sees it: a block says where it holds."""
+        return self.extent or self.verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,8 +191,12 @@ class Summary:
     not_measurable_targets: tuple[str, ...]
     blocked_where: tuple[BlockedPlace, ...]
     blocked_since: tuple[tuple[str, str, str | None], ...]  # (target, vantage, since)
-    new_blocks: int
-    unblocks: int
+    new_blocks: int  # confirmed blocks that began in the period, per URL and vantage
+    unblocks: int  # and that ended
+    down_targets: tuple[str, ...] = ()  # measured, but down for the control too
+    urls_total: int = 0  # distinct URLs: one in two lists or targets counts once
+    urls_measured: int = 0
+    blocked_urls: tuple[str, ...] = ()  # distinct URLs still blocked on some vantage
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +214,16 @@ class HeatRow:
 
 
 @dataclass(frozen=True, slots=True)
+class OverviewPoint:
+    """How many distinct URLs of one list were blocked on one day from one vantage."""
+
+    day: str
+    list_name: str
+    vantage_id: str
+    blocked_urls: int
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     title: str
     period: Period
@@ -212,6 +237,8 @@ class Report:
     methodology: tuple[str, ...]
     caveats: tuple[str, ...]
     evidence_uids: tuple[str, ...] = field(default=())
+    lists: tuple[str, ...] = ()  # the lists the report is limited to; () = every list
+    overview: tuple[OverviewPoint, ...] = ()  # blocked URLs per day, list and vantage
 
 
 def format_share(share: float) -> str:

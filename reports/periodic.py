@@ -14,7 +14,7 @@ from monitor.store import open_store
 from monitor.store.queries import ReadDatabase, load_targets
 from reports.collect import merge_targets
 from reports.periods import Period, previous_month, previous_week
-from reports.write import FORMATS, generate_report
+from reports.write import DEFAULT_FORMATS, generate_report
 from targets import load_registry
 
 log = logging.getLogger(__name__)
@@ -26,13 +26,21 @@ MONTHLY_CRON = "40 0 1 * *"
 
 
 def write_archived_report(settings: Settings, period: Period) -> Path:
-    """Opens the configured store, writes the period's report into [reports] out_dir."""
+    """Opens the configured store, writes the period's report into [reports] out_dir, and
+    one per list of [reports] lists (a list not stored yet is logged and skipped)."""
     store = open_store(settings.storage.database_url, migrate=False)
     try:
         registry = list(load_registry(settings.targets.registry_path).targets)
         targets = merge_targets(registry, load_targets(ReadDatabase(store)))
-        written = generate_report(store, period, settings.reports.out_dir, FORMATS,
+        written = generate_report(store, period, settings.reports.out_dir, DEFAULT_FORMATS,
                                   targets=targets)
+        for list_name in settings.reports.lists:
+            try:
+                generate_report(store, period, settings.reports.out_dir, DEFAULT_FORMATS,
+                                targets=targets, lists=(list_name,))
+            except ValueError as error:
+                log.warning("report %s of list %s not written: %s", period.label, list_name,
+                            error)
     finally:
         store.close()
     return written.directory

@@ -8,8 +8,14 @@ from pathlib import Path
 import jinja2
 
 from reports.build import Report
-from reports.charts import render_heatmap_svg, render_methods_by_asn_svg, render_timeline_svg
+from reports.charts import (
+    render_heatmap_svg,
+    render_methods_by_asn_svg,
+    render_overview_svg,
+    render_timeline_svg,
+)
 from reports.formatting import evidence_path, format_share, verdict_class, when
+from reports.summary import summary_lines
 
 _TEMPLATES = Path(__file__).parent / "templates"
 
@@ -18,6 +24,7 @@ _TEMPLATES = Path(__file__).parent / "templates"
 class ReportCharts:
     heatmap: str
     methods: str
+    overview: str  # blocked URLs per day, by list and vantage
     timelines: dict[tuple[str, str], str]  # (target id, vantage id) -> SVG
 
 
@@ -26,6 +33,9 @@ def render_charts(report: Report) -> ReportCharts:
     return ReportCharts(
         heatmap=render_heatmap_svg(report.heatmap),
         methods=render_methods_by_asn_svg(report.methods_by_asn),
+        overview=render_overview_svg(
+            [(point.day, f"{point.list_name or '(no list)'} at {point.vantage_id}",
+              point.blocked_urls) for point in report.overview], report.period.days),
         timelines={(finding.target_id, timeline.vantage_id): render_timeline_svg(
             timeline, f"{finding.target_name} from {timeline.vantage_id}, per day")
             for finding in findings for timeline in finding.timelines})
@@ -36,7 +46,8 @@ def template_environment() -> jinja2.Environment:
                                      autoescape=True, undefined=jinja2.StrictUndefined,
                                      trim_blocks=True, lstrip_blocks=True)
     environment.globals.update(when=when, format_share=format_share,
-                               verdict_class=verdict_class, evidence_path=evidence_path)
+                               verdict_class=verdict_class, evidence_path=evidence_path,
+                               summary_lines=summary_lines)
     return environment
 
 

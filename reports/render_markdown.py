@@ -8,6 +8,7 @@ import re
 from reports.formatting import evidence_path, format_share, when
 from reports.model import Report, TargetFinding
 from reports.render_html import render_charts
+from reports.summary import summary_lines
 
 
 def _slug(text: str) -> str:
@@ -24,7 +25,8 @@ def timeline_file(target_id: str, vantage_id: str) -> str:
 def chart_files(report: Report) -> dict[str, str]:
     """Relative path -> SVG text, for every chart the Markdown report links."""
     charts = render_charts(report)
-    files = {"charts/heatmap.svg": charts.heatmap, "charts/methods-by-asn.svg": charts.methods}
+    files = {"charts/heatmap.svg": charts.heatmap, "charts/methods-by-asn.svg": charts.methods,
+             "charts/blocked-per-day.svg": charts.overview}
     for (target_id, vantage_id), svg in charts.timelines.items():
         files[timeline_file(target_id, vantage_id)] = svg
     return files
@@ -49,7 +51,8 @@ def _code(text: str) -> str:
 
 
 def _finding(finding: TargetFinding) -> list[str]:
-    lines = [f"### {_cell(finding.target_name)} — **{finding.verdict}**", ""]
+    lists = f" (list {', '.join(finding.lists)})" if finding.lists else ""
+    lines = [f"### {_cell(finding.target_name)} — **{finding.verdict_words}**{_cell(lists)}", ""]
     if finding.claim:
         lines += [f"> “{_cell(finding.claim.quote)}”", "",
                   f"Briefing (2015), section “{_cell(finding.claim.section)}”, line "
@@ -86,18 +89,10 @@ def render_markdown(report: Report) -> str:
     summary = report.summary
     lines = [f"# {report.title}: {report.period.label}", "",
              f"Period {report.period.description}. Generated {when(report.generated_at)}.", "",
+             *([f"Limited to the list{'s' if len(report.lists) > 1 else ''} "
+                f"{_cell(', '.join(report.lists))}.", ""] if report.lists else []),
              "## Summary", "",
-             f"- Blocked at the end of the period: {len(summary.blocked_targets)} "
-             f"({_cell(', '.join(summary.blocked_targets)) or 'none'})",
-             f"- No longer blocked: {len(summary.unblocked_targets)} "
-             f"({_cell(', '.join(summary.unblocked_targets)) or 'none'})",
-             f"- Never seen blocked: {len(summary.never_blocked_targets)} "
-             f"({_cell(', '.join(summary.never_blocked_targets)) or 'none'})",
-             f"- Not measurable: {len(summary.not_measurable_targets)} "
-             f"({_cell(', '.join(summary.not_measurable_targets)) or 'none'})",
-             f"- New blocks: {summary.new_blocks}; unblocks: {summary.unblocks}",
-             f"- {summary.targets_total} targets, {summary.targets_measured} measured; "
-             f"{summary.measurements} measurements from {summary.vantages} vantage points", ""]
+             *[f"- {_cell(line)}" for line in summary_lines(report.summary)], ""]
     if summary.blocked_where:
         lines += ["| vantage | country | ASN | network | blocked targets | blocked since |",
                   "|---|---|---|---|---|---|"]
@@ -107,7 +102,9 @@ def render_markdown(report: Report) -> str:
                   f"| {_cell(', '.join(place.target_ids))} | {when(place.since)} |"
                   for place in summary.blocked_where]
         lines.append("")
-    lines += ["## Overview", "", "![Blocking by target and day](charts/heatmap.svg)", "",
+    lines += ["## Overview", "",
+              "![Blocked URLs per day, by list and vantage](charts/blocked-per-day.svg)", "",
+              "![Blocking by target and day](charts/heatmap.svg)", "",
               "![Blocked measurements by network and method](charts/methods-by-asn.svg)", "",
               "## Changes in the period", ""]
     if report.changes:

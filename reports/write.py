@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,15 +17,29 @@ from monitor.store.queries import ReadDatabase, is_uid, load_measurement_documen
 from reports.build import Report, build_report
 from reports.collect import collect_inputs
 from reports.periods import Period
+from reports.render_csv import render_csv_tables
 from reports.render_html import render_html
 from reports.render_json import render_json
 from reports.render_markdown import chart_files, render_markdown
 from targets.model import Target
 
-FORMATS: Final[tuple[str, ...]] = ("html", "md", "json")
+# What `report` writes unless told; csv (a folder of one file per table) on request.
+DEFAULT_FORMATS: Final[tuple[str, ...]] = ("html", "md", "json")
+FORMATS: Final[tuple[str, ...]] = (*DEFAULT_FORMATS, "csv")
 _FILE_NAMES: Final[dict[str, str]] = {"html": "report.html", "md": "report.md",
-                                      "json": "report.json"}
-_LABEL = re.compile(r"\d{4}-(\d{2}|W\d{2}|\d{2}-\d{2}_\d{4}-\d{2}-\d{2})")
+                                      "json": "report.json", "csv": "csv/targets.csv"}
+_LABEL = re.compile(r"\d{4}-(\d{2}|W\d{2}|\d{2}-\d{2}_\d{4}-\d{2}-\d{2})(--[A-Za-z0-9_.+-]+)?")
+_LIST_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def archive_label(period: Period, lists: Iterable[str] = ()) -> str:
+    """The archive folder of a report: the period, then `--` and its lists when limited
+    (2026-12--briefing, 2026-12--briefing+kz); a list name unfit for a folder is refused."""
+    chosen = list(dict.fromkeys(lists))
+    for name in chosen:
+        if not _LIST_NAME.fullmatch(name):
+            raise ValueError(f"list name {name!r}: use letters, digits, '.', '_' or '-'")
+    return period.label + (f"--{'+'.join(chosen)}" if chosen else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +47,7 @@ class WrittenReport:
     directory: Path
     files: tuple[Path, ...]
     evidence_count: int
+    measurements: int = 0  # in the period (0: an empty report)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +80,7 @@ def _write_text(path: Path, text: str) -> Path:
 def write_report(report: Report, out_dir: str | Path, formats: Iterable[str],
                  documents: Mapping[str, str]) -> WrittenReport:
     """Writes the chosen formats and the evidence JSON of `documents` under out_dir/<label>/."""
-    directory = Path(out_dir) / report.period.label
+    directory = Path(out_dir) / archive_label(report.period, report.lists)
     written: list[Path] = []
     chosen = list(dict.fromkeys(formats))
     for name in chosen:
@@ -77,6 +93,9 @@ def write_report(report: Report, out_dir: str | Path, formats: Iterable[str],
             written.append(_write_text(directory / _FILE_NAMES[name], render_markdown(report)))
             for relative, svg in chart_files(report).items():
                 written.append(_write_text(directory / relative, svg))
+        elif name == "csv":
+            for file_name, text in render_csv_tables(report).items():
+                written.append(_write_text(directory / "csv" / file_name, text))
         else:
             written.append(_write_text(directory / _FILE_NAMES[name], render_json(report)))
     count = 0
@@ -90,12 +109,15 @@ def write_report(report: Report, out_dir: str | Path, formats: Iterable[str],
 
 
 def generate_report(store: Store, period: Period, out_dir: str | Path,
-                    formats: Iterable[str] = FORMATS, *, targets: list[Target] | None = None,
-                    now: datetime | None = None) -> WrittenReport:
-    """Reads the period from the store, builds the report, writes it and its evidence."""
-    report = build_report(collect_inputs(store, period, targets, now=now))
+                    formats: Iterable[str] = DEFAULT_FORMATS, *, targets: list[Target] | None = None,
+                    now: datetime | None = None, lists: Sequence[str] = ()) -> WrittenReport:
+    """Reads the period from the store, builds the report, writes it and its evidence.
+    `lists` limits it to those lists (its folder says which: archive_label)."""
+    archive_label(period, lists)  # refuses a bad list name before any work
+    report = build_report(collect_inputs(store, period, targets, now=now, lists=lists))
     documents = load_measurement_documents(ReadDatabase(store), report.evidence_uids)
-    return write_report(report, out_dir, formats, documents)
+    written = write_report(report, out_dir, formats, documents)
+    return dataclasses.replace(written, measurements=report.summary.measurements)
 
 
 def list_archive(out_dir: str | Path) -> list[ArchivedReport]:

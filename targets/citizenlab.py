@@ -31,7 +31,18 @@ def decode_test_list(raw: bytes, file: str) -> str:
 
 
 def parse_citizenlab_text(text: str, file: str, list_name: str) -> TargetList:
-    """Targets from test-list CSV text (pure). Row numbers count the header as row 1."""
+    """Targets from test-list CSV text (pure); the first problem rejects the file (raised).
+    Row numbers count the header as row 1."""
+    target_list, problems = check_citizenlab_text(text, file, list_name)
+    if problems:
+        raise problems[0]
+    return target_list
+
+
+def check_citizenlab_text(text: str, file: str,
+                          list_name: str) -> tuple[TargetList, list[TargetFileError]]:
+    """The rows that are fine and every problem of the others (pure): `targets validate`
+    reports them all in one run. A bad header is raised: no row can be read without it."""
     if problem := slug_problem(list_name):
         raise TargetFileError(file, f"list name: {problem}", value=list_name)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
@@ -54,6 +65,7 @@ def parse_citizenlab_text(text: str, file: str, list_name: str) -> TargetList:
     position = {column: columns.index(column) for column in CITIZENLAB_COLUMNS}
 
     targets: list[Target] = []
+    problems: list[TargetFileError] = []
     used_ids: set[str] = set()
     first_row_of_url: dict[str, int] = {}
     while True:
@@ -63,38 +75,47 @@ def parse_citizenlab_text(text: str, file: str, list_name: str) -> TargetList:
         except StopIteration:
             break
         except csv.Error as error:
-            raise TargetFileError(file, f"malformed CSV ({error})", row=row_line) from None
+            # The reader cannot go past broken quoting: what came before is still checked.
+            problems.append(TargetFileError(file, f"malformed CSV ({error})", row=row_line))
+            break
         if not any(field.strip() for field in fields):
             continue  # blank line
         if len(fields) != len(columns):
-            raise TargetFileError(
+            problems.append(TargetFileError(
                 file, f"{len(fields)} fields, expected {len(columns)} ({','.join(columns)})",
-                row=row_line, value=",".join(fields),
-            )
+                row=row_line, value=",".join(fields)))
+            continue
         value = {column: fields[index].strip() for column, index in position.items()}
-        _check_row(value, file, row_line, first_row_of_url)
-        targets.append(_target_from_row(value, list_name, used_ids))
-    return TargetList(list_name, tuple(targets))
+        row_problems = _row_problems(value, file, row_line, first_row_of_url)
+        problems += row_problems
+        if not row_problems:
+            targets.append(_target_from_row(value, list_name, used_ids))
+    return TargetList(list_name, tuple(targets)), problems
 
 
-def _check_row(value: dict[str, str], file: str, row: int, first_row_of_url: dict[str, int]) -> None:
-    """Raise TargetFileError for the row's first problem; remember its URL for duplicates."""
+def _row_problems(value: dict[str, str], file: str, row: int,
+                  first_row_of_url: dict[str, int]) -> list[TargetFileError]:
+    """Every problem of one row; remembers its URL for duplicates."""
 
-    def fail(key: str, message: str) -> TargetFileError:
+    def problem(key: str, message: str) -> TargetFileError:
         return TargetFileError(file, f"{key}: {message}", row=row, key=key, value=value[key])
 
+    found = []
     url = value["url"]
-    if problem := url_problem(url):
-        raise fail("url", problem)
+    if url_error := url_problem(url):
+        found.append(problem("url", url_error))
     code = value["category_code"]
     if not is_known_category(code):
-        raise fail("category_code", f"unknown category code {code!r}")
-    if value["date_added"] and (problem := date_problem(value["date_added"])):
-        raise fail("date_added", problem)
-    duplicate_of = first_row_of_url.get(canonical_url(url))
-    if duplicate_of is not None:
-        raise fail("url", f"duplicate URL {url!r} (first on row {duplicate_of})")
-    first_row_of_url[canonical_url(url)] = row
+        found.append(problem("category_code", f"unknown category code {code!r}"))
+    if value["date_added"] and (date_error := date_problem(value["date_added"])):
+        found.append(problem("date_added", date_error))
+    if not url_error:
+        duplicate_of = first_row_of_url.get(canonical_url(url))
+        if duplicate_of is not None:
+            found.append(problem("url", f"duplicate URL {url!r} (first on row {duplicate_of})"))
+        else:
+            first_row_of_url[canonical_url(url)] = row
+    return found
 
 
 def _target_from_row(value: dict[str, str], list_name: str, used_ids: set[str]) -> Target:
@@ -130,6 +151,11 @@ def _target_from_row(value: dict[str, str], list_name: str, used_ids: set[str]) 
 
 def import_citizenlab_csv(csv_path: str | Path, name: str) -> TargetList:
     """Read and check a Citizen Lab CSV; raises TargetFileError naming file, row and value."""
+    return parse_citizenlab_text(read_test_list(csv_path), str(csv_path), name)
+
+
+def read_test_list(csv_path: str | Path) -> str:
+    """The text of a test-list file; TargetFileError when it cannot be read as UTF-8."""
     path = Path(csv_path)
     try:
         raw = path.read_bytes()
@@ -137,4 +163,4 @@ def import_citizenlab_csv(csv_path: str | Path, name: str) -> TargetList:
         raise TargetFileError(str(path), "no such test-list file") from None
     except IsADirectoryError:
         raise TargetFileError(str(path), "is a directory, expected a CSV file") from None
-    return parse_citizenlab_text(decode_test_list(raw, str(path)), str(path), name)
+    return decode_test_list(raw, str(path))

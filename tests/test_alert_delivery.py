@@ -98,7 +98,7 @@ async def test_a_confirmed_block_reaches_the_webhook_signed_and_complete(
     [where] = body["where"]
     assert (where["vantage_id"], where["probe_asn"], where["method"], where["since"]) == (
         "kz-almaty-1", "AS9198", "dns.nxdomain", "2026-11-25T18:10:00Z")
-    assert where["evidence_url"] == f"https://dash.example.org/api/v1/measurements/{where['evidence_uid']}"
+    assert where["evidence_url"] == f"https://dash.example.org/measurements/{where['evidence_uid']}"
     assert store.load_measurement(where["evidence_uid"])["input"] == SITES[0]
     assert message["headers"]["X-Blockmon-Delivery"].isdigit()
     [row] = AlertTables(store).list_alerts(state="all")

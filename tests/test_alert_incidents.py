@@ -175,11 +175,11 @@ def test_the_alert_says_what_where_since_how_evidence_and_the_briefing_claim() -
                                   "since 2026-11-25T18:00:00Z")
     where = payload["where"][0]
     assert where["evidence_url"] == \
-        "https://blockmon.example.org/api/v1/measurements/uid-kz-1-azattyq"
+        "https://blockmon.example.org/measurements/uid-kz-1-azattyq"
     assert payload["target"]["briefing"]["quote"] == "Azattyq was blocked"
     text = render_text(payload)
     assert 'Briefing, Internet censorship: "Azattyq was blocked"' in text
-    assert "evidence: https://blockmon.example.org/api/v1/measurements/uid-kz-1-azattyq" in text
+    assert "evidence: https://blockmon.example.org/measurements/uid-kz-1-azattyq" in text
 
 
 def test_dedup_keys_differ_per_change_and_repeat_for_the_same_change() -> None:

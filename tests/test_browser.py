@@ -1,7 +1,8 @@
 """Real headless Chromium against `blockmon serve`: filter, target page, screenshots for the docs.
 
-Chromium is driven over the DevTools protocol (its websocket, with aiohttp). The screenshots land
-in docs/screenshots/ (dashboard.png, dashboard-target.png, report.png).
+Chromium is driven over the DevTools protocol (its websocket, with aiohttp). The test's own
+screenshots go to its temporary folder; the ones in docs/screenshots/ come from the demo
+(`python -m tests.demo_screenshots`).
 """
 
 from __future__ import annotations
@@ -187,10 +188,11 @@ async def chromium(tmp_path: Path) -> AsyncIterator[DevTools]:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
 async def test_dashboard_in_a_real_browser(dashboard_url: str, tmp_path: Path) -> None:
+    shots = tmp_path / "screenshots"
     async with chromium(tmp_path) as browser:
         await browser.open(f"{dashboard_url}/")
         assert await browser.evaluate("document.querySelectorAll('#states tbody tr').length") == 10
-        await browser.screenshot(SCREENSHOTS / "dashboard.png")
+        await browser.screenshot(shots / "dashboard.png")
 
         # Choosing a state submits the filter form by itself (dashboard.js).
         browser.events.clear()
@@ -215,12 +217,78 @@ async def test_dashboard_in_a_real_browser(dashboard_url: str, tmp_path: Path) -
         heading = await browser.evaluate("document.querySelector('h1').textContent")
         assert heading.startswith("Blocked News")
         assert await browser.evaluate("document.querySelectorAll('svg').length") == 4
-        await browser.screenshot(SCREENSHOTS / "dashboard-target.png")
+        await browser.screenshot(shots / "dashboard-target.png")
 
         await browser.open(f"{dashboard_url}/reports/2026-11/report.html")
         title = await browser.evaluate("document.querySelector('h1').textContent")
         assert title == "blockmon report: 2026-11"
-        await browser.screenshot(SCREENSHOTS / "report.png", max_height=2400)
+        await browser.screenshot(shots / "report.png", max_height=2400)
 
     for name in ("dashboard.png", "dashboard-target.png", "report.png"):
-        assert (SCREENSHOTS / name).read_bytes().startswith(b"\x89PNG")
+        assert (shots / name).read_bytes().startswith(b"\x89PNG")
+
+
+# What the layout test measures in the page (DOM geometry, not by eye): the page must not scroll
+# sideways; no element outside a scrolling box may reach past the viewport; no box that clips
+# (overflow hidden / text-overflow) may hide text; an SVG label must lie inside its SVG and be
+# whole or end with an ellipsis; a URL in a table cell takes at most two lines.
+LAYOUT_PROBLEMS_JS = r"""(() => {
+  const problems = [];
+  const width = document.documentElement.clientWidth;
+  const name = el => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') +
+    (el.className && typeof el.className === 'string' ? '.' + el.className.split(' ')[0] : '') +
+    ' "' + (el.textContent || '').trim().slice(0, 40) + '"';
+  const scrolls = el => { for (let p = el.parentElement; p; p = p.parentElement) {
+      const o = getComputedStyle(p).overflowX; if (o === 'auto' || o === 'scroll') return true; }
+    return false; };
+  if (document.documentElement.scrollWidth > width + 1)
+    problems.push('page scrolls sideways: ' + document.documentElement.scrollWidth + ' > ' + width);
+  for (const el of document.body.querySelectorAll('*')) {
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 && box.height === 0) continue;
+    if (el.closest('svg') && el.tagName.toLowerCase() !== 'svg') continue;
+    if (!scrolls(el) && (box.right > width + 1 || box.left < -1))
+      problems.push('past the page (' + Math.round(box.left) + '..' + Math.round(box.right) +
+                    ' of ' + width + '): ' + name(el));
+    const style = getComputedStyle(el);
+    if ((style.overflowX === 'hidden' || style.textOverflow === 'ellipsis') &&
+        el.scrollWidth > el.clientWidth + 1) problems.push('text cut: ' + name(el));
+  }
+  for (const text of document.querySelectorAll('svg text')) {
+    const svg = text.ownerSVGElement.getBoundingClientRect(), box = text.getBoundingClientRect();
+    if (box.left < svg.left - 1 || box.right > svg.right + 1)
+      problems.push('SVG label outside its chart: ' + text.textContent);
+    const title = text.querySelector('title');
+    const shown = [...text.childNodes].filter(n => n.nodeType === 3).map(n => n.textContent).join('');
+    if (title && shown !== title.textContent && !shown.endsWith('\u2026'))
+      problems.push('SVG label cut without an ellipsis: ' + shown);
+  }
+  for (const code of document.querySelectorAll('td code')) {
+    if (/^https?:/.test(code.textContent) && code.getClientRects().length > 2)
+      problems.push('URL wraps over ' + code.getClientRects().length + ' lines: ' + code.textContent);
+  }
+  return problems;
+})()"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
+async def test_pages_fit_the_screen_on_a_desktop_and_a_phone(dashboard_url: str,
+                                                             tmp_path: Path) -> None:
+    # Finding 8 (issue 15): claim tables past their card, labels cut, URLs over three lines.
+    async with chromium(tmp_path) as browser:
+        await browser.open(f"{dashboard_url}/api/v1/states?state=blocked")
+        uid = json.loads(await browser.evaluate("document.body.innerText"))["states"][0][
+            "last_uid"]
+        pages = ("/", "/targets/blockednews", f"/measurements/{uid}",
+                 "/reports/2026-11/report.html")
+        found: dict[str, list[str]] = {}
+        for width, mobile in ((1400, False), (390, True)):
+            await browser.call("Emulation.setDeviceMetricsOverride", width=width, height=900,
+                               deviceScaleFactor=1, mobile=mobile)
+            for page in pages:
+                await browser.open(f"{dashboard_url}{page}")
+                problems = await browser.evaluate(LAYOUT_PROBLEMS_JS)
+                if problems:
+                    found[f"{page} at {width} px"] = problems[:8]
+        assert await browser.evaluate("document.querySelectorAll('svg text').length") > 0
+    assert found == {}

@@ -23,12 +23,26 @@ def test_next_steps_name_the_demo_config_and_the_confirmed_blocks(tmp_path):
         {"target_id": "today-kz", "state": "accessible", "method": None},
     ]
     text = render_next_steps(tmp_path, states, month="2026-11")
-    assert "2 confirmed blocks: azattyq (tls.timeout), fergana (dns.nxdomain); 1 URLs accessible" \
-        in text
+    assert ("3 URLs confirmed blocked, in 2 targets: azattyq (tls.timeout), fergana "
+            "(dns.nxdomain); 1 URLs accessible") in text
     assert f"blockmon --config {tmp_path / 'blockmon.toml'} status" in text
     assert f"blockmon --config {tmp_path / 'blockmon.toml'} history azattyq" in text
-    assert f"report --period 2026-11 --format html --out {tmp_path / 'reports'}" in text
+    # Finding 4 (issue 15): the report goes to the demo's [reports] out_dir, which serve shows.
+    assert f"report --period 2026-11    # into {tmp_path / 'reports'}" in text
+    assert "--out" not in text
     assert f"blockmon --config {tmp_path / 'blockmon.toml'} serve" in text
+
+
+def test_the_demo_settings_set_the_report_folder_serve_shows(tmp_path):
+    from monitor.commands.demo import write_demo_config
+    from monitor.settings import load_settings
+
+    class Facts:
+        censored_resolver, censored_source = "127.0.0.53", "127.0.0.2"
+        ca_file, public_range = str(tmp_path / "ca.pem"), "127.0.0.0/8"
+
+    config = write_demo_config(tmp_path, Facts(), "http://127.0.0.1:9/")  # type: ignore[arg-type]
+    assert load_settings(config, environ={}).reports.out_dir == str(tmp_path / "reports")
 
 
 def test_every_scripted_block_is_a_briefing_hostname():

@@ -86,9 +86,9 @@ def test_status_lists_blocked_first_with_since_and_the_spool(config: Path) -> No
     result = invoke(config, "status")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split() == ["STATE", "METHOD", "SINCE", "VANTAGE", "TARGET", "URL"]
+    assert lines[0].split() == ["STATE", "METHOD", "SINCE", "VANTAGE", "TARGET", "LISTS", "URL"]
     assert lines[1].split() == ["blocked", "dns.nxdomain", "2026-11-20T10:00:00Z",
-                                "kz-almaty-1", "azattyq", AZATTYQ]
+                                "kz-almaty-1", "azattyq", "briefing", AZATTYQ]
     assert lines[2].split()[0] == "anomaly"
     assert lines[3].split()[0] == "accessible"
     assert "3 URLs: 1 blocked, 1 anomaly, 1 accessible" in result.output

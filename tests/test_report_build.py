@@ -38,8 +38,12 @@ def test_summary_counts_targets_by_verdict(report: Report) -> None:
     assert summary.blocked_targets == ("blockednews",)
     assert summary.unblocked_targets == ("lifted",)
     assert summary.never_blocked_targets == ("openpaper",)
-    assert summary.not_measurable_targets == ("deadsite", "unmeasured")
+    # Finding 2: a site down for the control too was measured; it is "down", not unmeasurable.
+    assert summary.not_measurable_targets == ("unmeasured",)
+    assert summary.down_targets == ("deadsite",)
     assert (summary.targets_total, summary.targets_measured, summary.vantages) == (5, 4, 2)
+    assert summary.targets_measured + len(summary.not_measurable_targets) \
+        == summary.targets_total
     # 4 measured targets with 5 URLs, 2 vantages, 60 measurements each in November.
     assert summary.measurements == 5 * 2 * 60
 

@@ -7,11 +7,13 @@ from datetime import UTC, datetime
 import pytest
 
 from monitor.store import open_store
-from monitor.store.queries import (
-    ReadDatabase,
+from monitor.store.current_states import (
     StateFilters,
     load_current_states,
     load_filter_choices,
+)
+from monitor.store.queries import (
+    ReadDatabase,
 )
 from reports.build import build_report
 from reports.collect import collect_inputs

@@ -152,14 +152,15 @@ def test_once_measures_confirms_and_prints_the_closing_table(tmp_path, lab_info,
 
     assert result.exit_code == 0, result.output
     progress = result.stderr.strip().splitlines()
-    assert progress[-1] == "4/4 measured, 2 blocked"  # 3 URLs and one confirmation re-test
+    # Finding 7 (issue 15): 3 URLs and one confirmation re-test, counted apart.
+    assert progress[-1] == "3/3 URLs measured, 1 anomalous; re-tests 1/1"
     table = result.stdout.splitlines()
-    assert table[0].split() == ["target", "urls", "blocked", "state", "methods", "failures"]
+    assert table[0].split() == ["target", "urls", "anomalous", "state", "methods", "failures"]
     assert table[2].split() == ["censored", "1", "1", "blocked", "dns.nxdomain",
                                 "dns_nxdomain_error"]
     assert table[3].split() == ["honest", "2", "0", "accessible", "-", "-"]
-    assert table[4] == ("list lab: 2 targets, 3 URLs, 1 targets with blocked URLs "
-                        "(1 URLs confirmed blocked), round ok")
+    assert table[4] == ("list lab: 3 URLs of 2 targets; 1 URL anomalous, 1 URL confirmed "
+                        "blocked (1 target), 0 awaiting re-tests; round ok")
 
 
 async def test_service_runs_rounds_confirms_through_the_scheduler_and_stops(tmp_path):
@@ -216,19 +217,47 @@ def test_progress_redraws_one_line_on_a_terminal_and_prints_lines_otherwise():
 
     from monitor.service.progress import ProgressReporter, UrlOutcome
 
-    def outcome(blocking):
-        return UrlOutcome("t", "https://a.example/", "uid", blocking, None, None, None, None)
+    def outcome(blocking, url="https://a.example/", confirmation=0):
+        return UrlOutcome("t", url, "uid", blocking, None, None, None, None,
+                          confirmation=confirmation)
 
     terminal, pipe = io.StringIO(), io.StringIO()
     for stream, is_tty in ((terminal, True), (pipe, False)):
         reporter = ProgressReporter(stream, 2, is_tty=is_tty)
         reporter.record(outcome("dns"))
-        reporter.record(outcome(False))
+        reporter.record(outcome(False, "https://b.example/"))
         reporter.close()
     assert terminal.getvalue() == (
-        "\r[###############---------------] 1/2 measured, 1 blocked"
-        "\r[##############################] 2/2 measured, 1 blocked\n")
-    assert pipe.getvalue() == "1/2 measured, 1 blocked\n2/2 measured, 1 blocked\n"
+        "\r[###############---------------] 1/2 URLs measured, 1 anomalous"
+        "\r[##############################] 2/2 URLs measured, 1 anomalous\n")
+    assert pipe.getvalue() == ("1/2 URLs measured, 1 anomalous\n"
+                               "2/2 URLs measured, 1 anomalous\n")
+
+
+def test_progress_counts_urls_and_retests_apart():
+    # Finding 7 (issue 15): 31 URLs and 6 re-tests read "37/37 measured, 9 blocked" before.
+    import io
+
+    from monitor.service.progress import ProgressReporter, UrlOutcome, render_round_table
+
+    pipe = io.StringIO()
+    reporter = ProgressReporter(pipe, 3, is_tty=False)
+    outcomes = [UrlOutcome("a", "https://a/", "u1", False, True, None, None, "accessible"),
+                UrlOutcome("z", "https://z/", "u2", "dns", False, "dns.nxdomain", None, "anomaly"),
+                UrlOutcome("m", "https://m/", "u3", False, True, None, None, "accessible")]
+    for item in outcomes:
+        reporter.record(item)
+    reporter.add_total(2)
+    for confirmation in (1, 2):
+        retest = UrlOutcome("z", "https://z/", f"r{confirmation}", "dns", False, "dns.nxdomain",
+                            None, "blocked" if confirmation == 2 else "anomaly",
+                            confirmation=confirmation)
+        outcomes.append(retest)
+        reporter.record(retest)
+    assert pipe.getvalue().splitlines()[-1] == "3/3 URLs measured, 1 anomalous; re-tests 2/2"
+    # Finding 6: the blocked target heads the table, not its alphabetical place.
+    rows = render_round_table(outcomes).splitlines()
+    assert [row.split()[0] for row in rows[2:]] == ["z", "a", "m"]
 
 
 async def test_service_uploads_the_spool_to_the_collector(tmp_path):

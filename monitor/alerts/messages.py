@@ -27,8 +27,9 @@ _HEADLINES = {
 def evidence_url(dashboard_url: str | None, uid: str | None) -> str | None:
     if not dashboard_url or not uid:
         return None
-    # The dashboard's measurement route (reports/dashboard/routes.py); it has no other.
-    return f"{dashboard_url.rstrip('/')}/api/v1/measurements/{uid}"
+    # The dashboard's readable measurement page (reports/dashboard/routes.py); its JSON is
+    # at /api/v1/measurements/<uid>.
+    return f"{dashboard_url.rstrip('/')}/measurements/{uid}"
 
 
 def _where(entry: Affected, dashboard_url: str | None) -> dict[str, Any]:

@@ -78,7 +78,10 @@ def write_demo_config(data_dir: Path, lab_info: LabInfo, helper_url: str) -> Pat
         "[storage]\n"
         f'data_dir = "{data_dir}"\n'
         "[targets]\n"
-        'lists = ["briefing"]\n',
+        'lists = ["briefing"]\n'
+        # `blockmon report` writes here and `blockmon serve` shows what is here.
+        "[reports]\n"
+        f'out_dir = "{data_dir / "reports"}"\n',
         encoding="utf-8",
     )
     return config
@@ -104,8 +107,10 @@ class DemoScript:
     async def after_round(self, result: RoundResult) -> None:
         self.rounds_done += 1
         anomalies = sum(1 for outcome in result.outcomes if outcome.anomalous)
-        self.say(f"round {self.rounds_done}/{self.timing.rounds}: {len(result.outcomes)} URLs "
-                 f"measured, {anomalies} anomalous")
+        # Rounds after the last asked for only run while its re-tests finish: say so.
+        label = (f"{self.rounds_done}/{self.timing.rounds}" if self.rounds_done <=
+                 self.timing.rounds else f"{self.rounds_done} (while the re-tests finish)")
+        self.say(f"round {label}: {len(result.outcomes)} URLs measured, {anomalies} anomalous")
         if self.rounds_done == 1:
             for hostname, policy in self.blocks.items():
                 await self.lab.set_policy(hostname, policy)
@@ -198,16 +203,18 @@ def render_next_steps(data_dir: Path, states: list[dict[str, Any]], *, month: st
     config = data_dir / "blockmon.toml"
     blocked = sorted({f"{row['target_id']} ({row['method']})" for row in states
                       if row["state"] == "blocked"})
+    blocked_urls = sum(1 for row in states if row["state"] == "blocked")
     accessible = sum(1 for row in states if row["state"] == "accessible")
     lines = [
         "",
-        f"demo: done. {len(blocked)} confirmed blocks: {', '.join(blocked) or 'none'}; "
-        f"{accessible} URLs accessible.",
+        f"demo: done. {blocked_urls} URLs confirmed blocked, in {len(blocked)} targets: "
+        f"{', '.join(blocked) or 'none'}; {accessible} URLs accessible.",
         f"demo: the database is {data_dir / 'blockmon.db'}. Next, try:",
         f"  blockmon --config {config} status",
         f"  blockmon --config {config} history azattyq",
         f"  BLOCKMON_CONFIG={config} blockmon status --state blocked",
-        f"  blockmon --config {config} report --period {month} --format html --out {data_dir / 'reports'}",
+        f"  blockmon --config {config} report --period {month}    # into {data_dir / 'reports'}",
+        f"  blockmon --config {config} show UID     # one measurement, readable (uids in history)",
         f"  blockmon --config {config} serve    # dashboard on http://127.0.0.1:8080/",
     ]
     return "\n".join(lines) + "\n"

@@ -7,7 +7,13 @@ from typing import TextIO
 import click
 
 from monitor.commands.status import load_settings_or_fail, open_store_for_reading
+from monitor.commands.tables import render_csv
 from monitor.store import store_time
+
+# The measurements table's verdict columns (docs/storage.md), without the JSON.
+CSV_COLUMNS = ("uid", "measured_at", "vantage_id", "probe_cc", "probe_asn", "list_name",
+               "target_id", "url", "blocking", "accessible", "blocking_method", "fingerprint_id",
+               "anomaly", "confirmation", "control_failure", "run_id")
 
 
 def _time_option(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -25,8 +31,9 @@ def _time_option(_ctx: click.Context, param: click.Parameter, value: str | None)
 @click.option("--until", callback=_time_option,
               help="End day or time (UTC, exclusive); default: now.")
 @click.option("--vantage", "vantage_id", help="Only this vantage point.")
-@click.option("--format", "output_format", type=click.Choice(["jsonl"]), default="jsonl",
-              show_default=True, help="One OONI measurement (JSON) per line.")
+@click.option("--format", "output_format", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+              show_default=True, help="jsonl: one OONI measurement (JSON) per line; csv: one row "
+              "of verdict columns per measurement, for spreadsheets.")
 @click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-",
               help="File to write (default: standard output).")
 @click.pass_context
@@ -39,8 +46,14 @@ def export(ctx: click.Context, since: str, until: str | None, vantage_id: str | 
     store = open_store_for_reading(settings)
     count = 0
     try:
-        for row in store.iter_measurements(since=since, until=until, vantage_id=vantage_id):
-            output.write(row["json"] + "\n")
+        rows = store.iter_measurements(since=since, until=until, vantage_id=vantage_id)
+        if output_format == "csv":
+            output.write(render_csv(CSV_COLUMNS, ()))  # the header, even for no rows
+        for row in rows:
+            if output_format == "csv":
+                output.write(render_csv(CSV_COLUMNS, (row,)).split("\n", 1)[1])
+            else:
+                output.write(row["json"] + "\n")
             count += 1
     finally:
         store.close()

@@ -9,13 +9,18 @@ from typing import Any
 
 import click
 
+from monitor.commands.tables import LONG_TABLE, render_csv
 from monitor.schema import PROBE_DATABASE
 from monitor.settings import Settings, SettingsError, load_settings
 from monitor.store import Store, StoreError, open_store, sqlite_path
+from monitor.store.current_states import (
+    StateFilters,
+    load_current_states,
+    load_filter_choices,
+    state_rank,
+)
+from monitor.store.queries import ReadDatabase
 from probes.vocabulary import TARGET_STATES
-
-# Most newsworthy first.
-_STATE_ORDER = {"blocked": 0, "anomaly": 1, "down": 2, "unknown": 3, "accessible": 4}
 
 
 def load_settings_or_fail(ctx: click.Context) -> Settings:
@@ -46,16 +51,12 @@ def parked_reasons(rows: list[dict[str, Any]]) -> Counter[str]:
                    for row in rows)
 
 
-def sort_states(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return sorted(rows, key=lambda row: (_STATE_ORDER.get(row["state"], 9), row["since"],
-                                         row["vantage_id"], row["url"]))
-
-
 def render_state_table(rows: list[dict[str, Any]]) -> str:
-    """Fixed-width text table of target_state rows."""
-    headers = ("STATE", "METHOD", "SINCE", "VANTAGE", "TARGET", "URL")
+    """Fixed-width text table of target_state rows (with every list each URL is in)."""
+    headers = ("STATE", "METHOD", "SINCE", "VANTAGE", "TARGET", "LISTS", "URL")
     lines = [(row["state"], row["method"] or "-", row["since"], row["vantage_id"],
-              row["target_id"] or "-", row["url"]) for row in rows]
+              row["target_id"] or "-", ",".join(row.get("lists") or []) or "-", row["url"])
+             for row in rows]
     widths = [max(len(str(cell)) for cell in column)
               for column in zip(headers, *lines, strict=True)]
     return "\n".join(
@@ -64,16 +65,44 @@ def render_state_table(rows: list[dict[str, Any]]) -> str:
 
 
 def summarize_states(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """URLs (x vantages) per state, blocked first."""
     counts = Counter(row["state"] for row in rows)
-    return {state: counts[state] for state in sorted(counts, key=lambda s: _STATE_ORDER.get(s, 9))}
+    return {state: counts[state] for state in sorted(counts, key=state_rank)}
+
+
+_CSV_COLUMNS = ("state", "method", "since", "vantage_id", "target_id", "target_name", "lists",
+                "category_code", "url", "last_measured_at", "last_uid", "probe_asn")
+
+
+def render_states_csv(rows: list[dict[str, Any]]) -> str:
+    """The state rows as CSV, one line per (vantage, URL); lists joined with spaces."""
+    return render_csv(_CSV_COLUMNS, ({**row, "lists": " ".join(row.get("lists") or [])}
+                                     for row in rows))
+
+
+_FILTER_NAMES = (("list_name", "--list"), ("state", "--state"), ("category", "--category"),
+                 ("vantage_id", "--vantage"))
+
+
+def describe_empty_filter(filters: StateFilters, choices: dict[str, list[str]]) -> str:
+    """Why nothing matched: each filter given, and the values that exist for it."""
+    given = [(option, getattr(filters, key), choices.get(key, []))
+             for key, option in _FILTER_NAMES if getattr(filters, key)]
+    if not given:
+        return "nothing measured yet"
+    parts = [f"{option} {value}" + ("" if value in known else
+                                    f" (known: {', '.join(known) if known else 'none'})")
+             for option, value, known in given]
+    return "no URL matches " + ", ".join(parts)
 
 
 @click.command()
-@click.option("--list", "list_name", help="Only URLs of this target list.")
+@click.option("--list", "list_name", help="Only URLs of this target list (a URL in several "
+              "lists is shown under each).")
 @click.option("--state", type=click.Choice(TARGET_STATES), help="Only URLs in this state.")
 @click.option("--category", help="Only targets of this Citizen Lab category code (e.g. NEWS).")
 @click.option("--vantage", "vantage_id", help="Only this vantage point.")
-@click.option("--format", "output_format", type=click.Choice(["table", "json"]),
+@click.option("--format", "output_format", type=click.Choice(["table", "json", "csv"]),
               default="table", show_default=True)
 @click.pass_context
 def status(ctx: click.Context, list_name: str | None, state: str | None, category: str | None,
@@ -81,9 +110,12 @@ def status(ctx: click.Context, list_name: str | None, state: str | None, categor
     """Show the current state of each measured URL (blocked first), and since when."""
     settings = load_settings_or_fail(ctx)
     store = open_store_for_reading(settings)
+    filters = StateFilters(list_name=list_name, state=state, vantage_id=vantage_id,
+                           category=category.upper() if category else None)
     try:
-        rows = sort_states(store.load_states(list_name=list_name, state=state,
-                                             category=category, vantage_id=vantage_id))
+        db = ReadDatabase(store)
+        rows = load_current_states(db, filters)
+        choices = load_filter_choices(db) if not rows else {}
         backlog = store.spool_backlog() if settings.collector.url else None
         parked = store.spool_parked() if settings.collector.url else None
         parked_rows = store.load_parked(limit=10_000) if parked else []
@@ -95,11 +127,18 @@ def status(ctx: click.Context, list_name: str | None, state: str | None, categor
                                "spool_parked": parked},
                               indent=2, ensure_ascii=False))
         return
+    if output_format == "csv":
+        click.echo(render_states_csv(rows), nl=False)
+        return
+    counts = ", ".join(f"{count} {name}" for name, count in summary.items())
     if rows:
+        if len(rows) > LONG_TABLE:
+            click.echo(f"{len(rows)} URLs: {counts}\n")
         click.echo(render_state_table(rows))
         click.echo("")
-    counts = ", ".join(f"{count} {name}" for name, count in summary.items())
-    click.echo(f"{len(rows)} URLs" + (f": {counts}" if counts else " (nothing measured yet)"))
+        click.echo(f"{len(rows)} URLs: {counts}")
+    else:
+        click.echo(f"0 URLs: {describe_empty_filter(filters, choices)}")
     if backlog is not None:
         click.echo(f"spool: {backlog} measurements waiting for upload to {settings.collector.url}"
                    + (f", {parked} parked (refused by the collector)" if parked else ""))

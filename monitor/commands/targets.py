@@ -12,7 +12,7 @@ from monitor.settings import Settings, SettingsError, load_settings
 from targets.briefing import DEFAULT_BRIEFING_PATH, load_briefing
 from targets.categories import category_name
 from targets.checks import slugify
-from targets.citizenlab import import_citizenlab_csv
+from targets.citizenlab import check_citizenlab_text, import_citizenlab_csv, read_test_list
 from targets.model import BRIEFING_LIST_NAME, Target, TargetFileError, TargetList, find_target
 from targets.registry import (
     check_registry_text,
@@ -180,9 +180,15 @@ def validate_command(ctx: click.Context, file: str | None, briefing_path: str | 
     path = Path(file) if file is not None else _registry_path(ctx)
     if path.suffix.lower() == ".csv":
         try:
-            checked = import_citizenlab_csv(path, slugify(path.stem))
+            checked, csv_problems = check_citizenlab_text(read_test_list(path), str(path),
+                                                          slugify(path.stem))
         except TargetFileError as error:
             raise click.ClickException(str(error)) from None
+        for csv_problem in csv_problems:
+            click.echo(str(csv_problem), err=True)
+        if csv_problems:
+            raise click.ClickException(f"{path}: {len(csv_problems)} problem(s); "
+                                       f"{len(checked.targets)} rows are fine")
         click.echo(f"ok: {path}: {len(checked.targets)} targets")
         return
     briefing = None

@@ -28,14 +28,26 @@ class UrlOutcome:
         return self.blocking not in (False, None)
 
 
-def render_progress_line(done: int, total: int, blocked: int) -> str:
-    return f"{done}/{total} measured, {blocked} blocked"
+def render_progress_line(done: int, total: int, anomalous: int, retests_done: int = 0,
+                         retests_total: int = 0) -> str:
+    """URLs and re-tests counted apart: a re-test is a second look at a URL, not another URL."""
+    line = f"{done}/{total} URLs measured, {anomalous} anomalous"
+    if retests_total:
+        line += f"; re-tests {retests_done}/{retests_total}"
+    return line
 
 
-def render_progress_bar(done: int, total: int, blocked: int, *, width: int = 30) -> str:
-    filled = width if total == 0 else int(width * done / total)
+def render_progress_bar(done: int, total: int, anomalous: int, retests_done: int = 0,
+                        retests_total: int = 0, *, width: int = 30) -> str:
+    steps, finished = total + retests_total, done + retests_done
+    filled = width if steps == 0 else int(width * finished / steps)
     bar = "#" * filled + "-" * (width - filled)
-    return f"[{bar}] {render_progress_line(done, total, blocked)}"
+    return f"[{bar}] {render_progress_line(done, total, anomalous, retests_done, retests_total)}"
+
+
+# The closing table's order: blocked targets first, then anomalies, then the rest.
+_STATE_RANK = {"blocked": 0, "anomaly": 1, "intermittent": 2, "down": 3, "unknown": 4,
+               "accessible": 5}
 
 
 def _cell(value: object) -> str:
@@ -49,28 +61,26 @@ def _cell(value: object) -> str:
 
 
 def render_round_table(outcomes: Sequence[UrlOutcome]) -> str:
-    """One row per target: its URLs, how many look blocked, the methods seen, the failures."""
+    """One row per target, blocked first: its URLs, how many were anomalous in their latest
+    measurement, their states, the methods seen, the failures."""
     by_target: dict[str, list[UrlOutcome]] = {}
     for outcome in outcomes:
         by_target.setdefault(outcome.target_id, []).append(outcome)
-    header = ("target", "urls", "blocked", "state", "methods", "failures")
-    rows: list[tuple[str, ...]] = []
-    for target_id, target_outcomes in sorted(by_target.items()):
+    header = ("target", "urls", "anomalous", "state", "methods", "failures")
+    ranked: list[tuple[tuple[int, int, str], tuple[str, ...]]] = []
+    for target_id, target_outcomes in by_target.items():
         latest = _latest_per_url(target_outcomes)
-        blocked = sum(1 for outcome in latest if outcome.anomalous)
+        anomalous = sum(1 for outcome in latest if outcome.anomalous)
         methods = sorted({o.blocking_method for o in latest if o.blocking_method})
         failures = sorted({o.failure for o in latest if o.failure})
-        states = sorted({o.state for o in latest if o.state})
-        rows.append(
-            (
-                target_id,
-                str(len(latest)),
-                str(blocked),
-                ",".join(states) or "-",
-                ",".join(methods) or "-",
-                ",".join(failures) or "-",
-            )
-        )
+        states = sorted({o.state for o in latest if o.state},
+                        key=lambda state: _STATE_RANK.get(state, len(_STATE_RANK)))
+        rank = min((_STATE_RANK.get(state, len(_STATE_RANK)) for state in states),
+                   default=len(_STATE_RANK))
+        ranked.append(((rank, -anomalous, target_id), (
+            target_id, str(len(latest)), str(anomalous), ",".join(states) or "-",
+            ",".join(methods) or "-", ",".join(failures) or "-")))
+    rows = [row for _, row in sorted(ranked)]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
              for row in [header, *rows]]
@@ -79,15 +89,25 @@ def render_round_table(outcomes: Sequence[UrlOutcome]) -> str:
 
 
 def render_round_summary(list_name: str, outcomes: Sequence[UrlOutcome], status: str) -> str:
+    """The round in one line, URLs and targets each named as such (the same words as the
+    progress line and the report; a re-test is not another URL)."""
     latest = _latest_per_url(outcomes)
     targets = len({outcome.target_id for outcome in latest})
-    blocked_targets = len({outcome.target_id for outcome in latest if outcome.anomalous})
-    confirmed = sum(1 for outcome in latest if outcome.state == "blocked")
+    confirmed = [outcome for outcome in latest if outcome.state == "blocked"]
+    waiting = sum(1 for outcome in latest if outcome.state == "anomaly")
+    anomalous = sum(1 for outcome in latest if outcome.anomalous)
+    confirmed_targets = len({outcome.target_id for outcome in confirmed})
     return (
-        f"list {list_name}: {targets} targets, {len(latest)} URLs, "
-        f"{blocked_targets} targets with blocked URLs ({confirmed} URLs confirmed blocked), "
-        f"round {status}"
+        f"list {list_name}: {len(latest)} {_plural(len(latest), 'URL')} of {targets} "
+        f"{_plural(targets, 'target')}; {anomalous} {_plural(anomalous, 'URL')} anomalous, "
+        f"{len(confirmed)} {_plural(len(confirmed), 'URL')} confirmed blocked "
+        f"({confirmed_targets} {_plural(confirmed_targets, 'target')}), {waiting} awaiting "
+        f"re-tests; round {status}"
     )
+
+
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else f"{word}s"
 
 
 def _latest_per_url(outcomes: Sequence[UrlOutcome]) -> list[UrlOutcome]:
@@ -106,31 +126,43 @@ class ProgressReporter:
     def __init__(self, stream: TextIO, total: int, *, is_tty: bool | None = None,
                  min_interval_seconds: float = 0.0) -> None:
         self.stream = stream
-        self.total = total
+        self.total = total  # URLs
         self.done = 0
-        self.blocked = 0
+        self.retests_total = 0
+        self.retests_done = 0
+        self._anomalous: dict[tuple[str, str], bool] = {}  # URL -> its latest was anomalous
         self.is_tty = stream.isatty() if is_tty is None else is_tty
         self.min_interval_seconds = min_interval_seconds
         self._last_write = 0.0
 
+    @property
+    def anomalous(self) -> int:
+        """URLs whose latest measurement (first or re-test) was anomalous."""
+        return sum(self._anomalous.values())
+
     def add_total(self, extra: int) -> None:
-        self.total += extra
+        """Re-tests asked for: they are counted apart from URLs."""
+        self.retests_total += extra
 
     def record(self, outcome: UrlOutcome) -> None:
-        self.done += 1
-        if outcome.anomalous:
-            self.blocked += 1
+        if outcome.confirmation > 0:
+            self.retests_done += 1
+        else:
+            self.done += 1
+        self._anomalous[(outcome.target_id, outcome.url)] = outcome.anomalous
         now = time.monotonic()
-        if self.done < self.total and now - self._last_write < self.min_interval_seconds:
+        finished = self.done >= self.total and self.retests_done >= self.retests_total
+        if not finished and now - self._last_write < self.min_interval_seconds:
             return
         self._last_write = now
+        counts = (self.done, self.total, self.anomalous, self.retests_done, self.retests_total)
         if self.is_tty:
-            self.stream.write("\r" + render_progress_bar(self.done, self.total, self.blocked))
+            self.stream.write("\r" + render_progress_bar(*counts))
         else:
-            self.stream.write(render_progress_line(self.done, self.total, self.blocked) + "\n")
+            self.stream.write(render_progress_line(*counts) + "\n")
         self.stream.flush()
 
     def close(self) -> None:
-        if self.is_tty and self.done:
+        if self.is_tty and (self.done or self.retests_done):
             self.stream.write("\n")
             self.stream.flush()

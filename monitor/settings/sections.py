@@ -220,6 +220,9 @@ class ReportsSettings:
     out_dir: str = setting("./blockmon-reports", "Directory reports are written to.")
     weekly: bool = setting(True, "Write a report every Monday for the week before.")
     monthly: bool = setting(True, "Write a report on the 1st for the month before.")
+    lists: tuple[str, ...] = setting(
+        (), "Also write each weekly and monthly report once per list named here, limited to "
+        "that list's targets (into <period>--<list>/).", example='["briefing", "kz"]')
     listen: str = setting("127.0.0.1:8080", "blockmon serve: HOST:PORT the dashboard listens on.",
                           check=host_port)
     operator_token: str | None = setting(

@@ -140,6 +140,26 @@ _SCHEMA_5 = (
     "CREATE INDEX measurements_vantage_method ON measurements (vantage_id, blocking_method)",
 )
 
+# Version 6: which lists and targets each URL belongs to. A state stays one per (vantage, URL)
+# (one measurement, one state); a URL in two lists is attributed to both through this relation,
+# filled by save_targets and here from the targets already saved.
+_MEMBERSHIP_BACKFILL = (
+    "INSERT INTO target_memberships (url, list_name, target_id) "
+    "SELECT DISTINCT CASE u.type WHEN 'object' THEN json_extract(u.value, '$.url') "
+    "ELSE u.value END, COALESCE(t.list_name, ''), t.id FROM targets t, json_each(t.urls) u "
+    "WHERE u.type = 'text' OR (u.type = 'object' AND json_extract(u.value, '$.url') IS NOT NULL)")
+_SCHEMA_6 = (
+    """CREATE TABLE target_memberships (
+        url TEXT NOT NULL,
+        list_name TEXT NOT NULL,
+        target_id TEXT NOT NULL REFERENCES targets(id),
+        PRIMARY KEY (url, list_name, target_id)
+    )""",
+    "CREATE INDEX target_memberships_list_url ON target_memberships (list_name, url)",
+    "CREATE INDEX target_memberships_target ON target_memberships (target_id)",
+    _MEMBERSHIP_BACKFILL,
+)
+
 # Version 9: a round whose measurements cannot be judged (no control helper, failing controls,
 # measurements not stored) is "degraded"; the one-line reason is kept with the run.
 _SCHEMA_9 = (
@@ -154,6 +174,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "list_name on measurements and target_state", _SCHEMA_2),
     Migration(4, "spool status and reason: uploads the collector refused are parked", _SCHEMA_4),
     Migration(5, "index for /metrics: measurements by vantage and blocking method", _SCHEMA_5),
+    Migration(6, "target_memberships: every list and target a URL belongs to", _SCHEMA_6),
     Migration(9, "runs.reason: why a round was degraded", _SCHEMA_9),
 )
 
@@ -174,6 +195,15 @@ _REWRITES = (
     (
         "UPDATE measurements SET list_name = json_extract(json, '$.annotations.list')",
         "UPDATE measurements SET list_name = (json::jsonb -> 'annotations' ->> 'list')",
+    ),
+    (
+        _MEMBERSHIP_BACKFILL,
+        "INSERT INTO target_memberships (url, list_name, target_id) "
+        "SELECT DISTINCT CASE jsonb_typeof(u.value) WHEN 'object' THEN u.value ->> 'url' "
+        "ELSE u.value #>> '{}' END, COALESCE(t.list_name, ''), t.id FROM targets t "
+        "CROSS JOIN LATERAL jsonb_array_elements(t.urls::jsonb) AS u(value) "
+        "WHERE jsonb_typeof(u.value) = 'string' OR (jsonb_typeof(u.value) = 'object' "
+        "AND u.value ->> 'url' IS NOT NULL)",
     ),
 )
 

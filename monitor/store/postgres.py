@@ -28,6 +28,7 @@ from monitor.store.rows import (
     TRANSITION_COLUMNS,
     as_store_row,
     measurement_row,
+    membership_rows,
     store_time,
     target_row,
 )
@@ -80,6 +81,13 @@ class PostgresStore:
                 "briefing = EXCLUDED.briefing",
                 rows,
             )
+            cursor.executemany("DELETE FROM target_memberships WHERE target_id = %(id)s", rows)
+            memberships = [row for record in rows for row in membership_rows(record)]
+            if memberships:
+                cursor.executemany(
+                    "INSERT INTO target_memberships (url, list_name, target_id) VALUES "
+                    "(%(url)s, %(list_name)s, %(target_id)s) ON CONFLICT DO NOTHING",
+                    memberships)
         return len(rows)
 
     def start_run(self, list_name: str, vantage_id: str) -> str:

@@ -170,14 +170,26 @@ _DAILY_COLUMNS = (
 _COUNTED = ("measurements", "anomalies", "blocked", "accessible", "down", "unknown")
 
 
+def _url_or_target(target_id: str, urls: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """A target's rows: measured under its id, or of one of its URLs (under another list's)."""
+    names = {f"url{index}": url for index, url in enumerate(urls[:_UIDS_PER_STATEMENT])}
+    clause = "target_id = :target_id"
+    if names:
+        clause = f"({clause} OR url IN ({', '.join(':' + name for name in names)}))"
+    return clause, {"target_id": target_id, **names}
+
+
 def load_daily_counts(db: ReadDatabase, since: str, until: str,
-                      target_id: str | None = None) -> list[DailyCounts]:
-    """One row per (target, URL, vantage, day) with measured_at in [since, until): one scan."""
+                      target_id: str | None = None,
+                      urls: Sequence[str] = ()) -> list[DailyCounts]:
+    """One row per (target, URL, vantage, day) with measured_at in [since, until): one scan.
+    With `target_id`, that target's rows and those of its `urls` measured under another."""
     params = {"since": store_time(since), "until": store_time(until)}
     where = "measured_at >= :since AND measured_at < :until"
     if target_id is not None:
-        where = f"target_id = :target_id AND {where}"
-        params["target_id"] = target_id
+        clause, names = _url_or_target(target_id, urls)
+        where = f"{clause} AND {where}"
+        params.update(names)
     rows = db.rows(f"{_DAILY_COLUMNS} WHERE {where} "
                    "GROUP BY target_id, url, vantage_id, substr(measured_at, 1, 10)", params)
     return [DailyCounts(**{**row, **{key: _int(row[key]) for key in _COUNTED}}) for row in rows]
@@ -212,13 +224,27 @@ def _last_transitions(db: ReadDatabase, moment: str, changes_only: bool) -> list
 
 
 def load_states_at(db: ReadDatabase, moment: str) -> list[StateAt]:
+    # The one rule for "since" (docs/reports.md): a block began at the first anomaly of the
+    # streak that confirmed it, not at the confirmation. monitor.state.decide_next_state keeps
+    # it in target_state.since (what status, the dashboard and alerts read); here it is read
+    # back from the transitions: the anomaly just before the one into "blocked".
     """Each (vantage, URL)'s state as of `moment`: its last transition before then.
 
     `since` is when that state began: a method change while blocked (blocked -> blocked) is a
-    transition too, but the block began at the last change of state.
+    transition too, but the block began at the last change of state, and a block at the first
+    anomaly of the streak that confirmed it, as target_state says.
     """
     began = {(row["vantage_id"], row["url"]): row["at"]
              for row in _last_transitions(db, moment, changes_only=True)}
+    for row in _last_transitions(db, moment, changes_only=True):
+        if row["to_state"] == "blocked":
+            key = (row["vantage_id"], row["url"])
+            before = db.rows(
+                "SELECT to_state, at FROM state_transitions WHERE vantage_id = :vantage AND "
+                "url = :url AND at < :at ORDER BY at DESC, id DESC LIMIT 1",
+                {"vantage": key[0], "url": key[1], "at": row["at"]})
+            if before and before[0]["to_state"] == "anomaly":
+                began[key] = before[0]["at"]
     return [StateAt(vantage_id=row["vantage_id"], url=row["url"], target_id=row["target_id"],
                     state=row["to_state"], method=row["method"],
                     since=began.get((row["vantage_id"], row["url"]), row["at"]),
@@ -315,8 +341,9 @@ def _json_field(value: Any) -> Any:
 
 def target_from_row(row: Mapping[str, Any]) -> Target:
     """A Target as saved in the targets table (urls and briefing stored as JSON)."""
-    urls = tuple(TargetURL(**{key: item.get(key) for key in ("url", "role", "since", "until",
-                                                               "note")})
+    urls = tuple(TargetURL(url=item["url"], role=item.get("role") or "home", since=item.get("since"),
+                           until=item.get("until"), note=item.get("note"))
+                 if isinstance(item, dict) else TargetURL(str(item), "home")
                  for item in _json_field(row.get("urls")) or [])
     briefing_doc = _json_field(row.get("briefing"))
     briefing = None
@@ -337,89 +364,21 @@ def load_targets(db: ReadDatabase) -> list[Target]:
 
 # ---- dashboard queries ----------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class StateFilters:
-    """The dashboard's overview filters; None = any."""
-
-    list_name: str | None = None
-    category: str | None = None
-    asn: str | None = None
-    state: str | None = None
-    method: str | None = None
-    target_id: str | None = None
-
-
-def _state_where(filters: StateFilters) -> tuple[str, dict[str, Any]]:
-    clauses, params = [], {}
-    for expression, name, value in (
-        ("COALESCE(s.list_name, t.list_name)", "list_name", filters.list_name),
-        ("t.category_code", "category", filters.category),
-        ("s.probe_asn", "asn", filters.asn),
-        ("s.state", "state", filters.state),
-        ("s.method", "method", filters.method),
-        ("s.target_id", "target_id", filters.target_id),
-    ):
-        if value:
-            clauses.append(f"{expression} = :{name}")
-            params[name] = value
-    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
-
-
-def load_current_states(db: ReadDatabase, filters: StateFilters = StateFilters(), *,
-                        limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
-    """target_state rows joined with the target's name and category, filtered; `limit` rows
-    from `offset` on (None = all)."""
-    where, params = _state_where(filters)
-    page = ""
-    if limit is not None:
-        page = " LIMIT :limit OFFSET :offset"
-        params.update(limit=limit, offset=offset)
-    return db.rows(
-        "SELECT s.vantage_id, s.url, s.target_id, COALESCE(s.list_name, t.list_name) AS list_name, "
-        "s.state, s.method, s.since, s.last_change, s.last_measured_at, s.last_uid, s.probe_asn, "
-        "s.probe_cc, s.streak, t.name AS target_name, t.category_code "
-        f"FROM target_state s LEFT JOIN targets t ON t.id = s.target_id {where} "
-        f"ORDER BY s.target_id, s.url, s.vantage_id{page}", params)
-
-
-def count_current_states(db: ReadDatabase, filters: StateFilters = StateFilters()) -> dict[
-        str, int]:
-    """How many target_state rows the filters match, per state (all pages together)."""
-    where, params = _state_where(filters)
-    rows = db.rows("SELECT s.state AS state, COUNT(*) AS n FROM target_state s LEFT JOIN "
-                   f"targets t ON t.id = s.target_id {where} GROUP BY s.state", params)
-    return {str(row["state"]): int(row["n"]) for row in rows}
-
-
-def load_filter_choices(db: ReadDatabase) -> dict[str, list[str]]:
-    """The values each overview filter can take, from what is stored."""
-    def distinct(sql: str) -> list[str]:
-        return sorted(str(row["value"]) for row in db.rows(sql) if row["value"] is not None)
-
-    return {
-        "list_name": distinct("SELECT DISTINCT COALESCE(s.list_name, t.list_name) AS value "
-                              "FROM target_state s LEFT JOIN targets t ON t.id = s.target_id"),
-        "category": distinct("SELECT DISTINCT category_code AS value FROM targets"),
-        "asn": distinct("SELECT DISTINCT probe_asn AS value FROM target_state"),
-        "state": distinct("SELECT DISTINCT state AS value FROM target_state"),
-        "method": distinct("SELECT DISTINCT method AS value FROM target_state"),
-    }
-
-
 def load_target_row(db: ReadDatabase, target_id: str) -> Target | None:
     rows = db.rows("SELECT id, name, list_name, category_code, urls, briefing FROM targets "
                    "WHERE id = :id", {"id": target_id})
     return target_from_row(rows[0]) if rows else None
 
 
-def load_recent_measurements(db: ReadDatabase, target_id: str, limit: int = 20) -> list[
-        dict[str, Any]]:
-    """The latest measurements of a target (verdict columns only, no JSON)."""
+def load_recent_measurements(db: ReadDatabase, target_id: str, limit: int = 20,
+                             urls: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The latest measurements of a target and its `urls` (verdict columns only, no JSON)."""
+    clause, names = _url_or_target(target_id, urls)
     return db.rows(
         "SELECT uid, url, vantage_id, probe_asn, measured_at, blocking, accessible, "
         "blocking_method, fingerprint_id, anomaly, confirmation, control_failure "
-        "FROM measurements WHERE target_id = :target_id ORDER BY measured_at DESC, uid DESC "
-        "LIMIT :limit", {"target_id": target_id, "limit": limit})
+        f"FROM measurements WHERE {clause} ORDER BY measured_at DESC, uid DESC "
+        "LIMIT :limit", {**names, "limit": limit})
 
 
 def is_uid(text: str) -> bool:

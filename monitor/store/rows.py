@@ -140,3 +140,11 @@ def target_row(target: Mapping[str, Any] | Any) -> dict[str, Any]:
         "urls": json.dumps(list(urls), ensure_ascii=False),
         "briefing": None if briefing is None else json.dumps(briefing, ensure_ascii=False),
     }
+
+
+def membership_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The target_memberships rows of one targets row (from target_row): one per URL."""
+    urls = [item.get("url") if isinstance(item, Mapping) else item
+            for item in json.loads(record["urls"])]
+    return [{"url": url, "list_name": record["list_name"] or "", "target_id": record["id"]}
+            for url in dict.fromkeys(url for url in urls if isinstance(url, str) and url)]

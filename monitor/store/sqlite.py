@@ -31,6 +31,7 @@ from monitor.store.rows import (
     TRANSITION_COLUMNS,
     as_store_row,
     measurement_row,
+    membership_rows,
     store_time,
     target_row,
 )
@@ -84,6 +85,11 @@ class SQLiteStore:
                 "ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
                 "list_name = excluded.list_name, category_code = excluded.category_code, "
                 "urls = excluded.urls, briefing = excluded.briefing", records)
+            self.conn.executemany("DELETE FROM target_memberships WHERE target_id = :id", records)
+            self.conn.executemany(
+                "INSERT INTO target_memberships (url, list_name, target_id) "
+                "VALUES (:url, :list_name, :target_id) ON CONFLICT DO NOTHING",
+                [row for record in records for row in membership_rows(record)])
         return len(records)
 
     def start_run(self, list_name: str, vantage_id: str) -> str:

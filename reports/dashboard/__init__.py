@@ -30,7 +30,8 @@ def add_dashboard_routes(app: web.Application, store_factory: Callable[[], Any],
     prefix = prefix.rstrip("/")
     templates = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True,
-        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        extensions=["jinja2.ext.do"])
     database = DashboardDatabase(store_factory)
     app[CONFIG_KEY] = DashboardConfig(database=database, settings=settings, prefix=prefix,
                                       registry=registry, templates=templates,

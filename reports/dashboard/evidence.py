@@ -50,7 +50,8 @@ def _tls_probe(test_keys: Mapping[str, Any]) -> str:
     for handshake in _objects(test_keys.get("tls_handshakes")):
         chain = _objects(handshake.get("certificate_chain"))
         issuer = f", issuer {chain[0].get('issuer')}" if chain and chain[0].get("issuer") else ""
-        parts.append(f"{handshake.get('server_name')}@{handshake.get('address')}: "
+        # A retry without SNI has no server name: say so rather than print "None".
+        parts.append(f"{handshake.get('server_name') or '(no SNI)'}@{handshake.get('address')}: "
                      f"{handshake.get('failure') or 'ok'}{issuer}")
     for retry in _objects(test_keys.get("sni_differential")):
         parts.append(f"retry SNI {retry.get('server_name') or '(none)'}: "
@@ -90,7 +91,7 @@ def _control_parts(control: Mapping[str, Any]) -> dict[str, str]:
         ", ".join(str(address) for address in _list(dns.get("addrs"))) or "-",
         "TCP": "; ".join(f"{address} {'connected' if result.get('status') else result.get('failure')}"
                          for address, result in tcp.items()) or "-",
-        "TLS": "; ".join(f"{result.get('server_name')}@{address}: "
+        "TLS": "; ".join(f"{result.get('server_name') or '(no SNI)'}@{address}: "
                          f"{'ok' if result.get('status') else result.get('failure')}"
                          for address, result in tls.items()) or "-",
         "HTTP": f"failed: {http['failure']}" if http.get("failure") else

@@ -16,26 +16,32 @@ from aiohttp import web
 
 from monitor.settings import Settings
 from monitor.store import Store
-from monitor.store.queries import (
-    ReadDatabase,
+from monitor.store.current_states import (
     StateFilters,
     count_current_states,
-    is_uid,
     load_current_states,
-    load_daily_counts,
     load_filter_choices,
+    load_memberships,
+    load_target_urls,
+)
+from monitor.store.queries import (
+    ReadDatabase,
+    is_uid,
+    load_daily_counts,
     load_recent_measurements,
     load_target_row,
     load_targets,
 )
 from reports.build import DayCell, Timeline, day_cells
-from reports.charts import OUTCOME_COLOURS, render_timeline_svg
+from reports.charts import OUTCOME_COLOURS, render_overview_svg, render_timeline_svg
 from reports.collect import merge_targets
 from reports.dashboard.access import DashboardDatabase, require_operator
 from reports.dashboard.evidence import compare_observations
+from reports.dashboard.measurement import build_measurement_view
 from reports.formatting import when
 from reports.periods import Period, PeriodError, parse_period, previous_month
-from reports.write import FORMATS, generate_report, list_archive
+from reports.summary import count_blocked_per_day
+from reports.write import DEFAULT_FORMATS, FORMATS, generate_report, list_archive
 from targets.model import Target
 
 _HERE = Path(__file__).parent
@@ -126,13 +132,15 @@ def _target_data(config: DashboardConfig, db: ReadDatabase, store: Store,
     states = load_current_states(db, StateFilters(target_id=target_id))
     if target is None and not states:
         return None
-    recent = load_recent_measurements(db, target_id)
+    urls = load_target_urls(db, target_id)  # a URL shared with another list's target too
+    recent = load_recent_measurements(db, target_id, urls=urls)
     last_measured = max((row["measured_at"] for row in recent), default=None)
     end = (datetime.fromisoformat(last_measured.replace("Z", "+00:00")) if last_measured
            else datetime.now(UTC)).replace(hour=0, minute=0, second=0) + timedelta(days=1)
     window = Period(end - timedelta(days=TIMELINE_DAYS), end, "recent")
     daily = load_daily_counts(db, window.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                              window.end.strftime("%Y-%m-%dT%H:%M:%SZ"), target_id=target_id)
+                              window.end.strftime("%Y-%m-%dT%H:%M:%SZ"), target_id=target_id,
+                              urls=urls)
     timelines = []
     for vantage_id, url in sorted({(row.vantage_id, row.url) for row in daily}):
         cells = day_cells((row for row in daily
@@ -172,10 +180,12 @@ async def overview_page(request: web.Request) -> web.Response:
     except ValueError as error:
         raise web.HTTPBadRequest(text=str(error)) from None
 
-    def work(db: ReadDatabase, _store: Store) -> tuple[dict[str, Any], dict[str, list[str]]]:
-        return _states_data(db, filters, limit, offset), load_filter_choices(db)
+    def work(db: ReadDatabase, _store: Store) -> tuple[dict[str, Any], dict[str, list[str]],
+                                                        str]:
+        return (_states_data(db, filters, limit, offset), load_filter_choices(db),
+                _overview_chart(db, filters.list_name))
 
-    data, choices = await config.database.run(work)
+    data, choices, chart = await config.database.run(work)
     selected = {key: request.query.get(key, "") for key in _FILTER_KEYS}
 
     def page_url(start: int) -> str:
@@ -186,7 +196,24 @@ async def overview_page(request: web.Request) -> web.Response:
              "previous": page_url(max(offset - limit, 0)) if offset > 0 else None,
              "next": page_url(offset + limit) if offset + limit < data["count"] else None}
     return _page(request, "overview.html.j2", data=data, choices=choices, selected=selected,
-                 counts=data["by_state"], pages=pages)
+                 counts=data["by_state"], pages=pages, chart=chart)
+
+
+def _overview_chart(db: ReadDatabase, list_name: str | None) -> str:
+    """Blocked URLs per day by list and vantage over the last TIMELINE_DAYS measured days."""
+    latest = db.rows("SELECT MAX(measured_at) AS latest FROM measurements")[0]["latest"]
+    end = (datetime.fromisoformat(latest.replace("Z", "+00:00")) if latest
+           else datetime.now(UTC)).replace(hour=0, minute=0, second=0) + timedelta(days=1)
+    window = Period(end - timedelta(days=TIMELINE_DAYS), end, "recent")
+    daily = load_daily_counts(db, window.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                              window.end.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    memberships = {url: [name for name, _ in pairs if name]
+                   for url, pairs in load_memberships(db).items()}
+    points = count_blocked_per_day(daily, memberships, (list_name,) if list_name else ())
+    return render_overview_svg([(point.day, f"{point.list_name or '(no list)'} at "
+                                 f"{point.vantage_id}", point.blocked_urls)
+                                for point in points], window.days,
+                               f"Blocked URLs per day, last {TIMELINE_DAYS} days")
 
 
 async def target_page(request: web.Request) -> web.Response:
@@ -202,6 +229,17 @@ async def target_page(request: web.Request) -> web.Response:
         f"{timeline['url']} from {timeline['vantage_id']}, last {TIMELINE_DAYS} days"))
         for timeline in data["timeline"]]
     return _page(request, "target.html.j2", data=data, charts=charts)
+
+
+async def measurement_page(request: web.Request) -> web.Response:
+    config = _config(request)
+    uid = request.match_info["uid"]
+    if not is_uid(uid):
+        raise web.HTTPBadRequest(text=f"not a measurement uid: {uid!r}")
+    document = await config.database.run(lambda _db, store: store.load_measurement(uid))
+    if document is None:
+        raise web.HTTPNotFound(text=f"no measurement {uid!r}")
+    return _page(request, "measurement.html.j2", view=build_measurement_view(document))
 
 
 async def reports_page(request: web.Request) -> web.Response:
@@ -272,7 +310,7 @@ async def api_generate_report(request: web.Request) -> web.Response:
         return _json({"error": "body: not valid JSON"}, status=400)
     if not isinstance(body, dict):
         return _json({"error": "body: expected a JSON object"}, status=400)
-    formats = body.get("formats") or list(FORMATS)
+    formats = body.get("formats") or list(DEFAULT_FORMATS)
     if not isinstance(formats, list) or any(name not in FORMATS for name in formats):
         return _json({"error": f"formats: a list of {', '.join(FORMATS)}"}, status=400)
     try:
@@ -305,6 +343,7 @@ def add_routes(app: web.Application, prefix: str) -> None:
     router = app.router
     router.add_get(f"{prefix}/" if prefix else "/", overview_page)
     router.add_get(f"{prefix}/targets/{{target_id}}", target_page)
+    router.add_get(f"{prefix}/measurements/{{uid}}", measurement_page)
     router.add_get(f"{prefix}/reports", reports_page)
     router.add_get(f"{prefix}/reports/{{label}}/{{path:.+}}", report_file)
     router.add_get(f"{prefix}/api/v1/states", api_states)
