@@ -50,6 +50,8 @@ BlockingMethod = Literal[
     "http.timeout",
     "http.blockpage",
     "http.diff",
+    "tls.throttled",
+    "http.throttled",
 ]
 
 BLOCKING_METHODS: Final[tuple[str, ...]] = BlockingMethod.__args__  # type: ignore[attr-defined]

@@ -1,0 +1,103 @@
+"""Throttling through real shaped traffic (tc htb on lo, lab/shaping.py), and its look-alikes."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import pytest
+
+from lab import LabInfo, send_vantage_shaping
+from probes.analysis_throttle import BASELINE_FACTOR, MIN_RATE_BYTES, THROTTLE_RATIO
+from probes.measure import measure_url
+from probes.options import ProbeOptions
+from tests.test_measure_lab import censored_vantage
+
+# A short budget keeps each rate fetch near a second at the lab's 100 kB/s.
+RATE_BUDGET = {"throughput_seconds": 1.2}
+
+
+@pytest.fixture
+def shaping(lab_info: LabInfo) -> None:
+    if "throttle" in lab_info.unavailable_policies:
+        pytest.skip(lab_info.unavailable_policies["throttle"])
+
+
+@pytest.fixture
+def slow_vantage(lab_info: LabInfo, shaping: None) -> Iterator[None]:
+    assert lab_info.control_url is not None
+    send_vantage_shaping(lab_info.control_url, True)
+    try:
+        yield
+    finally:
+        send_vantage_shaping(lab_info.control_url, False)
+
+
+def _options(lab_info: LabInfo, helper_url: str, scheme: str) -> ProbeOptions:
+    options = censored_vantage(lab_info, helper_url)
+    return dataclasses.replace(options, throughput_baselines=(f"{scheme}://ok.lab.test/large",), **RATE_BUDGET)
+
+
+async def _measure(lab_info: LabInfo, helper_url: str, scheme: str, host: str, large: bool = True) -> dict:
+    url = f"{scheme}://{host}/"
+    return await measure_url(
+        url, _options(lab_info, helper_url, scheme), throughput_url=f"{url}large" if large else None
+    )
+
+
+def _verdict(measurement: dict) -> tuple:
+    keys = measurement["test_keys"]
+    return keys["blocking"], keys["accessible"], keys["blocking_method"]
+
+
+@pytest.mark.parametrize(("scheme", "method"), [("https", "tls.throttled"), ("http", "http.throttled")])
+async def test_a_throttled_target_is_named_with_its_rates(lab_info, helper_url, shaping, scheme, method):
+    measurement = await _measure(lab_info, helper_url, scheme, "throttle.lab.test")
+    keys = measurement["test_keys"]
+    assert _verdict(measurement) == ("http-failure", False, method), keys["x_analysis_notes"]
+    throughput = keys["x_throughput"]
+    probe, control = throughput["probe"]["rate"], throughput["control"]["rate"]
+    # The lab shapes to 800 kbit/s (100 kB/s); loopback runs a thousand times faster.
+    assert 50_000 < probe < 200_000, (throughput["probe"]["sample_seconds"], throughput["probe"]["sample_bytes"])
+    assert probe <= THROTTLE_RATIO * control
+    assert throughput["probe"]["rate_bytes"] >= MIN_RATE_BYTES
+    assert isinstance(throughput["probe"]["sample_bytes"][-1], int)
+    fast = [b for b in throughput["baseline"] if b["profile"] and b["profile"]["rate"] >= BASELINE_FACTOR * probe]
+    kinds = {b["kind"] for b in fast}
+    assert kinds == ({"neutral_sni", "url"} if scheme == "https" else {"url"}), throughput["baseline"]
+    assert any(note.startswith("throughput: probe") for note in keys["x_analysis_notes"])
+
+
+async def test_a_slow_network_everywhere_is_not_throttling(lab_info, helper_url, slow_vantage):
+    measurement = await _measure(lab_info, helper_url, "https", "throttle.lab.test")
+    keys = measurement["test_keys"]
+    assert _verdict(measurement) == (False, True, None), keys["x_analysis_notes"]
+    baselines = [b["profile"]["rate"] for b in keys["x_throughput"]["baseline"]]
+    # Measured, and slow too: the baseline is what tells the network from a censor.
+    assert baselines and max(baselines) < BASELINE_FACTOR * keys["x_throughput"]["probe"]["rate"]
+    assert any("baseline is slow too" in note for note in keys["x_analysis_notes"])
+
+
+async def test_a_slow_site_everywhere_is_not_throttling(lab_info, helper_url, shaping):
+    measurement = await _measure(lab_info, helper_url, "https", "slow.lab.test")
+    keys = measurement["test_keys"]
+    assert _verdict(measurement) == (False, True, None), keys["x_analysis_notes"]
+    throughput = keys["x_throughput"]
+    assert throughput["probe"]["rate"] > THROTTLE_RATIO * throughput["control"]["rate"]
+    assert throughput["baseline"] == []  # not even a candidate
+
+
+async def test_a_slow_control_is_not_throttling(lab_info, helper_url, shaping):
+    measurement = await _measure(lab_info, helper_url, "https", "slow-control.lab.test")
+    keys = measurement["test_keys"]
+    assert _verdict(measurement) == (False, True, None), keys["x_analysis_notes"]
+    throughput = keys["x_throughput"]
+    assert throughput["control"]["rate"] < 200_000 < throughput["probe"]["rate"]
+
+
+async def test_a_small_page_is_not_throttling_even_when_shaped(lab_info, helper_url, shaping):
+    measurement = await _measure(lab_info, helper_url, "https", "throttle.lab.test", large=False)
+    keys = measurement["test_keys"]
+    assert _verdict(measurement) == (False, True, None), keys["x_analysis_notes"]
+    assert keys["x_throughput"]["probe"]["bytes"] < MIN_RATE_BYTES
+    assert keys["x_throughput"]["baseline"] == []
