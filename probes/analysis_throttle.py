@@ -1,8 +1,9 @@
 """Throttling from evidence: the probe's rate against the control's and a same-network baseline; pure.
 
 One slow fetch is never throttling. The rules (docs/outcomes.md, "Throttling"):
-- both the probe and the control counted at least MIN_RATE_BYTES after their first block
-  (a small page says nothing about a rate);
+- both the probe and the control counted at least MIN_RATE_BYTES after their first block, or
+  read for MIN_RATE_SECONDS until a budget or a timeout cut the read (a small page that is over
+  at once says nothing about a rate; a page still coming after seconds does);
 - the probe's rate is at most THROTTLE_RATIO of the control's (a slow site or a slow control
   is slow for the control too);
 - a baseline measured by the probe at the same time, on the same network, ran at least
@@ -20,6 +21,7 @@ from typing import Any, Literal
 
 THROTTLE_RATIO = 0.25
 MIN_RATE_BYTES = 64 * 1024
+MIN_RATE_SECONDS = 1.0
 BASELINE_FACTOR = 4.0
 
 ThrottleStep = Literal["tls", "http"]
@@ -50,13 +52,21 @@ class ThrottleJudgement:
 
 
 def measurable_rate(profile: Mapping[str, Any] | None) -> float | None:
-    """A profile's rate when it rests on at least MIN_RATE_BYTES, else None."""
+    """A profile's rate when it rests on MIN_RATE_BYTES, or on MIN_RATE_SECONDS of a read that was
+    cut before its end; else None."""
     if not profile:
         return None
     rate = profile.get("rate")
-    if not isinstance(rate, int | float) or int(profile.get("rate_bytes") or 0) < MIN_RATE_BYTES:
+    if not isinstance(rate, int | float) or isinstance(rate, bool):
         return None
-    return float(rate)
+    if int(profile.get("rate_bytes") or 0) >= MIN_RATE_BYTES:
+        return float(rate)
+    first_byte = profile.get("time_to_first_byte")
+    seconds = profile.get("seconds")
+    cut = profile.get("ended_by") in ("seconds", "bytes", "failure")
+    if cut and isinstance(first_byte, int | float) and isinstance(seconds, int | float):
+        return float(rate) if seconds - first_byte >= MIN_RATE_SECONDS else None
+    return None
 
 
 def compare_rates(throughput: Mapping[str, Any] | None) -> RateComparison | None:

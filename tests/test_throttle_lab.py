@@ -101,3 +101,12 @@ async def test_a_small_page_is_not_throttling_even_when_shaped(lab_info, helper_
     assert _verdict(measurement) == (False, True, None), keys["x_analysis_notes"]
     assert keys["x_throughput"]["probe"]["bytes"] < MIN_RATE_BYTES
     assert keys["x_throughput"]["baseline"] == []
+
+
+async def test_a_throttled_page_that_times_out_is_throttled_not_a_timeout(lab_info, helper_url, shaping):
+    # The large page itself as the URL: 256 kB at 100 kB/s cannot finish within http_timeout (2 s).
+    measurement = await measure_url("https://throttle.lab.test/large", _options(lab_info, helper_url, "https"))
+    keys = measurement["test_keys"]
+    assert keys["requests"][0]["failure"] == "generic_timeout_error"
+    assert _verdict(measurement) == ("http-failure", False, "tls.throttled"), keys["x_analysis_notes"]
+    assert keys["x_throughput"]["probe"]["ended_by"] == "failure"
