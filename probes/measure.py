@@ -128,7 +128,7 @@ async def measure_url(
             observed,
             options,
             session,
-            throughput_url=throughput_url,
+            throughput_url=throughput_url or dict(options.throughput_urls).get(url),
             baseline_urls=options.throughput_baselines if baseline_urls is None else baseline_urls,
         )
     finally:

@@ -40,6 +40,8 @@ class ProbeOptions:
     # Neutral large resources on this vantage's network (the control targets' throughput URLs):
     # the baseline a throttled target is compared with (probes/analysis_throttle.py).
     throughput_baselines: tuple[str, ...] = ()
+    # (measured URL, its throughput URL) pairs, for callers that pass no throughput_url themselves.
+    throughput_urls: tuple[tuple[str, str], ...] = ()
     max_redirects: int = 10
     # Address ranges that count as public although they are bogons (a lab on 127.0.0.0/8).
     lab_public_ranges: tuple[str, ...] = ()

@@ -15,6 +15,7 @@ from probes.options import ProbeOptions
 from probes.tcp import format_endpoint, probe_tcp
 from probes.throughput import BaselineEntry, ThroughputKeys, ThroughputProfile
 from probes.tls import probe_tls
+from targets.model import Target, TargetList
 
 # An SNI a censor has no reason to shape (the same as the SNI-differential retry's).
 NEUTRAL_SERVER_NAME = "example.org"
@@ -129,3 +130,20 @@ def _handshake_seconds(handshakes: Sequence[Mapping[str, Any]], address: str) ->
         if handshake.get("address") == address and handshake.get("failure") is None:
             return round(float(handshake["t"]) - float(handshake["t0"]), 6)
     return None
+
+
+def with_vantage_baselines(options: ProbeOptions, lists: Sequence[TargetList]) -> ProbeOptions:
+    """The options with the lists' control targets' throughput URLs as the vantage's baselines,
+    unless some were configured already."""
+    baselines = tuple(url for target_list in lists for url in target_list.throughput_baselines())
+    if not baselines or options.throughput_baselines:
+        return options
+    return dataclasses.replace(options, throughput_baselines=baselines)
+
+
+def rate_arguments(target: Target, options: ProbeOptions) -> dict[str, Any]:
+    """measure_url's rate arguments for a target naming a throughput or baseline URL; else {}."""
+    if not target.throughput_url and not target.baseline_url:
+        return {}
+    own = (target.baseline_url,) if target.baseline_url else ()
+    return {"throughput_url": target.throughput_url, "baseline_urls": own + options.throughput_baselines}

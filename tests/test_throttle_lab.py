@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +13,7 @@ from lab import LabInfo, send_vantage_shaping
 from probes.analysis_throttle import BASELINE_FACTOR, MIN_RATE_BYTES, THROTTLE_RATIO
 from probes.measure import measure_url
 from probes.options import ProbeOptions
-from tests.test_measure_lab import censored_vantage
+from tests.test_measure_lab import BLOCKMON, PROJECT_ROOT, censored_vantage
 
 # A short budget keeps each rate fetch near a second at the lab's 100 kB/s.
 RATE_BUDGET = {"throughput_seconds": 1.2}
@@ -110,3 +112,32 @@ async def test_a_throttled_page_that_times_out_is_throttled_not_a_timeout(lab_in
     assert keys["requests"][0]["failure"] == "generic_timeout_error"
     assert _verdict(measurement) == ("http-failure", False, "tls.throttled"), keys["x_analysis_notes"]
     assert keys["x_throughput"]["probe"]["ended_by"] == "failure"
+
+
+def test_blockmon_measure_names_the_throttled_site_with_its_rates(lab_info, helper_url, shaping, tmp_path):
+    info_file = tmp_path / "lab.json"
+    info_file.write_text(lab_info.to_json())
+    completed = subprocess.run(
+        [BLOCKMON, "measure", "--lab", str(info_file), "--helper", helper_url, "--probe-cc", "KZ",
+         "--throughput-url", "https://throttle.lab.test/large", "--baseline-url", "https://ok.lab.test/large",
+         "https://throttle.lab.test/"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    (measurement,) = [json.loads(line) for line in completed.stdout.splitlines()]
+    keys = measurement["test_keys"]
+    assert (keys["blocking"], keys["accessible"], keys["blocking_method"]) == ("http-failure", False, "tls.throttled")
+    throughput = keys["x_throughput"]
+    assert throughput["url"] == "https://throttle.lab.test/large"
+    assert isinstance(throughput["probe"]["rate"], float) and isinstance(throughput["control"]["rate"], float)
+    assert throughput["probe"]["rate"] < THROTTLE_RATIO * throughput["control"]["rate"]
+    assert "method=tls.throttled" in completed.stderr
+
+
+def test_blockmon_measure_refuses_a_throughput_url_for_many_urls(tmp_path):
+    completed = subprocess.run(
+        [BLOCKMON, "measure", "--throughput-url", "https://a.example/large", "https://a.example/", "https://b.example/"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert completed.returncode == 2
+    assert "--throughput-url" in completed.stderr and "exactly one URL" in completed.stderr

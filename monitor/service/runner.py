@@ -17,6 +17,7 @@ from monitor.state import Observation, StateDecision, decide_next_state
 from monitor.store import Store
 from probes.errors import InvalidInput
 from probes.options import ProbeOptions
+from probes.throughput_probe import rate_arguments, with_vantage_baselines
 from targets.model import Target, TargetList
 
 if TYPE_CHECKING:
@@ -244,7 +245,7 @@ class Runner:
         self.store = store
         lists = [targets] if isinstance(targets, TargetList) else list(targets)
         self.lists: dict[str, TargetList] = {target_list.name: target_list for target_list in lists}
-        self.probe_options = probe_options
+        self.probe_options = with_vantage_baselines(probe_options, lists)
         self.config = config or RunnerConfig.from_settings(settings)
         self.measure = measure or _default_measure()
         # One aiohttp session for every control-helper call of the service (its connection
@@ -324,7 +325,8 @@ class Runner:
             if confirmation:
                 annotations["confirmation"] = str(confirmation)
             try:
-                extra = {} if self.session is None else {"session": self.session}
+                extra: dict[str, Any] = {} if self.session is None else {"session": self.session}
+                extra.update(rate_arguments(target, self.probe_options))
                 measurement = await self.measure(url, self.probe_options,
                                                  annotations=annotations, report_id=run_id,
                                                  **extra)
