@@ -140,6 +140,10 @@ _SCHEMA_5 = (
     "CREATE INDEX measurements_vantage_method ON measurements (vantage_id, blocking_method)",
 )
 
+# Version 8: the k-of-n record of a (vantage, url)'s latest verdicts ("x" interfered, "o" fine,
+# most recent last; monitor/state.py), from which the `intermittent` state and its share come.
+_SCHEMA_8 = ("ALTER TABLE target_state ADD COLUMN recent TEXT",)
+
 # Version 3 was the alert tables; they are now the `alerts` set's version 1
 # (monitor/alerts/schema.py), and the numbers of the others stay as released.
 MIGRATIONS: tuple[Migration, ...] = (
@@ -148,6 +152,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "list_name on measurements and target_state", _SCHEMA_2),
     Migration(4, "spool status and reason: uploads the collector refused are parked", _SCHEMA_4),
     Migration(5, "index for /metrics: measurements by vantage and blocking method", _SCHEMA_5),
+    Migration(8, "target_state.recent: the k-of-n record behind the intermittent state", _SCHEMA_8),
 )
 
 STORE_MIGRATIONS = MigrationSet("store", MIGRATIONS)
