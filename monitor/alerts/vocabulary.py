@@ -13,13 +13,15 @@ AlertKind = Literal[
     "outage_ended",
     "probe_silent",      # a probe has not checked in nor submitted beyond its schedule
     "probe_back",
+    "intermittent",        # a target is blocked in some attempts and fine in others: one alert
+    "intermittent_ended",  # no vantage sees it flapping any more
 ]
 ALERT_KINDS: Final[tuple[str, ...]] = AlertKind.__args__  # type: ignore[attr-defined]
 
 # Alerts the pipeline makes that are not incident changes (never filtered by [alerts] kinds).
 TEST_ALERT_KIND: Final = "test"
 
-IncidentKind = Literal["block", "outage", "silence"]
+IncidentKind = Literal["block", "outage", "silence", "intermittent"]
 IncidentStatus = Literal["open", "closed"]
 AlertStatus = Literal["open", "acked"]
 

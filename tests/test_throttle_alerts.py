@@ -1,0 +1,34 @@
+"""A confirmed throttled block's alert carries the rates: probe, control and baseline."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from monitor.alerts.evaluate import EvaluationConfig, evaluate_alerts
+from monitor.collector.intake import save_and_decide
+from monitor.store.rows import measurement_row
+from tests.fixtures.store import synthetic_measurement
+
+GOLDEN = Path(__file__).parent / "golden" / "tls_throttled.json"
+
+
+def test_a_throttled_block_alert_carries_probe_control_and_baseline_rates(sqlite_store) -> None:
+    golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    measurement = synthetic_measurement(url="https://throttle.lab.test/large", target_id="azattyq",
+                                        measured_at="2026-12-01 10:00:00", blocking="http-failure",
+                                        accessible=False, blocking_method="tls.throttled")
+    measurement["test_keys"]["x_throughput"] = golden["test_keys"]["x_throughput"]
+    row = measurement_row(measurement, target_id="azattyq", run_id=None, confirmation=0)
+    save_and_decide(sqlite_store, [row], confirmations_needed=1)
+
+    [alert_id] = evaluate_alerts(sqlite_store, EvaluationConfig(), datetime(2026, 12, 1, 10, 5, tzinfo=UTC))
+    [stored] = sqlite_store.database.rows("SELECT payload FROM alerts WHERE id = ?", (alert_id,))
+    payload = json.loads(stored["payload"])
+    assert payload["kind"] == "block_confirmed"
+    rates = payload["where"][0]["rates"]
+    throughput = golden["test_keys"]["x_throughput"]
+    assert rates["probe"] == throughput["probe"]["rate"] and rates["control"] == throughput["control"]["rate"]
+    assert rates["baseline"] >= 4 * rates["probe"]
+    assert "by tls.throttled at " in payload["summary"] and "kbit/s (control " in payload["summary"]
