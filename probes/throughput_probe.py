@@ -141,9 +141,22 @@ def with_vantage_baselines(options: ProbeOptions, lists: Sequence[TargetList]) -
     return dataclasses.replace(options, throughput_baselines=baselines)
 
 
-def rate_arguments(target: Target, options: ProbeOptions) -> dict[str, Any]:
-    """measure_url's rate arguments for a target naming a throughput or baseline URL; else {}."""
+def rate_arguments(target: Target, options: ProbeOptions, url: str) -> dict[str, Any]:
+    """measure_url's rate arguments for one URL of a target naming a throughput or baseline URL.
+
+    The throughput URL stands for the URLs of its own site (same domain, its last two labels):
+    a mirror elsewhere (azattyq.github.io) is measured on its own page, not on the outlet's.
+    """
     if not target.throughput_url and not target.baseline_url:
         return {}
     own = (target.baseline_url,) if target.baseline_url else ()
-    return {"throughput_url": target.throughput_url, "baseline_urls": own + options.throughput_baselines}
+    same_site = bool(target.throughput_url) and _site(target.throughput_url or "") == _site(url)
+    return {
+        "throughput_url": target.throughput_url if same_site else None,
+        "baseline_urls": own + options.throughput_baselines,
+    }
+
+
+def _site(url: str) -> str:
+    host = url_endpoint(url)[1].rstrip(".").lower()
+    return ".".join(host.split(".")[-2:])

@@ -43,7 +43,8 @@ def test_registry_rate_urls_load_round_trip_and_become_measure_arguments() -> No
     again, problems = check_registry_text(render_target_list(targets), "again.toml")
     assert problems == [] and again.targets[0].baseline_url == "https://neutral.example/large.jpg"
     options = with_vantage_baselines(ProbeOptions(), [targets])
-    assert rate_arguments(azattyq, options) == {
+    assert rate_arguments(azattyq, options, "https://azattyq.github.io/")["throughput_url"] is None
+    assert rate_arguments(azattyq, options, "https://rus.azattyq.org/") == {
         "throughput_url": "https://www.azattyq.org/large.jpg",
         "baseline_urls": ("https://neutral.example/large.jpg", "https://control.example/large"),
     }

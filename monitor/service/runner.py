@@ -326,7 +326,7 @@ class Runner:
                 annotations["confirmation"] = str(confirmation)
             try:
                 extra: dict[str, Any] = {} if self.session is None else {"session": self.session}
-                extra.update(rate_arguments(target, self.probe_options))
+                extra.update(rate_arguments(target, self.probe_options, url))
                 measurement = await self.measure(url, self.probe_options,
                                                  annotations=annotations, report_id=run_id,
                                                  **extra)
