@@ -32,3 +32,22 @@ def test_a_throttled_block_alert_carries_probe_control_and_baseline_rates(sqlite
     assert rates["probe"] == throughput["probe"]["rate"] and rates["control"] == throughput["control"]["rate"]
     assert rates["baseline"] >= 4 * rates["probe"]
     assert "by tls.throttled at " in payload["summary"] and "kbit/s (control " in payload["summary"]
+
+
+def test_a_report_quotes_a_throttled_page_with_its_rates_and_a_chart() -> None:
+    from monitor.store.queries import extract_evidence
+    from reports.model import ThrottleRates
+    from reports.render_html import template_environment
+
+    golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    detail = extract_evidence("uid-1", {"test_keys": golden["test_keys"]})
+    throughput = golden["test_keys"]["x_throughput"]
+    assert detail.throughput_rates is not None
+    assert detail.throughput_rates[:2] == (throughput["probe"]["rate"], throughput["control"]["rate"])
+    rates = ThrottleRates(*detail.throughput_rates)
+    probe_width, control_width, baseline_width = (width for _, _, width in rates.bars())
+    assert 0 < probe_width < min(control_width, baseline_width)
+    assert max(control_width, baseline_width) == 100.0
+    partial = template_environment().get_template("throttle_rates.html.j2")
+    html = partial.render(method={"rates": rates})
+    assert "<svg" in html and "kbit/s" in html and "Mbit/s" in html and "probe" in html
