@@ -51,3 +51,13 @@ def test_a_report_quotes_a_throttled_page_with_its_rates_and_a_chart() -> None:
     partial = template_environment().get_template("throttle_rates.html.j2")
     html = partial.render(method={"rates": rates})
     assert "<svg" in html and "kbit/s" in html and "Mbit/s" in html and "probe" in html
+
+
+def test_the_dashboard_sets_the_probe_rate_beside_the_control_rate() -> None:
+    from reports.dashboard.evidence import compare_observations
+
+    golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    pairs = {pair.step: pair for pair in compare_observations({"test_keys": golden["test_keys"]})}
+    rate = pairs["Rate"]
+    assert "kbit/s over" in rate.probe and "same-network baseline" in rate.probe and "Mbit/s" in rate.control
+    assert "Rate" not in {pair.step for pair in compare_observations({"test_keys": {}})}
