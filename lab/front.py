@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lab.policies import Protocol, decide_front_action, decide_shaping
+from lab.shaping import Shaper
 from lab.sniff import Sniffed, sniff_http_host, sniff_tls_server_name
 from lab.state import LabState
 
@@ -92,10 +93,10 @@ async def peek_hostname(sock: socket.socket, protocol: Protocol, timeout: float)
 class Front:
     """Accept loops for every (address, port) of the sites and the blockpage server."""
 
-    def __init__(self, state: LabState, backends: Backends, shaped_priority: int | None = None) -> None:
+    def __init__(self, state: LabState, backends: Backends, shaper: Shaper | None = None) -> None:
         self._state = state
-        # SO_PRIORITY that puts a socket in the lab's shaped tc class (lab/shaping.py); None: off.
-        self._shaped_priority = shaped_priority
+        # Puts a shaped connection's socket in the lab's tc class (lab/shaping.py); None: off.
+        self._shaper = shaper
         self._backends = backends
         self._listeners: list[socket.socket] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -156,10 +157,12 @@ class Front:
                 policy, protocol=protocol, from_censored_vantage=censored, attempt=attempt
             )
             vantage_shaped = self._state.vantage_shaped
-            if self._shaped_priority is not None and decide_shaping(
-                policy, from_censored_vantage=censored, vantage_shaped=vantage_shaped
+            if (
+                self._shaper is not None
+                and decide_shaping(policy, from_censored_vantage=censored, vantage_shaped=vantage_shaped)
+                and await self._shaper.ensure_installed()
             ):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_PRIORITY, self._shaped_priority)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_PRIORITY, self._shaper.priority)
             if action == "reset":
                 reset_connection(sock)
                 return

@@ -220,7 +220,7 @@ class Lab:
                 ) from None
 
         self._front = Front(
-            state, backends, self._shaper.priority if self._shaper.installed else None
+            state, backends, self._shaper if self._shaper.available else None
         )
         for address in [*state.listening_addresses(), plan.blockpage]:
             for port in (80, 443):
@@ -266,7 +266,7 @@ class Lab:
     async def _start_shaping(self, state: LabState) -> None:
         assert self._shaper is not None
         try:
-            await self._shaper.install()
+            self._shaper.check()
         except ShapingUnavailable as error:
             if self._explicit_shaping_hosts:
                 raise LabError(
@@ -337,7 +337,7 @@ class Lab:
         check_policy(policy, f"lab set_policy {name}")
         if name not in self._state.policies:
             raise ValueError(f"lab set_policy: unknown hostname {name!r} (add it with extra_hosts)")
-        if policy in SHAPING_POLICIES and self._shaper is not None and not self._shaper.installed:
+        if policy in SHAPING_POLICIES and self._shaper is not None and not self._shaper.available:
             raise ShapingUnavailable(self._shaper.unavailable_reason or "lab: shaping unavailable")
         async with self._policy_lock:
             old = self._state.policies[name]
@@ -351,7 +351,7 @@ class Lab:
         """Shape everything the censored vantage fetches (a slow access network), or stop."""
         if self._state is None or self._shaper is None:
             raise LabError("lab: not started")
-        if shaped and not self._shaper.installed:
+        if shaped and not self._shaper.available:
             raise ShapingUnavailable(self._shaper.unavailable_reason or "lab: shaping unavailable")
         self._state.vantage_shaped = shaped
 

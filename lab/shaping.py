@@ -53,9 +53,31 @@ class Shaper:
         self.priority = socket_priority(prefix)
         self.unavailable_reason: str | None = None
         self._installed = False
+        self._lock = asyncio.Lock()
 
     @property
     def installed(self) -> bool:
+        return self._installed
+
+    @property
+    def available(self) -> bool:
+        return self.unavailable_reason is None
+
+    def check(self) -> None:
+        """At lab start: can tc be had? Nothing is installed until a connection is shaped, so a
+        lab that shapes nothing leaves `lo` as it found it (benchmarks run on a bare `lo`)."""
+        if shutil.which("tc") is None:
+            self.unavailable_reason = "lab: throttling policies unavailable: tc is not installed"
+            raise ShapingUnavailable(self.unavailable_reason)
+
+    async def ensure_installed(self) -> bool:
+        """Install the class on first use (once, whoever asks first); False if tc refused."""
+        async with self._lock:
+            if not self._installed and self.unavailable_reason is None:
+                try:
+                    await self.install()
+                except ShapingUnavailable:
+                    return False
         return self._installed
 
     async def install(self) -> None:
