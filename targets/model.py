@@ -50,6 +50,9 @@ class Target:
     # and a neutral URL on the same CDN or prefix to compare it with (docs/outcomes.md).
     throughput_url: str | None = None
     baseline_url: str | None = None
+    # Measurements of each URL per round: more than one gives a k-of-n record at once, for a
+    # target known to be blocked intermittently (monitor/state.py).
+    repeats: int = 1
 
     def url_list(self) -> list[str]:
         return [target_url.url for target_url in self.urls]

@@ -63,6 +63,8 @@ def _render_target(target: Target) -> list[str]:
         lines.append("control = true")
     if target.notes is not None:
         lines.append(f"notes = {_toml_string(target.notes)}")
+    if target.repeats != 1:
+        lines.append(f"repeats = {target.repeats}")
     for key in ("throughput_url", "baseline_url"):
         value = getattr(target, key)
         if value is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from monitor.alerts.incidents import Affected, AlertEvent, Incident
 from monitor.alerts.messages import build_payload
 from monitor.service.runner import Runner, RunnerConfig, StoreRecorder
 from monitor.state import Observation, decide_next_state, is_flapping, record_verdict
+from probes.options import ProbeOptions
 
 _START = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -112,3 +114,25 @@ async def test_a_flapping_target_in_the_lab_yields_one_incident_and_at_most_two_
     assert [(i["kind"], i["target_id"], i["status"]) for i in incidents] == [("intermittent", "flaky", "open")]
     assert json.loads(incidents[0]["affected"])[0]["share"] == pytest.approx(0.5, abs=0.17)
     assert alerts == ["intermittent"] and len(new_alerts) <= 2
+
+
+async def test_repeats_give_a_k_of_n_record_in_one_round(writer_store, store_path) -> None:
+    from targets.registry import check_registry_text
+    from tests.fixtures.runner import ScriptedProbe, make_target_list
+
+    listed = make_target_list("news", {"flaky.example": 1})
+    target_list = dataclasses.replace(listed, targets=(dataclasses.replace(listed.targets[0], repeats=4),))
+    url = "https://flaky.example/0"
+    probe = ScriptedProbe({url: ["tls.reset", "ok", "tls.reset", "ok"]})
+    store, call = writer_store
+    runner = Runner(None, StoreRecorder(store, call, vantage_id="local"), target_list,  # type: ignore[arg-type]
+                    ProbeOptions(), measure=probe,
+                    config=RunnerConfig(confirm_retests=2, confirm_delay_seconds=0.0, per_host_limit=1))
+    await runner.run_round("news")
+    assert probe.calls.count(url) >= 4
+    with sqlite3.connect(store_path) as database:
+        state, recent = database.execute("SELECT state, recent FROM target_state").fetchone()
+    assert (state, recent[:4]) == ("intermittent", "xoxo")
+    _, problems = check_registry_text('[list]\nname = "t"\n[[target]]\nid = "a"\nname = "A"\n'
+                                      'category_code = "NEWS"\nnotes = "n"\nrepeats = 0\n', "t.toml")
+    assert len(problems) == 1 and "repeats must be a whole number from 1 to 10" in str(problems[0])

@@ -276,7 +276,9 @@ class Runner:
         run_id = await self.store.start_run(list_name)
         result = RoundResult(list_name=list_name, run_id=run_id)
         self._progress = progress
-        jobs = [(target, url) for target in target_list.targets for url in target.url_list()]
+        # A target's `repeats` measures each of its URLs that many times: a k-of-n record at once.
+        jobs = [(target, url) for target in target_list.targets for url in target.url_list()
+                for _ in range(target.repeats)]
         tasks = [self._spawn(self._measure_and_record(target, url, run_id, 0, result))
                  for target, url in jobs]
         try:
