@@ -1,6 +1,6 @@
 """The lab: an offline test network with honest and lying DNS, web sites, a test CA and middleboxes."""
 
-from lab.control import LabControlError, send_policy
+from lab.control import LabControlError, send_policy, send_vantage_shaping
 from lab.firewall import FirewallUnavailable
 from lab.network import Lab, LabError, LabInfo
 from lab.pages import BLOCKPAGE_PHRASE
@@ -18,4 +18,5 @@ __all__ = [
     "LabInfo",
     "bulk_hostname",
     "send_policy",
+    "send_vantage_shaping",
 ]

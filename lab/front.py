@@ -11,7 +11,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from lab.policies import Protocol, decide_front_action
+from lab.policies import Protocol, decide_front_action, decide_shaping
+from lab.shaping import Shaper
 from lab.sniff import Sniffed, sniff_http_host, sniff_tls_server_name
 from lab.state import LabState
 
@@ -92,8 +93,10 @@ async def peek_hostname(sock: socket.socket, protocol: Protocol, timeout: float)
 class Front:
     """Accept loops for every (address, port) of the sites and the blockpage server."""
 
-    def __init__(self, state: LabState, backends: Backends) -> None:
+    def __init__(self, state: LabState, backends: Backends, shaper: Shaper | None = None) -> None:
         self._state = state
+        # Puts a shaped connection's socket in the lab's tc class (lab/shaping.py); None: off.
+        self._shaper = shaper
         self._backends = backends
         self._listeners: list[socket.socket] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -147,11 +150,19 @@ class Front:
                 return
             if sniffed is None:
                 return
+            censored = peer == self._state.plan.censored_source
+            policy = self._state.policy_for(sniffed.hostname)
+            attempt = self._state.next_attempt(sniffed.hostname or "") if censored else 0
             action = decide_front_action(
-                self._state.policy_for(sniffed.hostname),
-                protocol=protocol,
-                from_censored_vantage=peer == self._state.plan.censored_source,
+                policy, protocol=protocol, from_censored_vantage=censored, attempt=attempt
             )
+            vantage_shaped = self._state.vantage_shaped
+            if (
+                self._shaper is not None
+                and decide_shaping(policy, from_censored_vantage=censored, vantage_shaped=vantage_shaped)
+                and await self._shaper.ensure_installed()
+            ):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_PRIORITY, self._shaper.priority)
             if action == "reset":
                 reset_connection(sock)
                 return

@@ -29,11 +29,13 @@ from lab.policies import (
     DEFAULT_CATALOGUE,
     DEFAULT_REDIRECTS,
     FIREWALL_POLICIES,
+    SHAPING_POLICIES,
     bulk_hostname,
     check_hostname,
     check_policy,
     firewall_verdicts,
 )
+from lab.shaping import Shaper, ShapingUnavailable
 from lab.sites import (
     make_doctored_handler,
     make_protocol_factory,
@@ -120,6 +122,10 @@ class Lab:
         self._explicit_firewall_hosts = {
             h for h, p in (extra_hosts or {}).items() if p in FIREWALL_POLICIES
         }
+        self._explicit_shaping_hosts = {
+            h for h, p in (extra_hosts or {}).items() if p in SHAPING_POLICIES
+        }
+        self._shaper: Shaper | None = None
         self._redirects = dict(DEFAULT_REDIRECTS) if catalogue else {}
         for hostname, url in (redirects or {}).items():
             name = check_hostname(hostname, "lab redirect")
@@ -173,6 +179,8 @@ class Lab:
 
         self._firewall = Firewall(plan.prefix, plan.censored_source)
         await self._start_firewall(state)
+        self._shaper = Shaper(plan.prefix)
+        await self._start_shaping(state)
 
         lab_root = make_lab_root()
         self._ca_file.write_bytes(certificate_pem(lab_root.certificate))
@@ -211,7 +219,9 @@ class Lab:
                     f"lab: cannot start a resolver on TCP port 53: {error.strerror}"
                 ) from None
 
-        self._front = Front(state, backends)
+        self._front = Front(
+            state, backends, self._shaper if self._shaper.available else None
+        )
         for address in [*state.listening_addresses(), plan.blockpage]:
             for port in (80, 443):
                 try:
@@ -224,7 +234,10 @@ class Lab:
 
         if self._with_control:
             self._control_runner = web.AppRunner(
-                make_control_app(self.set_policy, lambda: self.info.to_json()), access_log=None
+                make_control_app(
+                    self.set_policy, lambda: self.info.to_json(), self.set_vantage_shaping
+                ),
+                access_log=None,
             )
             await self._control_runner.setup()
             try:
@@ -250,6 +263,20 @@ class Lab:
             for hostname in [h for h, p in state.policies.items() if p in FIREWALL_POLICIES]:
                 del state.policies[hostname]
 
+    async def _start_shaping(self, state: LabState) -> None:
+        assert self._shaper is not None
+        try:
+            self._shaper.check()
+        except ShapingUnavailable as error:
+            if self._explicit_shaping_hosts:
+                raise LabError(
+                    f"{error} (asked for {', '.join(sorted(self._explicit_shaping_hosts))})"
+                ) from None
+            for policy in SHAPING_POLICIES:
+                self._unavailable[policy] = str(error)
+            for hostname in [h for h, p in state.policies.items() if p in SHAPING_POLICIES]:
+                del state.policies[hostname]
+
     async def stop(self) -> None:
         if self._control_runner is not None:
             await self._control_runner.cleanup()
@@ -269,6 +296,9 @@ class Lab:
         if self._firewall is not None:
             await self._firewall.remove()
             self._firewall = None
+        if self._shaper is not None:
+            await self._shaper.remove()
+            self._shaper = None
 
     # -- what others use ----------------------------------------------------------------------
     @property
@@ -307,6 +337,8 @@ class Lab:
         check_policy(policy, f"lab set_policy {name}")
         if name not in self._state.policies:
             raise ValueError(f"lab set_policy: unknown hostname {name!r} (add it with extra_hosts)")
+        if policy in SHAPING_POLICIES and self._shaper is not None and not self._shaper.available:
+            raise ShapingUnavailable(self._shaper.unavailable_reason or "lab: shaping unavailable")
         async with self._policy_lock:
             old = self._state.policies[name]
             if policy in FIREWALL_POLICIES or old in FIREWALL_POLICIES:
@@ -314,6 +346,14 @@ class Lab:
                 await self._firewall.apply(firewall_verdicts(updated, self._state.addresses))
             self._state.policies[name] = policy
             self._write_info_file()
+
+    def set_vantage_shaping(self, shaped: bool) -> None:
+        """Shape everything the censored vantage fetches (a slow access network), or stop."""
+        if self._state is None or self._shaper is None:
+            raise LabError("lab: not started")
+        if shaped and not self._shaper.available:
+            raise ShapingUnavailable(self._shaper.unavailable_reason or "lab: shaping unavailable")
+        self._state.vantage_shaped = shaped
 
     def _write_info_file(self) -> None:
         if self._info_file is not None:

@@ -69,3 +69,18 @@ def render_doctored_page(hostname: str, path: str) -> str:
         f"<p>Страница {html.escape(path)} временно недоступна. Читайте официальные новости.</p>\n"
         f"<!-- {name} -->\n</body></html>\n"
     )
+
+
+# Every lab site serves a large resource under LARGE_PATH, to measure a rate on (a target's
+# throughput_url): a home page of 2-8 KB is over before a rate can be told.
+LARGE_PATH = "/large"
+LARGE_PAGE_BYTES = 256 * 1024
+
+
+def render_large_page(hostname: str) -> bytes:
+    """The site's page padded with its own filler to LARGE_PAGE_BYTES."""
+    page = render_site_page(hostname, LARGE_PATH).encode()
+    filler = " ".join(_paragraphs(hostname)).encode()
+    repeats = LARGE_PAGE_BYTES // (len(filler) + 8) + 1
+    padding = b"".join(b"<p>" + filler + b"</p>\n" for _ in range(repeats))
+    return (page.replace(b"</body>", padding + b"</body>", 1))[: LARGE_PAGE_BYTES - 15] + b"</body></html>\n"

@@ -25,11 +25,17 @@ Policy = Literal[
     "dynamic",
     "down",
     "down.nxdomain",
+    "throttle",
+    "slow",
+    "slow.control",
+    "flaky.reset",
 ]
 POLICIES: Final[tuple[str, ...]] = Policy.__args__  # type: ignore[attr-defined]
 
 # IP blocking needs nftables; without it these policies are refused as "unavailable".
 FIREWALL_POLICIES: Final[frozenset[str]] = frozenset({"tcp.reset", "tcp.timeout"})
+# Real shaping needs tc (lab/shaping.py); without it these policies are refused as "unavailable".
+SHAPING_POLICIES: Final[frozenset[str]] = frozenset({"throttle", "slow", "slow.control"})
 
 LAB_ZONE: Final = "lab.test"
 BULK_ZONE: Final = f"bulk.{LAB_ZONE}"
@@ -56,6 +62,10 @@ DEFAULT_CATALOGUE: Final[dict[str, str]] = {
     f"down.{LAB_ZONE}": "down",
     f"down-nxdomain.{LAB_ZONE}": "down.nxdomain",
     f"redirect.{LAB_ZONE}": "none",
+    f"throttle.{LAB_ZONE}": "throttle",
+    f"slow.{LAB_ZONE}": "slow",
+    f"slow-control.{LAB_ZONE}": "slow.control",
+    f"flaky-reset.{LAB_ZONE}": "flaky.reset",
 }
 DEFAULT_REDIRECTS: Final[dict[str, str]] = {f"redirect.{LAB_ZONE}": f"https://ok.{LAB_ZONE}/"}
 
@@ -135,11 +145,17 @@ Protocol = Literal["tls", "http"]
 
 
 def decide_front_action(
-    policy: str | None, *, protocol: Protocol, from_censored_vantage: bool
+    policy: str | None, *, protocol: Protocol, from_censored_vantage: bool, attempt: int = 0
 ) -> FrontAction:
-    """What the SNI/Host middlebox does with a connection, from its first bytes' hostname."""
+    """What the SNI/Host middlebox does with a connection, from its first bytes' hostname.
+
+    `attempt` counts the censored vantage's connections to the hostname: flaky.reset resets every
+    other one (the first, the third...), a censor that drops half the connections.
+    """
     if policy is None or not from_censored_vantage:
         return "serve"
+    if policy == "flaky.reset":
+        return "reset" if attempt % 2 == 0 else "serve"
     if protocol == "tls":
         return {"tls.reset": "reset", "tls.timeout": "blackhole", "tls.mitm": "mitm"}.get(
             policy, "serve"
@@ -161,3 +177,20 @@ def firewall_verdicts(policies: dict[str, str], addresses: dict[str, str]) -> di
         elif policy == "tcp.timeout":
             verdicts[addresses[hostname]] = "drop"
     return verdicts
+
+
+def decide_shaping(policy: str | None, *, from_censored_vantage: bool, vantage_shaped: bool) -> bool:
+    """Whether the server's side of a connection goes through the lab's shaped class.
+
+    throttle: the censored vantage's connections to that name only (an SNI/Host-keyed throttle);
+    slow: everyone's (a slow site); slow.control: everyone's but the censored vantage's (the
+    control's view is the slow one); vantage_shaped: everything the censored vantage fetches
+    (a slow access network, not a censor).
+    """
+    if from_censored_vantage and vantage_shaped:
+        return True
+    if policy == "throttle":
+        return from_censored_vantage
+    if policy == "slow.control":
+        return not from_censored_vantage
+    return policy == "slow"

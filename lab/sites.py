@@ -6,7 +6,14 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from lab.pages import BLOCKPAGE_HTML, render_doctored_page, render_dynamic_page, render_site_page
+from lab.pages import (
+    BLOCKPAGE_HTML,
+    LARGE_PATH,
+    render_doctored_page,
+    render_dynamic_page,
+    render_large_page,
+    render_site_page,
+)
 from lab.state import LabState
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
@@ -39,7 +46,8 @@ def make_site_handler(state: LabState) -> Handler:
         key = (hostname, path)
         body = cache.get(key)
         if body is None:
-            body = render_site_page(hostname, path).encode()
+            large = path == LARGE_PATH
+            body = render_large_page(hostname) if large else render_site_page(hostname, path).encode()
             if len(cache) < 50_000:  # bounded: the benchmark asks many distinct paths
                 cache[key] = body
         return web.Response(body=body, content_type=_HTML, charset="utf-8")

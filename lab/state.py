@@ -20,6 +20,10 @@ class LabState:
         self.policies = dict(policies)
         self.addresses = dict(addresses)
         self.redirects = dict(redirects)
+        # A slow access network at the censored vantage: every fetch from there is shaped.
+        self.vantage_shaped = False
+        # The censored vantage's connections per hostname so far (flaky.reset's turn).
+        self.attempts: dict[str, int] = {}
         # The first hostname given an address owns it (what a request without Host reaches).
         self.hostname_at: dict[str, str] = {}
         for hostname, address in self.addresses.items():
@@ -27,6 +31,12 @@ class LabState:
 
     def policy_for(self, hostname: str | None) -> str | None:
         return None if hostname is None else self.policies.get(hostname)
+
+    def next_attempt(self, hostname: str) -> int:
+        """Count one more censored-vantage connection to the hostname; return its number from 0."""
+        attempt = self.attempts.get(hostname, 0)
+        self.attempts[hostname] = attempt + 1
+        return attempt
 
     def dns_plan(self, hostname: str, *, censored_resolver: bool) -> DnsPlan | None:
         policy = self.policies.get(hostname)

@@ -11,6 +11,17 @@ from probes.vocabulary import TargetState
 # Methods are compared by family so that dns.nxdomain then dns.timeout still confirm "dns".
 _FAMILY_OF_BLOCKING = {"dns": "dns", "tcp_ip": "tcp", "http-failure": "http", "http-diff": "http"}
 
+# The k-of-n record (target_state.recent): the latest verdicts that say yes or no, "x" for
+# interfered and "o" for fine, most recent last; down and unknown say neither and are not kept.
+RECENT_WINDOW = 6
+# Intermittent: at least this many verdicts in the record, at least INTERMITTENT_EACH of each
+# kind among them, and back and forth at least INTERMITTENT_FLIPS times (a block that began or
+# ended once is no flapping). Once intermittent, a URL leaves only when the record is no longer
+# mixed (at most one verdict of the other kind in it), so it changes state once, not each time.
+INTERMITTENT_MIN_VERDICTS = 4
+INTERMITTENT_EACH = 2
+INTERMITTENT_FLIPS = 3
+
 
 @dataclass(frozen=True, slots=True)
 class Observation:
@@ -69,6 +80,29 @@ class Observation:
         return "unknown"
 
 
+def record_verdict(recent: str, verdict: Observation) -> str:
+    """The k-of-n record with this verdict added (unchanged for down and unknown)."""
+    mark = "x" if verdict.is_anomaly else "o" if verdict.plain_state == "accessible" else ""
+    return (recent + mark)[-RECENT_WINDOW:]
+
+
+def is_mixed(recent: str) -> bool:
+    """Blocked in some attempts and fine in others: the record of an intermittent URL."""
+    return (len(recent) >= INTERMITTENT_MIN_VERDICTS and recent.count("x") >= INTERMITTENT_EACH
+            and recent.count("o") >= INTERMITTENT_EACH)
+
+
+def is_flapping(recent: str) -> bool:
+    """Mixed, and back and forth: what makes a URL intermittent."""
+    flips = sum(1 for before, after in zip(recent, recent[1:], strict=False) if before != after)
+    return is_mixed(recent) and flips >= INTERMITTENT_FLIPS
+
+
+def interfered_share(recent: str) -> float | None:
+    """k/n of the record: the share of the latest verdicts that saw interference."""
+    return round(recent.count("x") / len(recent), 2) if recent else None
+
+
 @dataclass(frozen=True, slots=True)
 class StateDecision:
     """What to store after one observation, and whether to re-test soon."""
@@ -91,6 +125,8 @@ def decide_next_state(current: Mapping[str, Any] | None, verdict: Observation, *
     - A method change while blocked is a transition blocked -> blocked.
     - `unknown` (no control, could not tell) never ends a confirmed block: it is no evidence.
     - An observation older than the last one stored changes nothing (late uploads).
+    - A record of the latest verdicts that flaps (is_flapping: interfered and fine, back and
+      forth) makes `intermittent`, with the method last seen; it stays while the record is mixed.
     `since` is when the current state began (for blocked: the first anomaly of its streak).
     """
     if confirmations_needed < 1:
@@ -103,10 +139,23 @@ def decide_next_state(current: Mapping[str, Any] | None, verdict: Observation, *
     previous_method = current["method"] if current else None
     streak = current["streak"] if current else 0
     since = current["since"] if current else verdict.measured_at
+    recent = record_verdict((current.get("recent") or "") if current else "", verdict)
 
-    if verdict.is_anomaly:
+    staying = previous_state == "intermittent" and is_mixed(recent)
+    if staying or (is_flapping(recent) and previous_state != "intermittent"):
+        state: TargetState = "intermittent"
+        method = verdict.blocking_method or previous_method
+        if previous_state != "intermittent":
+            since, streak = verdict.measured_at, 1
+        else:
+            streak += 1
+    elif verdict.is_anomaly and previous_state == "intermittent":
+        # The record is no longer mixed and this one is interfered: the rest of it too.
+        state, method, streak, since = "blocked", verdict.blocking_method or verdict.family, 1, \
+            verdict.measured_at
+    elif verdict.is_anomaly:
         if previous_state == "blocked":
-            state: TargetState = "blocked"
+            state = "blocked"
             method = verdict.blocking_method or previous_method
             streak += 1
         elif previous_state == "anomaly" and _family_of_method(previous_method) == verdict.family:
@@ -147,6 +196,7 @@ def decide_next_state(current: Mapping[str, Any] | None, verdict: Observation, *
         "probe_asn": verdict.probe_asn or (current["probe_asn"] if current else None),
         "probe_cc": verdict.probe_cc or (current["probe_cc"] if current else None),
         "streak": streak,
+        "recent": recent,
     }
     transition = None
     if changed:

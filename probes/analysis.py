@@ -124,6 +124,7 @@ def analyze(
         tcp_judged=classify_tcp_blocking(observed.tcp_connect, control.get("tcp_connect") or {}),
         database=database,
         failed_hop=failed_hop_step(test_keys),
+        throughput=test_keys.get("x_throughput"),
     )
     if dns.consistency == "consistent" and dns.reason.startswith("same AS"):
         evidence.notes.append(f"dns: other addresses than the control's, {dns.reason}")

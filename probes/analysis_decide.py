@@ -8,6 +8,7 @@ from typing import Any
 
 from probes.analysis_compare import DnsComparison, HttpComparison, is_ipv6
 from probes.analysis_observe import FailedHop, Observations, https_page_verified, tcp_endpoint
+from probes.analysis_throttle import judge_throttling
 from probes.fingerprints_match import FingerprintDB, Match, match_interception_ca
 from probes.measurement_types import CertificateDescription, TcpConnect, TlsHandshake
 from probes.vocabulary import Blocking, BlockingMethod
@@ -30,6 +31,9 @@ BLOCKING_OF_METHOD: dict[str, Blocking] = {
     "http.timeout": "http-failure",
     "http.blockpage": "http-diff",
     "http.diff": "http-diff",
+    # A page that crawls at a fraction of the control's rate (docs/outcomes.md, "Throttling").
+    "tls.throttled": "http-failure",
+    "http.throttled": "http-failure",
 }
 
 _DNS_METHOD: dict[str, BlockingMethod] = {
@@ -82,6 +86,8 @@ class Evidence:
     database: FingerprintDB
     # The step of a redirect hop that failed before its HTTP exchange, and its entry.
     failed_hop: FailedHop | None = None
+    # test_keys.x_throughput: the rates of the probe, the control and the baselines.
+    throughput: Mapping[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -148,6 +154,9 @@ def decide_with_control(evidence: Evidence) -> Decision:
     mitm = _detect_mitm_on_success(evidence)
     if mitm is not None:
         return mitm
+    throttled = _decide_throttling(evidence)
+    if throttled is not None:
+        return throttled
     # No censor can alter a page (or a redirect) that came over https with a certificate that
     # verifies for the host: a different page is the site's own answer (geo-restriction, a WAF
     # that treats the control's datacenter address as a bot).
@@ -320,6 +329,11 @@ def _method_for_late_failure(evidence: Evidence, failure: str) -> Decision:
             return _blocked(_TCP_METHOD[failure])
         if step == "dns":
             return _blocked(_DNS_METHOD.get(failure, "dns.inconsistent"))
+    if failure == "generic_timeout_error" and evidence.observed.final_request is not None:
+        # The page was still coming when the timeout fell: a crawl, or a censor's black hole.
+        throttled = _decide_throttling(evidence)
+        if throttled is not None:
+            return throttled
     evidence.notes.append(f"http: {failure} while the control fetched the page")
     if failure in _HTTP_METHOD:
         return _blocked(_HTTP_METHOD[failure])
@@ -358,4 +372,17 @@ def _detect_mitm_on_success(evidence: Evidence) -> Decision | None:
             + (f"; {match.evidence}" if match else "")
         )
         return _blocked("tls.mitm", match)
+    return None
+
+
+def _decide_throttling(evidence: Evidence) -> Decision | None:
+    """tls.throttled / http.throttled when the rates say so (probes/analysis_throttle.py)."""
+    if not evidence.throughput:
+        return None
+    judgement = judge_throttling(evidence.throughput)
+    if judgement.throttled and judgement.step is not None:
+        evidence.notes.append(judgement.note)
+        return _blocked("tls.throttled" if judgement.step == "tls" else "http.throttled")
+    if judgement.probe_rate is not None:
+        evidence.notes.append(judgement.note)  # compared, and why it is not throttling
     return None

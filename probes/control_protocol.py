@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from probes.dns import is_valid_hostname
 from probes.endpoints import DEFAULT_PORTS, split_host_port
 from probes.tcp import format_endpoint
+from probes.throughput import ThroughputProfile
 
 # The shapes follow OONI's internal/model/th.go (THRequest, THResponse) and
 # docs/control-protocol.md; x_blockmon is our extension, which an oohelperd does not send.
@@ -82,6 +83,8 @@ class BlockmonExtension(TypedDict, total=False):
     body_sha256: str | None
     body_simhash: str | None
     body_is_truncated: bool | None
+    # The helper's page read: bytes over time and rate (probes/throughput.py).
+    throughput: ThroughputProfile | None
 
 
 class ControlAnswer(TypedDict, total=False):

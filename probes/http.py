@@ -25,6 +25,7 @@ from probes.errors import NETWORK_ERRORS, classify_failure
 from probes.measurement_types import DnsQuery, TcpConnect, TlsHandshake
 from probes.options import ProbeOptions
 from probes.tcp import Streams, close_streams, format_endpoint, probe_tcp
+from probes.throughput import ThroughputProfile, ThroughputRecorder
 from probes.tls import probe_tls
 
 # A current desktop Firefox, with the languages a reader in Kazakhstan would send.
@@ -119,6 +120,33 @@ async def read_capped(stream: ByteStream, limit: int) -> tuple[bytes, bool]:
             break
         body += block
     return bytes(body[:limit]), len(body) > limit
+
+
+async def read_profiled(
+    stream: ByteStream, limit: int, byte_budget: int, seconds_budget: float
+) -> tuple[bytes, bool, ThroughputProfile]:
+    """read_capped with the read's throughput profile; past the cap it reads on, only counting,
+    to `byte_budget` bytes or `seconds_budget` seconds, so its rate compares with the probe's."""
+    recorder = ThroughputRecorder(time.monotonic())
+    body = bytearray()
+    while len(body) <= limit:
+        block = await stream.read(_READ_SIZE)
+        if not block:
+            return bytes(body), False, recorder.profile(time.monotonic(), "eof")
+        recorder.add(time.monotonic(), len(block))
+        body += block[: limit + 1 - len(body)]
+    ended_by = "bytes"
+    try:
+        async with asyncio.timeout(max(seconds_budget - recorder.elapsed(time.monotonic()), 0.0)):
+            while recorder.total < byte_budget:
+                block = await stream.read(_READ_SIZE)
+                if not block:
+                    ended_by = "eof"
+                    break
+                recorder.add(time.monotonic(), len(block))
+    except TimeoutError:
+        ended_by = "seconds"
+    return bytes(body[:limit]), True, recorder.profile(time.monotonic(), ended_by)
 
 
 def url_endpoint(url: str) -> tuple[str, str, int]:
@@ -338,18 +366,33 @@ def _host_header(url: str) -> str:
 async def fetch_one(
     url: str, streams: Streams, address: str, options: ProbeOptions, *, started: float | None = None
 ) -> dict[str, Any]:
-    """One GET over already-open streams, which it closes; the response is kept even if partial."""
+    """One GET over already-open streams, which it closes; the response is kept even if partial.
+
+    Past body_limit the body is read on and discarded, up to the throughput budget, so that
+    `x_throughput` (a blockmon addition) has a rate even for a page larger than the cap.
+    """
     started = time.monotonic() if started is None else started
     entry = new_request_entry(url, address, time.monotonic() - started)
     body = bytearray()
-    state = _ExchangeState()
+    state = _ExchangeState(ThroughputRecorder(time.monotonic()), options)
+    ended_by = "eof"
     try:
-        async with asyncio.timeout(options.http_timeout):
+        async with asyncio.timeout(options.http_timeout) as timeout:
+            state.timeout = timeout
             await _exchange(url, streams, entry, body, options.body_limit, state)
+        ended_by = state.ended_by
+    except TimeoutError:
+        # A timeout while only counting bytes past the cap ends the rate's budget, not the fetch.
+        if state.discarding:
+            ended_by = "seconds"
+        else:
+            entry["failure"], ended_by = "generic_timeout_error", "failure"
     except NETWORK_ERRORS as error:
         # A peer that closes mid-message makes h11 complain about the protocol; it is an early EOF.
         eof = isinstance(error, h11.RemoteProtocolError) and state.eof_seen
-        entry["failure"] = "eof_error" if eof else classify_failure(error)
+        ended_by = "failure"
+        if not state.discarding:
+            entry["failure"] = "eof_error" if eof else classify_failure(error)
     finally:
         await close_streams(streams)
     if entry["response"] is not None:
@@ -358,15 +401,39 @@ async def fetch_one(
         response["body"] = decode_body(bytes(body), content_type)
         response["body_length"] = len(body)
         response["title"] = extract_title(bytes(body), content_type)
+        entry["x_throughput"] = state.recorder.profile(time.monotonic(), ended_by)
     entry["t"] = round(time.monotonic() - started, 6)
     return entry
 
 
 class _ExchangeState:
-    __slots__ = ("eof_seen",)
+    __slots__ = ("eof_seen", "recorder", "discarding", "ended_by", "timeout", "byte_budget", "seconds_budget")
 
-    def __init__(self) -> None:
+    def __init__(self, recorder: ThroughputRecorder, options: ProbeOptions) -> None:
         self.eof_seen = False
+        self.recorder = recorder
+        # True once the body reached its cap: what comes after is only counted.
+        self.discarding = False
+        self.ended_by = "eof"
+        self.timeout: asyncio.Timeout | None = None
+        self.byte_budget = max(options.throughput_bytes, options.body_limit)
+        self.seconds_budget = options.throughput_seconds
+
+    def start_discarding(self) -> None:
+        self.discarding = True
+        if self.timeout is not None:
+            loop_time = asyncio.get_running_loop().time()
+            remaining = self.seconds_budget - self.recorder.elapsed(time.monotonic())
+            deadline = self.timeout.when()
+            budget_end = loop_time + max(remaining, 0.0)
+            self.timeout.reschedule(budget_end if deadline is None else min(deadline, budget_end))
+
+    def budget_spent(self) -> str | None:
+        if self.recorder.total >= self.byte_budget:
+            return "bytes"
+        if self.recorder.elapsed(time.monotonic()) >= self.seconds_budget:
+            return "seconds"
+        return None
 
 
 async def _exchange(
@@ -401,10 +468,16 @@ async def _exchange(
         elif isinstance(event, h11.Response):
             entry["response"] = _response_entry(event)
         elif isinstance(event, h11.Data):
-            room = body_limit - len(body)
-            body += event.data[:room]
-            if len(event.data) > room:
-                entry["response"]["body_is_truncated"] = True
+            state.recorder.add(time.monotonic(), len(event.data))
+            if not state.discarding:
+                room = body_limit - len(body)
+                body += event.data[:room]
+                if len(event.data) > room:
+                    entry["response"]["body_is_truncated"] = True
+                    state.start_discarding()
+            spent = state.budget_spent() if state.discarding else None
+            if spent is not None:
+                state.ended_by = spent
                 return
         elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
             return

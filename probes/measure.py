@@ -42,6 +42,7 @@ from probes.measurement_types import (
 )
 from probes.options import ProbeOptions
 from probes.tcp import Streams, close_streams, format_endpoint, probe_tcp
+from probes.throughput_probe import probe_throughput
 from probes.tls import probe_tls
 
 log = logging.getLogger(__name__)
@@ -106,8 +107,14 @@ async def measure_url(
     annotations: Mapping[str, str] | None = None,
     report_id: str = "adhoc",
     test_start_time: datetime | None = None,
+    throughput_url: str | None = None,
+    baseline_urls: tuple[str, ...] | None = None,
 ) -> Measurement:
-    """Measure one URL and return the whole OONI measurement; network failures are data."""
+    """Measure one URL and return the whole OONI measurement; network failures are data.
+
+    The rate is measured on `throughput_url` when given (a large resource of the target), and
+    compared with `baseline_urls` (default: options.throughput_baselines) if it looks throttled.
+    """
     url = validate_url(url)
     started_at = datetime.now(UTC)
     started = time.monotonic()
@@ -116,6 +123,14 @@ async def measure_url(
         session = aiohttp.ClientSession()
     try:
         observed = await _collect_observations(url, options, session, started)
+        observed["x_throughput"] = await probe_throughput(
+            url,
+            observed,
+            options,
+            session,
+            throughput_url=throughput_url or dict(options.throughput_urls).get(url),
+            baseline_urls=options.throughput_baselines if baseline_urls is None else baseline_urls,
+        )
     finally:
         if own_session and session is not None:
             await session.close()

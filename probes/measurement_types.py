@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, NotRequired, TypedDict
 
+from probes.throughput import ThroughputKeys
 from probes.vocabulary import Blocking, BlockingMethod, Failure
 
 QueryType = Literal["A", "AAAA"]
@@ -191,6 +192,8 @@ class ObservationKeys(TypedDict):
     # A failure string; probes/control.py returns it as str.
     control_failure: str | None
     sni_differential: list[SniRetry]
+    # blockmon's addition: the rates throttling is judged on (probes/throughput.py).
+    x_throughput: NotRequired[ThroughputKeys]
 
 
 class AnalysisKeys(TypedDict):

@@ -33,6 +33,15 @@ class ProbeOptions:
     http_timeout: float = 15.0
     control_timeout: float = 30.0
     body_limit: int = 1024 * 1024
+    # Past body_limit the body is read on, only counted, to this many bytes in all or this many
+    # seconds from its first byte, so a rate can be measured on a page larger than the cap.
+    throughput_bytes: int = 2 * 1024 * 1024
+    throughput_seconds: float = 5.0
+    # Neutral large resources on this vantage's network (the control targets' throughput URLs):
+    # the baseline a throttled target is compared with (probes/analysis_throttle.py).
+    throughput_baselines: tuple[str, ...] = ()
+    # (measured URL, its throughput URL) pairs, for callers that pass no throughput_url themselves.
+    throughput_urls: tuple[tuple[str, str], ...] = ()
     max_redirects: int = 10
     # Address ranges that count as public although they are bogons (a lab on 127.0.0.0/8).
     lab_public_ranges: tuple[str, ...] = ()

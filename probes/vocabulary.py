@@ -50,10 +50,12 @@ BlockingMethod = Literal[
     "http.timeout",
     "http.blockpage",
     "http.diff",
+    "tls.throttled",
+    "http.throttled",
 ]
 
 BLOCKING_METHODS: Final[tuple[str, ...]] = BlockingMethod.__args__  # type: ignore[attr-defined]
 
 # The monitor's per (vantage, url) state machine.
-TargetState = Literal["accessible", "anomaly", "blocked", "down", "unknown"]
+TargetState = Literal["accessible", "anomaly", "blocked", "down", "unknown", "intermittent"]
 TARGET_STATES: Final[tuple[str, ...]] = TargetState.__args__  # type: ignore[attr-defined]

@@ -27,6 +27,7 @@ from reports.model import (
     Report,
     ReportInputs,
     TargetFinding,
+    ThrottleRates,
     Timeline,
     UrlEvidence,
     Vantage,
@@ -144,7 +145,9 @@ def _method_findings(methods: list[MethodCount],
             "tls.mitm" else None,
             first_seen_at=min(row.first_seen_at, earlier.first_seen_at) if earlier
             else row.first_seen_at,
-            last_seen_at=row.last_seen_at, evidence_uid=row.last_uid)
+            last_seen_at=row.last_seen_at, evidence_uid=row.last_uid,
+            rates=ThrottleRates(*detail.throughput_rates)
+            if detail and detail.throughput_rates and row.method.endswith(".throttled") else None)
     return tuple(sorted(merged.values(), key=lambda item: (-item.measurements, item.method)))
 
 

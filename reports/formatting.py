@@ -28,4 +28,12 @@ def evidence_path(uid: str) -> str:
     return f"evidence/{uid}.json"
 
 
-__all__ = ["evidence_path", "format_share", "verdict_class", "when"]
+def format_rate(bytes_per_second: float | None) -> str:
+    """82611.0 -> '661 kbit/s'; 1.5e8 -> '1200.0 Mbit/s'; None -> '-'."""
+    if bytes_per_second is None:
+        return "-"
+    kilobits = bytes_per_second * 8 / 1000
+    return f"{kilobits / 1000:.1f} Mbit/s" if kilobits >= 1000 else f"{kilobits:.0f} kbit/s"
+
+
+__all__ = ["evidence_path", "format_rate", "format_share", "verdict_class", "when"]

@@ -29,6 +29,8 @@ _WORDS: Final[dict[str, str]] = {
     "http.timeout": "HTTP: the request times out",
     "http.blockpage": "HTTP blockpage",
     "http.diff": "HTTP: the page differs from the control's",
+    "tls.throttled": "TLS/SNI throttling: the page crawls while a neutral SNI at the same address is fast",
+    "http.throttled": "HTTP throttling: the page crawls while the control and a neutral URL are fast",
 }
 
 

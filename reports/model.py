@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -62,6 +63,25 @@ class MethodFinding:
     first_seen_at: str
     last_seen_at: str
     evidence_uid: str
+    # *.throttled: the rates the judgement rests on (reports/templates/throttle_rates.html.j2).
+    rates: ThrottleRates | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleRates:
+    """A throttled page's rates in bytes/s: the probe's, the control's, the baseline's."""
+
+    probe: float | None
+    control: float | None
+    baseline: float | None
+
+    def bars(self) -> list[tuple[str, float | None, float]]:
+        """(label, rate, bar width 0-100 on a log scale from 1 kB/s to the fastest)."""
+        rates = [("probe", self.probe), ("control", self.control), ("baseline", self.baseline)]
+        top = max((rate for _, rate in rates if rate), default=0.0)
+        span = math.log10(top / 1000) if top > 1000 else 1.0
+        return [(label, rate, round(100 * max(math.log10(max(rate, 1000) / 1000), 0.02 * span)
+                                    / span, 1) if rate else 0.0) for label, rate in rates]
 
 
 @dataclass(frozen=True, slots=True)

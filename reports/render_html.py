@@ -14,7 +14,7 @@ from reports.charts import (
     render_overview_svg,
     render_timeline_svg,
 )
-from reports.formatting import evidence_path, format_share, verdict_class, when
+from reports.formatting import evidence_path, format_rate, format_share, verdict_class, when
 from reports.summary import summary_lines
 
 _TEMPLATES = Path(__file__).parent / "templates"
@@ -45,7 +45,7 @@ def template_environment() -> jinja2.Environment:
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES),
                                      autoescape=True, undefined=jinja2.StrictUndefined,
                                      trim_blocks=True, lstrip_blocks=True)
-    environment.globals.update(when=when, format_share=format_share,
+    environment.globals.update(when=when, format_share=format_share, format_rate=format_rate,
                                verdict_class=verdict_class, evidence_path=evidence_path,
                                summary_lines=summary_lines)
     return environment

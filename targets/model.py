@@ -46,6 +46,13 @@ class Target:
     control: bool
     list_name: str
     notes: str | None = None
+    # A large resource of the target to measure the rate on (a home page is often too small),
+    # and a neutral URL on the same CDN or prefix to compare it with (docs/outcomes.md).
+    throughput_url: str | None = None
+    baseline_url: str | None = None
+    # Measurements of each URL per round: more than one gives a k-of-n record at once, for a
+    # target known to be blocked intermittently (monitor/state.py).
+    repeats: int = 1
 
     def url_list(self) -> list[str]:
         return [target_url.url for target_url in self.urls]
@@ -61,6 +68,10 @@ class TargetList:
 
     def controls(self) -> tuple[Target, ...]:
         return tuple(target for target in self.targets if target.control)
+
+    def throughput_baselines(self) -> tuple[str, ...]:
+        """The control targets' throughput URLs: the vantage's same-network rate baseline."""
+        return tuple(t.throughput_url for t in self.controls() if t.throughput_url)
 
 
 def find_target(targets: TargetList | tuple[Target, ...] | list[Target], id_or_url: str) -> Target | None:

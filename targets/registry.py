@@ -34,9 +34,15 @@ DEFAULT_REGISTRY_PATH = Path(__file__).resolve().parent / "registry.toml"
 
 TOP_KEYS = frozenset({"list", "target"})
 LIST_KEYS = frozenset({"name", "description", "source", "imported_at"})
-TARGET_KEYS = frozenset({"id", "name", "category_code", "control", "notes", "url", "briefing"})
+TARGET_KEYS = frozenset(
+    {"id", "name", "category_code", "control", "notes", "url", "briefing", "throughput_url",
+     "baseline_url", "repeats"}
+)
 URL_KEYS = frozenset({"url", "role", "since", "until", "note"})
 BRIEFING_KEYS = frozenset({"section", "quote", "line", "period", "claim"})
+
+# More measurements of one URL per round than this would hammer a site for little more evidence.
+MAX_REPEATS = 10
 
 _TOML_POSITION = re.compile(r"\(at line (\d+), column \d+\)")
 
@@ -142,6 +148,17 @@ class _RegistryReader:
         if not isinstance(control, bool):
             self.problem(place, "control", f"{what}: control must be true or false, not {control!r}", control)
             control = False
+        rate_urls: dict[str, str | None] = {}
+        for key in ("throughput_url", "baseline_url"):
+            rate_urls[key] = self.text(table, key, place, what, required=False)
+            if rate_urls[key] is not None and (problem := url_problem(rate_urls[key] or "")):
+                self.problem(place, key, f"{what}: {key}: {problem}", rate_urls[key])
+        repeats = table.get("repeats", 1)
+        if not isinstance(repeats, int) or isinstance(repeats, bool) or not 1 <= repeats <= MAX_REPEATS:
+            self.problem(place, "repeats",
+                         f"{what}: repeats must be a whole number from 1 to {MAX_REPEATS}, not {repeats!r}",
+                         repeats)
+            repeats = 1
         urls = self.read_urls(table.get("url", []), index, what)
         if not urls and not notes:
             self.problem(place, None, f"{what}: has no URL and no notes saying why")
@@ -153,6 +170,8 @@ class _RegistryReader:
         return Target(
             id=target_id, name=name, category_code=category, urls=urls, briefing=briefing,
             control=control, list_name=list_name, notes=notes,
+            throughput_url=rate_urls["throughput_url"], baseline_url=rate_urls["baseline_url"],
+            repeats=repeats,
         )
 
     def read_urls(self, raw: object, index: int, what: str) -> tuple[TargetURL, ...]:

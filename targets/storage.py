@@ -63,6 +63,12 @@ def _render_target(target: Target) -> list[str]:
         lines.append("control = true")
     if target.notes is not None:
         lines.append(f"notes = {_toml_string(target.notes)}")
+    if target.repeats != 1:
+        lines.append(f"repeats = {target.repeats}")
+    for key in ("throughput_url", "baseline_url"):
+        value = getattr(target, key)
+        if value is not None:
+            lines.append(f"{key} = {_toml_string(value)}")
     for target_url in target.urls:
         lines += ["[[target.url]]", f"url = {_toml_string(target_url.url)}", f"role = {_toml_string(target_url.role)}"]
         for key in ("since", "until", "note"):

@@ -25,6 +25,8 @@ PURE_MODULES = [
     "probes/analysis_compare.py",
     "probes/analysis_decide.py",
     "probes/analysis_observe.py",
+    "probes/analysis_throttle.py",
+    "probes/throughput.py",
     "probes/fingerprints.py",
     "probes/fingerprints_match.py",
     "probes/measurement_types.py",

@@ -19,15 +19,16 @@ from monitor.store.migrations import MIGRATIONS, postgres_statement
 
 # What the releases before named sets ran: store versions 1-5 (3 the alert tables) recorded in
 # schema_version, the collector's tables recorded in collector_schema_version.
-_OLD_STORE_STEPS = {migration.version: migration.statements for migration in MIGRATIONS}
+_OLD_STORE_STEPS = {migration.version: migration.statements for migration in MIGRATIONS
+                    if migration.version <= 5}
 _OLD_STORE_STEPS[3] = ALERT_TABLES
 _OLD_LEDGER = ("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
                "description TEXT NOT NULL, applied_at TEXT NOT NULL)")
 _OLD_COLLECTOR_LEDGER = ("CREATE TABLE collector_schema_version "
                          "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
 _ALL = {("store", 1), ("store", 2), ("alerts", 1), ("store", 4), ("store", 5), ("collector", 1)}
-# Migrations released after the old ledger: applied, not adopted, when an old database opens.
-_NEWER = {("store", 6)}
+# Store versions added since that release: migrated on top of an adopted old database.
+_NEW_STORE = {migration.version for migration in MIGRATIONS if migration.version > 5}
 
 
 def _old_database(database: Database, store_versions: int, *, collector: bool) -> None:
@@ -86,14 +87,14 @@ def test_an_old_collector_database_is_adopted_without_running_ddl(database_url: 
     store = open_store(database_url, migration_sets=COLLECTOR_DATABASE)
     try:
         assert applied_versions(store.database) == {
-            "store": {1, 2, 4, 5, 6}, "alerts": {1}, "collector": {1}}
-        assert store.schema_version() == 6
+            "store": {1, 2, 4, 5} | _NEW_STORE, "alerts": {1}, "collector": {1}}
+        assert store.schema_version() == max({5} | _NEW_STORE)
         assert store.load_measurement("old-uid") == {"annotations": {"list": "kz"}}
         assert [probe.probe_id for probe in Registry(store.database).list_probes()] == ["kz-1"]
     finally:
         store.close()
     adopted = [row for row in _ledger_rows(database_url)
-               if (row["migration_set"], row["version"]) not in _NEWER]
+               if (row["migration_set"], row["version"]) not in {("store", v) for v in _NEW_STORE}]
     assert {(row["migration_set"], row["version"]) for row in adopted} == _ALL
     assert {row["applied_at"] for row in adopted} == {"2026-01-01T00:00:00Z"}
     # A second start migrates nothing.
@@ -102,8 +103,7 @@ def test_an_old_collector_database_is_adopted_without_running_ddl(database_url: 
         assert migrate(store.database, COLLECTOR_DATABASE, now="2027-01-01T00:00:00Z") == []
     finally:
         store.close()
-    assert [row for row in _ledger_rows(database_url)
-            if (row["migration_set"], row["version"]) not in _NEWER] == adopted
+    assert [row for row in _ledger_rows(database_url) if row in adopted] == adopted
 
 
 @pytest.mark.parametrize("store_versions", [2, 3, 4])
@@ -114,9 +114,10 @@ def test_a_partly_migrated_old_database_gets_what_it_lacks(database_url: str,
     try:
         assert store.schema_version() == (2 if store_versions == 3 else store_versions)
         ran = migrate(store.database, PROBE_DATABASE, now="2027-01-01T00:00:00Z")
-        assert ran == [("store", version) for version in (4, 5, 6) if version > store_versions] + (
+        assert ran == [("store", version) for version in (4, 5) if version > store_versions] + [
+            ("store", version) for version in sorted(_NEW_STORE)] + (
             [("alerts", 1)] if store_versions < 3 else [])
-        assert applied_versions(store.database) == {"store": {1, 2, 4, 5, 6}, "alerts": {1}}
+        assert applied_versions(store.database) == {"store": {1, 2, 4, 5} | _NEW_STORE, "alerts": {1}}
         assert store.spool_backlog() == 0  # spool.status, from store version 4
         assert store.database.scalar("SELECT COUNT(*) FROM incidents") == 0
         [row] = store.iter_measurements()
@@ -143,9 +144,10 @@ def test_a_collector_database_without_its_old_ledger_gets_the_collector_set(
 def test_an_old_ledger_newer_than_this_blockmon_is_refused(database_url: str) -> None:
     _build(database_url, 5, collector=False)
     database = connect(DatabaseUrl.parse(database_url))
-    database.execute("INSERT INTO schema_version VALUES (99, 'future', 'x')")
+    future = max({5} | _NEW_STORE) + 1
+    database.execute("INSERT INTO schema_version VALUES (?, 'future', 'x')", (future,))
     database.close()
-    with pytest.raises(StoreError, match=r"store schema version 99 is newer than this blockmon"):
+    with pytest.raises(StoreError, match=rf"store schema version {future} is newer than this blockmon"):
         open_store(database_url, migration_sets=PROBE_DATABASE)
     database = connect(DatabaseUrl.parse(database_url))
     try:
@@ -159,7 +161,7 @@ def test_sets_not_named_are_left_alone(tmp_path: Path) -> None:
     open_store(url).close()
     store = open_store(url, migration_sets=PROBE_DATABASE)
     try:
-        assert applied_versions(store.database) == {"store": {1, 2, 4, 5, 6}, "alerts": {1}}
+        assert applied_versions(store.database) == {"store": {1, 2, 4, 5} | _NEW_STORE, "alerts": {1}}
         assert not store.database.table_exists("probes")
     finally:
         store.close()
@@ -190,7 +192,6 @@ def test_two_processes_starting_at_once_migrate_once(database_url: str) -> None:
     for starter in starters:
         starter.join()
     # The one that waited for the migration lock found nothing left to do.
-    assert sorted(outcomes, key=len) == [[], [("store", 4), ("store", 5), ("store", 6),
-                                              ("alerts", 1)]]
-    assert {(row["migration_set"], row["version"])
-            for row in _ledger_rows(database_url)} == _ALL | _NEWER
+    new = [("store", version) for version in sorted(_NEW_STORE)]
+    assert sorted(outcomes, key=len) == [[], [("store", 4), ("store", 5), *new, ("alerts", 1)]]
+    assert {(row["migration_set"], row["version"]) for row in _ledger_rows(database_url)} == _ALL | set(new)

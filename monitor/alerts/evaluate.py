@@ -12,6 +12,7 @@ from monitor.alerts.incidents import (
     IncidentChange,
     reconcile,
     wanted_blocks,
+    wanted_intermittent,
     wanted_outages,
     wanted_silences,
 )
@@ -21,8 +22,10 @@ from monitor.alerts.rules import (
     assess_vantages,
     confirmed_blocks,
     detect_silent_probes,
+    intermittent_targets,
 )
 from monitor.alerts.store_tables import AlertTables
+from monitor.alerts.throttle_figures import throttled_rates
 from monitor.alerts.vantage_health import wanted_degraded
 from monitor.store import Store
 from monitor.store.rows import store_time
@@ -68,9 +71,15 @@ def evaluate_alerts(store: Store, config: EvaluationConfig, now: datetime) -> li
             (status.vantage_id, status.url): status.since for status in statuses
             if status.state != "blocked"}
         changes: list[IncidentChange] = []
+        blocks = confirmed_blocks(statuses, health)
         changes += reconcile("block", open_incidents,
-                             wanted_blocks(confirmed_blocks(statuses, health)), now=stamp,
+                             wanted_blocks(blocks, throttled_rates(tables, blocks)), now=stamp,
                              frozen_vantages=frozen, lifted_at=lifted_at)
+        changes += reconcile("intermittent", open_incidents,
+                             wanted_intermittent(intermittent_targets(statuses, health)),
+                             now=stamp, frozen_vantages=frozen, lifted_at={
+                                 (status.vantage_id, status.url): status.since
+                                 for status in statuses if status.state != "intermittent"})
         # A silent probe's last states are stale: it neither starts nor ends an outage.
         changes += reconcile("outage", open_incidents, wanted_outages(
             state for vantage, state in health.items() if vantage not in silent_ids),

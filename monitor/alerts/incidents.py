@@ -10,9 +10,13 @@ from monitor.alerts.rules import ProbeActivity, UrlStatus, VantageHealth
 from monitor.alerts.vocabulary import AlertKind, IncidentKind, IncidentStatus
 
 _OPENED: dict[str, AlertKind] = {"block": "block_confirmed", "outage": "outage",
-                                 "silence": "probe_silent", "degraded": "vantage_degraded"}
+                                 "silence": "probe_silent", "degraded": "vantage_degraded",
+                                 "intermittent": "intermittent"}
 _CLOSED: dict[str, AlertKind] = {"block": "block_lifted", "outage": "outage_ended",
-                                 "silence": "probe_back", "degraded": "vantage_recovered"}
+                                 "silence": "probe_back", "degraded": "vantage_recovered",
+                                 "intermittent": "intermittent_ended"}
+# Incidents of one target (the others are of one vantage).
+_TARGET_KINDS = frozenset({"block", "intermittent"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +29,10 @@ class Affected:
     url: str | None = None
     method: str | None = None
     evidence_uid: str | None = None
+    # Intermittent: the share of the latest verdicts that saw interference (k/n).
+    share: float | None = None
+    # Throttled: the rates (bytes/s) of the probe, the control and the same-network baseline.
+    rates: tuple[float | None, float | None, float | None] | None = None
 
     @property
     def family(self) -> str | None:
@@ -32,14 +40,23 @@ class Affected:
         return self.method.split(".", 1)[0] if self.method else None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"vantage_id": self.vantage_id, "probe_asn": self.probe_asn, "since": self.since,
-                "url": self.url, "method": self.method, "evidence_uid": self.evidence_uid}
+        data: dict[str, Any] = {
+            "vantage_id": self.vantage_id, "probe_asn": self.probe_asn, "since": self.since,
+            "url": self.url, "method": self.method, "evidence_uid": self.evidence_uid}
+        if self.share is not None:
+            data["share"] = self.share
+        if self.rates is not None:
+            data["rates"] = dict(zip(("probe", "control", "baseline"), self.rates, strict=True))
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Affected:
+        rates = data.get("rates")
         return cls(vantage_id=data["vantage_id"], probe_asn=data.get("probe_asn"),
                    since=data["since"], url=data.get("url"), method=data.get("method"),
-                   evidence_uid=data.get("evidence_uid"))
+                   evidence_uid=data.get("evidence_uid"), share=data.get("share"),
+                   rates=None if not isinstance(rates, dict) else
+                   (rates.get("probe"), rates.get("control"), rates.get("baseline")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,14 +122,37 @@ def silence_key(vantage_id: str) -> str:
     return f"silence:{vantage_id}"
 
 
-def wanted_blocks(blocks: Iterable[UrlStatus]) -> dict[str, tuple[Affected, ...]]:
-    """Confirmed blocks grouped by target: one incident per target, whatever the vantages."""
+def intermittent_key(target_id: str) -> str:
+    return f"intermittent:{target_id}"
+
+
+Rates = tuple[float | None, float | None, float | None]
+
+
+def wanted_blocks(blocks: Iterable[UrlStatus], rates: Mapping[str, Rates] | None = None,
+                  ) -> dict[str, tuple[Affected, ...]]:
+    """Confirmed blocks grouped by target: one incident per target, whatever the vantages.
+
+    `rates` (by evidence uid) are a throttled block's figures, carried by its alerts.
+    """
+    return _by_target(blocks, block_key, rates or {})
+
+
+def wanted_intermittent(statuses: Iterable[UrlStatus]) -> dict[str, tuple[Affected, ...]]:
+    """Intermittent URLs grouped by target, each with its share: one incident per target."""
+    return _by_target(statuses, intermittent_key, {})
+
+
+def _by_target(statuses: Iterable[UrlStatus], key_of: Any, rates: Mapping[str, Rates],
+               ) -> dict[str, tuple[Affected, ...]]:
     grouped: dict[str, list[Affected]] = {}
-    for status in blocks:
+    for status in statuses:
         assert status.target_id is not None
-        grouped.setdefault(block_key(status.target_id), []).append(Affected(
+        grouped.setdefault(key_of(status.target_id), []).append(Affected(
             vantage_id=status.vantage_id, probe_asn=status.probe_asn, since=status.since,
-            url=status.url, method=status.method, evidence_uid=status.last_uid))
+            url=status.url, method=status.method, evidence_uid=status.last_uid,
+            share=status.share if status.state == "intermittent" else None,
+            rates=rates.get(status.last_uid or "")))
     return {key: _sorted(entries) for key, entries in grouped.items()}
 
 
@@ -170,10 +210,10 @@ def reconcile(kind: IncidentKind, open_incidents: Iterable[Incident],
             opened_at = min(entry.since for entry in entries) or now
             incident = _with_history(Incident(
                 key=key, kind=kind, status="open", opened_at=opened_at, affected=entries,
-                target_id=key.split(":", 1)[1] if kind == "block" else None), entries)
+                target_id=key.split(":", 1)[1] if kind in _TARGET_KINDS else None), entries)
             changes.append(IncidentChange(incident, (AlertEvent(
                 _OPENED[kind], incident, opened_at, entries,
-                vantage_id=None if kind == "block" else entries[0].vantage_id),)))
+                vantage_id=None if kind in _TARGET_KINDS else entries[0].vantage_id),)))
             continue
         kept = tuple(entry for entry in old.affected if entry.vantage_id in frozen_vantages)
         current = _sorted(kept + entries)
@@ -183,11 +223,16 @@ def reconcile(kind: IncidentKind, open_incidents: Iterable[Incident],
             closed = replace(old, status="closed", closed_at=when, affected=())
             changes.append(IncidentChange(closed, (AlertEvent(
                 _CLOSED[kind], closed, when, old.affected,
-                vantage_id=None if kind == "block" else old.affected[0].vantage_id),)))
+                vantage_id=None if kind in _TARGET_KINDS else old.affected[0].vantage_id),)))
             continue
         if current == old.affected:
             continue
         updated = _with_history(old, current)
+        if kind == "intermittent":
+            # A flapping target is told once when it starts and once when it ends; its share
+            # and places are kept up to date without another alert.
+            changes.append(IncidentChange(updated))
+            continue
         changes.append(IncidentChange(updated, tuple(_block_events(old, updated, now,
                                                                    lifted_at))))
     return changes

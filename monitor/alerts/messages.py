@@ -20,6 +20,8 @@ _HEADLINES = {
     "probe_back": "Probe {vantages} reports again",
     "vantage_degraded": "Measurements at {vantages} cannot be judged (round degraded)",
     "vantage_recovered": "Measurements at {vantages} can be judged again",
+    "intermittent": "{name} is blocked intermittently",
+    "intermittent_ended": "{name}: intermittent blocking ended",
     "test": "blockmon test alert",
 }
 
@@ -81,19 +83,36 @@ def render_summary(payload: Mapping[str, Any]) -> str:
         name=target.get("name") or "?", vantages=", ".join(vantages) or "?")
     parts = [headline]
     if payload["kind"] in ("block_confirmed", "block_escalated", "method_changed",
-                           "block_lifted") and vantages:
+                           "block_lifted", "intermittent", "intermittent_ended") and vantages:
         parts.append(f"at {', '.join(vantages)}")
     methods = sorted({item["method"] for item in where if item.get("method")})
     if methods and payload["kind"] != "block_lifted":
         parts.append(f"by {', '.join(methods)}")
     if payload.get("previous_methods"):
         parts.append(f"(was {', '.join(payload['previous_methods'])})")
+    shares = [item["share"] for item in where if item.get("share") is not None]
+    if shares and payload["kind"] == "intermittent":
+        parts.append(f"in {round(100 * max(shares))}% of the latest attempts")
+    rates = [item["rates"] for item in where if item.get("rates")]
+    if rates and payload["kind"] != "block_lifted":
+        parts.append(_rates_text(rates[0]))
     since = min((item["since"] for item in where if item.get("since")), default=None)
     if since and payload["kind"] not in ("block_lifted", "outage_ended", "probe_back"):
         parts.append(f"since {since}")
     elif payload.get("at"):
         parts.append(f"at {payload['at']}")
     return " ".join(parts)
+
+
+def _rates_text(rates: Mapping[str, Any]) -> str:
+    """"at 82 kbit/s (control 1.2 Gbit/s, baseline 2.1 Gbit/s)": a throttled block's figures."""
+    def kbits(value: Any) -> str:
+        if not isinstance(value, int | float):
+            return "?"
+        kilobits = value * 8 / 1000
+        return f"{kilobits / 1000:.1f} Mbit/s" if kilobits >= 1000 else f"{kilobits:.0f} kbit/s"
+    return (f"at {kbits(rates.get('probe'))} (control {kbits(rates.get('control'))}, "
+            f"baseline {kbits(rates.get('baseline'))})")
 
 
 def render_text(payload: Mapping[str, Any]) -> str:

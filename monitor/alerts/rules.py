@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.settings import AlertsSettings, knobs_from
+from monitor.state import interfered_share
 from monitor.store.rows import store_time
 
 # States that mean "this URL does not work from here". `unknown` counts only when even the
@@ -44,6 +45,13 @@ class UrlStatus:
     probe_asn: str | None
     is_control: bool = False
     control_failed: bool = False  # the last measurement could not reach the control helper
+    # The k-of-n record of its latest verdicts (monitor/state.py), "x" interfered, "o" fine.
+    recent: str = ""
+
+    @property
+    def share(self) -> float | None:
+        """The share of the latest verdicts that saw interference (k/n of the record)."""
+        return interfered_share(self.recent)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], *, control_ids: frozenset[str]) -> UrlStatus:
@@ -51,7 +59,8 @@ class UrlStatus:
                    state=row["state"], method=row.get("method"), since=row["since"],
                    last_uid=row.get("last_uid"), probe_asn=row.get("probe_asn"),
                    is_control=_is_control(row.get("target_id"), control_ids),
-                   control_failed=bool(row.get("control_failure")))
+                   control_failed=bool(row.get("control_failure")),
+                   recent=row.get("recent") or "")
 
     @property
     def failing(self) -> bool:
@@ -136,6 +145,14 @@ def confirmed_blocks(statuses: Iterable[UrlStatus],
     vantages whose controls are reachable and which are not in an outage."""
     return [status for status in statuses
             if status.state == "blocked" and not status.is_control
+            and status.target_id is not None and health[status.vantage_id].trusted]
+
+
+def intermittent_targets(statuses: Iterable[UrlStatus],
+                         health: Mapping[str, VantageHealth]) -> list[UrlStatus]:
+    """URLs of non-control targets in the intermittent state, at trusted vantages."""
+    return [status for status in statuses
+            if status.state == "intermittent" and not status.is_control
             and status.target_id is not None and health[status.vantage_id].trusted]
 
 

@@ -47,7 +47,7 @@ class AlertTables:
         """Every target_state row, with whether its last measurement lost the control helper."""
         rows = self.rows(
             "SELECT s.vantage_id, s.url, s.target_id, s.state, s.method, s.since, s.last_uid, "
-            "s.probe_asn, m.control_failure FROM target_state s "
+            "s.probe_asn, s.recent, m.control_failure FROM target_state s "
             "LEFT JOIN measurements m ON m.uid = s.last_uid ORDER BY s.vantage_id, s.url")
         return [UrlStatus.from_row(row, control_ids=control_ids) for row in rows]
 

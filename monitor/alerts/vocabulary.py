@@ -15,13 +15,15 @@ AlertKind = Literal[
     "probe_back",
     "vantage_degraded",  # a vantage's rounds cannot be judged (no helper, controls fail, disk)
     "vantage_recovered",
+    "intermittent",        # a target is blocked in some attempts and fine in others: one alert
+    "intermittent_ended",  # no vantage sees it flapping any more
 ]
 ALERT_KINDS: Final[tuple[str, ...]] = AlertKind.__args__  # type: ignore[attr-defined]
 
 # Alerts the pipeline makes that are not incident changes (never filtered by [alerts] kinds).
 TEST_ALERT_KIND: Final = "test"
 
-IncidentKind = Literal["block", "outage", "silence", "degraded"]
+IncidentKind = Literal["block", "outage", "silence", "degraded", "intermittent"]
 IncidentStatus = Literal["open", "closed"]
 AlertStatus = Literal["open", "acked"]
 

@@ -89,6 +89,14 @@ def _check_helper_url(value: str | None) -> str | None:
     return value
 
 
+def _is_http_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:
+        return False
+
+
 def _check_range(value: str) -> str:
     try:
         return str(ipaddress.ip_network(value, strict=False))
@@ -123,6 +131,11 @@ def _check_range(value: str) -> str:
               envvar="BLOCKMON_PROBE_ASN_DATABASE",
               help="iptoasn.com TSV (ip2asn-combined.tsv.gz): annotate DNS answers with their AS, so "
                    "answers in the control's AS count as consistent (docs/asn.md).")
+@click.option("--throughput-url", metavar="URL",
+              help="A large resource of the (single) URL's site to measure the rate on (docs/outcomes.md).")
+@click.option("--baseline-url", "baseline_urls", multiple=True, metavar="URL",
+              help="A neutral large resource on this network: the rate baseline that tells throttling "
+                   "from a slow network. Repeatable.")
 def measure(
     urls: tuple[str, ...],
     input_files: tuple[Path, ...],
@@ -138,6 +151,8 @@ def measure(
     lab_public_ranges: tuple[str, ...],
     lab_file: Path | None,
     asn_database: str | None,
+    throughput_url: str | None,
+    baseline_urls: tuple[str, ...],
 ) -> None:
     """Measure each URL (Web Connectivity) and print one JSON measurement per line."""
     all_urls = list(urls)
@@ -153,6 +168,11 @@ def measure(
             origins.setdefault(url, origin)
     if not all_urls:
         raise click.UsageError("no URLs to measure (give URLs or --input-file)")
+    if throughput_url is not None and len(all_urls) != 1:
+        raise click.BadParameter("goes with exactly one URL to measure", param_hint="--throughput-url")
+    for rate_url, hint in [(throughput_url, "--throughput-url"), *((u, "--baseline-url") for u in baseline_urls)]:
+        if rate_url is not None and not _is_http_url(rate_url):
+            raise click.BadParameter(f"not an http(s) URL: {rate_url!r}", param_hint=hint)
     ranges = tuple(_check_range(r) for r in lab_public_ranges)
     if lab_file is not None:
         lab = load_lab_flags(lab_file)
@@ -180,6 +200,8 @@ def measure(
         lab_public_ranges=ranges,
         ca_file=str(ca_file) if ca_file else None,
         asn_database=asn_database or None,
+        throughput_baselines=baseline_urls,
+        throughput_urls=((all_urls[0], throughput_url),) if throughput_url else (),
     )
     measured = asyncio.run(_measure_all(all_urls, options, concurrency, origins))
     click.echo(f"measured {measured} of {len(all_urls)} URLs", err=True)

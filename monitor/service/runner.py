@@ -18,6 +18,7 @@ from monitor.state import Observation, StateDecision, decide_next_state
 from monitor.store import Store
 from probes.errors import InvalidInput
 from probes.options import ProbeOptions
+from probes.throughput_probe import rate_arguments, with_vantage_baselines
 from targets.model import Target, TargetList
 
 if TYPE_CHECKING:
@@ -254,7 +255,7 @@ class Runner:
         self.store = store
         lists = [targets] if isinstance(targets, TargetList) else list(targets)
         self.lists: dict[str, TargetList] = {target_list.name: target_list for target_list in lists}
-        self.probe_options = probe_options
+        self.probe_options = with_vantage_baselines(probe_options, lists)
         self.config = config or RunnerConfig.from_settings(settings)
         self.measure = measure or _default_measure()
         # One aiohttp session for every control-helper call of the service (its connection
@@ -286,7 +287,9 @@ class Runner:
         result = RoundResult(list_name=list_name, run_id=run_id)
         result.evidence.helper_configured = self.probe_options.helper_url is not None
         self._progress = progress
-        jobs = [(target, url) for target in target_list.targets for url in target.url_list()]
+        # A target's `repeats` measures each of its URLs that many times: a k-of-n record at once.
+        jobs = [(target, url) for target in target_list.targets for url in target.url_list()
+                for _ in range(target.repeats)]
         tasks = [self._spawn(self._measure_and_record(target, url, run_id, 0, result))
                  for target, url in jobs]
         try:
@@ -350,7 +353,8 @@ class Runner:
             if confirmation:
                 annotations["confirmation"] = str(confirmation)
             try:
-                extra = {} if self.session is None else {"session": self.session}
+                extra: dict[str, Any] = {} if self.session is None else {"session": self.session}
+                extra.update(rate_arguments(target, self.probe_options, url))
                 measurement = await self.measure(url, self.probe_options,
                                                  annotations=annotations, report_id=run_id,
                                                  **extra)

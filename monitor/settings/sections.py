@@ -95,6 +95,12 @@ class ProbeSettings:
                                      check=positive)
     body_limit: int = setting(1024 * 1024, "Bytes of a response body to read and keep.",
                               check=positive)
+    throughput_bytes: int = setting(
+        2 * 1024 * 1024, "Bytes of a body to count in all, past body_limit, for its rate "
+        "(docs/outcomes.md, Throttling).", check=positive)
+    throughput_seconds: float = setting(
+        5.0, "Seconds a body is counted, past body_limit, for its rate (never past http_timeout).",
+        check=positive)
     concurrency: int = setting(20, "URLs measured at the same time.", check=positive)
     per_host_limit: int = setting(2, "URLs of one host measured at the same time.",
                                   check=positive)
@@ -114,6 +120,8 @@ class ProbeSettings:
             http_timeout=self.http_timeout,
             control_timeout=self.control_timeout,
             body_limit=self.body_limit,
+            throughput_bytes=self.throughput_bytes,
+            throughput_seconds=self.throughput_seconds,
             lab_public_ranges=self.lab_public_ranges,
             ca_file=self.ca_file,
             asn_database=self.asn_database or None,

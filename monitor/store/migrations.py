@@ -165,6 +165,9 @@ _SCHEMA_6 = (
 _SCHEMA_9 = (
     "ALTER TABLE runs ADD COLUMN reason TEXT",
 )
+# Version 8: the k-of-n record of a (vantage, url)'s latest verdicts ("x" interfered, "o" fine,
+# most recent last; monitor/state.py), from which the `intermittent` state and its share come.
+_SCHEMA_8 = ("ALTER TABLE target_state ADD COLUMN recent TEXT",)
 
 # Version 3 was the alert tables; they are now the `alerts` set's version 1
 # (monitor/alerts/schema.py), and the numbers of the others stay as released.
@@ -175,6 +178,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "spool status and reason: uploads the collector refused are parked", _SCHEMA_4),
     Migration(5, "index for /metrics: measurements by vantage and blocking method", _SCHEMA_5),
     Migration(6, "target_memberships: every list and target a URL belongs to", _SCHEMA_6),
+    Migration(8, "target_state.recent: the k-of-n record behind the intermittent state", _SCHEMA_8),
     Migration(9, "runs.reason: why a round was degraded", _SCHEMA_9),
 )
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from monitor.store.base import Store
 from monitor.store.rows import store_time
+from probes.analysis_throttle import judge_throttling
 from targets.model import BriefingClaim, Target, TargetURL
 
 # How one measurement row counts, as SQL over the verdict columns (docs/reports.md explains):
@@ -135,6 +136,8 @@ class EvidenceDetail:
     fingerprint: dict[str, Any] | None
     sni_differential_passed: bool
     failures: tuple[str, ...]
+    # A throttled measurement's rates, bytes/s: probe, control, same-network baseline.
+    throughput_rates: tuple[float | None, float | None, float | None] | None = None
 
 
 def outcome_of(blocking: str | None, accessible: int | None) -> str:
@@ -319,7 +322,19 @@ def extract_evidence(uid: str, measurement: Mapping[str, Any]) -> EvidenceDetail
         fingerprint=dict(fingerprint) if isinstance(fingerprint, Mapping) and fingerprint
         else None,
         sni_differential_passed=any(retry.get("failure") is None for retry in retries),
-        failures=tuple(dict.fromkeys(str(failure) for failure in failures if failure)))
+        failures=tuple(dict.fromkeys(str(failure) for failure in failures if failure)),
+        throughput_rates=_throughput_rates(test_keys))
+
+
+def _throughput_rates(test_keys: Mapping[str, Any]
+                      ) -> tuple[float | None, float | None, float | None] | None:
+    throughput = test_keys.get("x_throughput")
+    if not isinstance(throughput, Mapping):
+        return None
+    judgement = judge_throttling(throughput)
+    if judgement.probe_rate is None:
+        return None
+    return (judgement.probe_rate, judgement.control_rate, judgement.baseline_rate)
 
 
 def load_evidence(db: ReadDatabase, uids: Iterable[str]) -> dict[str, EvidenceDetail]:

@@ -17,7 +17,7 @@ MEASUREMENT_COLUMNS: tuple[str, ...] = (
 
 STATE_COLUMNS: tuple[str, ...] = (
     "vantage_id", "url", "target_id", "list_name", "state", "method", "since", "last_change",
-    "last_measured_at", "last_uid", "probe_asn", "probe_cc", "streak",
+    "last_measured_at", "last_uid", "probe_asn", "probe_cc", "streak", "recent",
 )
 
 TRANSITION_COLUMNS: tuple[str, ...] = (

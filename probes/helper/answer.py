@@ -67,5 +67,6 @@ def build_control_answer(
             "body_sha256": body.body_sha256,
             "body_simhash": body.body_simhash,
             "body_is_truncated": body.body_is_truncated,
+            "throughput": body.throughput,
         },
     }

@@ -24,8 +24,13 @@ from probes.http import (
     decode_body,
     extract_title,
     is_fetchable_url,
-    read_capped,
+    read_profiled,
     response_header,
+)
+from probes.throughput import (
+    CONTROL_THROUGHPUT_BYTES,
+    CONTROL_THROUGHPUT_SECONDS,
+    ThroughputProfile,
 )
 
 
@@ -36,6 +41,7 @@ class PageBody:
     body_sha256: str = ""
     body_simhash: str = ""
     body_is_truncated: bool = False
+    throughput: ThroughputProfile | None = None
 
 
 class HelperResolveError(OSError):
@@ -131,8 +137,12 @@ class PageFetcher:
                     except ValueError:
                         url = location.strip()  # refused as unfetchable on the next hop
                     continue
-                body, page.body_is_truncated = await read_capped(
-                    response.content, self.settings.body_limit
+                # Read on past the cap, only counting, for a rate the probe's compares with.
+                body, page.body_is_truncated, page.throughput = await read_profiled(
+                    response.content,
+                    self.settings.body_limit,
+                    CONTROL_THROUGHPUT_BYTES,
+                    CONTROL_THROUGHPUT_SECONDS,
                 )
                 result["status_code"] = response.status
                 result["headers"] = {key: value for key, value in response.headers.items()}

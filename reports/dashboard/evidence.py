@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from reports.formatting import format_rate
+
 
 def _objects(value: Any) -> list[Mapping[str, Any]]:
     """The objects of a list in a measurement; anything else (a probe's bug) is left out."""
@@ -22,7 +24,7 @@ def _object(value: Any) -> Mapping[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class ObservationPair:
-    step: str  # DNS, TCP, TLS, HTTP
+    step: str  # DNS, TCP, TLS, HTTP, and Rate when the throughput was measured
     probe: str
     control: str
 
@@ -108,4 +110,25 @@ def compare_observations(measurement: Mapping[str, Any]) -> list[ObservationPair
         control = {step: f"control failed: {test_keys['control_failure']}" for step in control}
     probe = {"DNS": _dns_probe(test_keys), "TCP": _tcp_probe(test_keys),
              "TLS": _tls_probe(test_keys), "HTTP": _http_probe(test_keys)}
-    return [ObservationPair(step, probe[step], control[step]) for step in probe]
+    pairs = [ObservationPair(step, probe[step], control[step]) for step in probe]
+    rates = _rate_pair(_object(test_keys.get("x_throughput")))
+    return pairs + ([rates] if rates else [])
+
+
+def _rate_pair(throughput: Mapping[str, Any]) -> ObservationPair | None:
+    """The rates of a page whose throughput was measured (docs/outcomes.md, "Throttling")."""
+    probe, control = _object(throughput.get("probe")), _object(throughput.get("control"))
+    if not probe and not control:
+        return None
+    baselines = [_object(entry.get("profile")).get("rate")
+                 for entry in _objects(throughput.get("baseline"))]
+    fastest = max((rate for rate in baselines if isinstance(rate, int | float)), default=None)
+    baseline = f"; same-network baseline {format_rate(fastest)}" if fastest is not None else ""
+    return ObservationPair("Rate", f"{_rate_words(probe)}{baseline}", _rate_words(control))
+
+
+def _rate_words(profile: Mapping[str, Any]) -> str:
+    rate = profile.get("rate")
+    if not isinstance(rate, int | float):
+        return "-"
+    return f"{format_rate(rate)} over {profile.get('bytes')} bytes"
