@@ -43,7 +43,7 @@ class DnsQuery(TypedDict):
     engine: ResolverEngine
     resolver_address: str
     failure: Failure | None
-    rcode: str | None
+    rcode: int | None
     answers: list[DnsAnswer]
     t0: float
     t: float
