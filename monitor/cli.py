@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "report": "monitor.commands.report:report",
     "serve": "monitor.commands.serve:serve",
     "alerts": "monitor.commands.alerts:alerts",
+    "ooni": "monitor.commands.ooni:ooni",
 }
 
 

@@ -290,6 +290,17 @@ class AlertsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class OoniSettings:
+    """[ooni]: measurements imported from OONI (`blockmon ooni import`, docs/ooni.md)."""
+
+    alerts: bool = setting(False, "Let states moved by imported OONI measurements raise alerts.")
+    api_url: str = setting("https://api.ooni.io", "Base URL of OONI's measurement API "
+                           "(`blockmon ooni import --api`).", check=http_url)
+    api_interval_seconds: float = setting(1.0, "Seconds between two requests to OONI's API "
+                                          "(be polite).", check=not_negative)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything blockmon is configured with; load once with load_settings() and pass down."""
 
@@ -300,6 +311,7 @@ class Settings:
     collector: CollectorSettings = field(default_factory=CollectorSettings)
     reports: ReportsSettings = field(default_factory=ReportsSettings)
     alerts: AlertsSettings = field(default_factory=AlertsSettings)
+    ooni: OoniSettings = field(default_factory=OoniSettings)
     # Where the settings came from (None = defaults and environment only); for messages.
     source: str | None = None
 
