@@ -37,6 +37,8 @@ PURE_MODULES = [
     "probes/ooni/encoding.py",
     "probes/ooni/legacy_failures.py",
     "probes/ooni/normalise.py",
+    "probes/ooni/rejudge.py",
+    "probes/ooni/vantage.py",
     "monitor/state.py",
     "monitor/settings/sections.py",
     "monitor/store/rows.py",

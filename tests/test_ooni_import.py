@@ -5,12 +5,17 @@ from __future__ import annotations
 import gzip
 import json
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
+from monitor.alerts.evaluate import EvaluationConfig, evaluate_alerts
+from monitor.alerts.vocabulary import ALERT_KINDS
 from monitor.cli import cli
+from monitor.schema import PROBE_DATABASE
+from monitor.store import open_store
 from tests.conftest import SHARED
 
 OONI_REAL = SHARED / "data" / "ooni-real"
@@ -102,3 +107,21 @@ def test_nothing_to_import_is_a_usage_error(config):
     result = run(config)
     assert result.exit_code == 2
     assert "name files or directories to import, or --api" in result.output
+
+
+@pytest.mark.parametrize("ooni_alerts", [False, True])
+def test_alerts_on_imported_networks_are_opt_in(config, ooni_alerts):
+    # One anomaly confirms a block: the IR network's facebook measurement becomes `blocked`.
+    config.write_text(config.read_text() + "[schedule]\nconfirm_retests = 0\n", encoding="utf-8")
+    assert run(config, str(REAL)).exit_code == 0
+    assert ("ooni:IR:AS197207", "blocked") in rows(
+        config, "SELECT vantage_id, state FROM target_state WHERE target_id = 'facebook'")
+    store = open_store(f"sqlite:///{config.parent / 'bm.db'}", migration_sets=PROBE_DATABASE)
+    try:
+        alerts = evaluate_alerts(store, EvaluationConfig(kinds=frozenset(ALERT_KINDS),
+                                                         channels=("webhook",),
+                                                         ooni_alerts=ooni_alerts),
+                                 datetime.now(UTC))
+    finally:
+        store.close()
+    assert bool(alerts) is ooni_alerts

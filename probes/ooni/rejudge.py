@@ -13,13 +13,13 @@ from probes.analysis import analyze
 from probes.analysis_observe import copy_json
 from probes.fingerprints_match import FingerprintDB
 from probes.ooni.normalise import normalise
+from probes.ooni.vantage import vantage_of
 from targets.model import Target
 
 # The verdict keys of OONI's own probe, kept under test_keys.x_ooni_verdict.
 OONI_VERDICT_KEYS = ("blocking", "accessible", "dns_consistency", "dns_experiment_failure",
                      "http_experiment_failure", "body_length_match", "status_code_match",
                      "headers_match", "title_match")
-SOURCE_PREFIX = "ooni:"
 
 
 class NotImportable(ValueError):
@@ -31,15 +31,6 @@ class MatchedTarget:
     target_id: str
     list_name: str
     how: str  # "url" or "domain"
-
-
-def vantage_of(measurement: Mapping[str, Any]) -> str:
-    """OONI's network as a blockmon vantage: ooni:<cc>:<asn>."""
-    return f"{SOURCE_PREFIX}{measurement.get('probe_cc') or 'ZZ'}:{measurement.get('probe_asn') or 'AS0'}"
-
-
-def is_ooni_vantage(vantage_id: str | None) -> bool:
-    return bool(vantage_id) and str(vantage_id).startswith(SOURCE_PREFIX)
 
 
 def uid_of(measurement: Mapping[str, Any]) -> str:
