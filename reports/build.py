@@ -262,7 +262,9 @@ def _target_finding(target: Target, tallies: dict[tuple[str, str], _Tally],
                           methods_by_pair.get((vantage_id, url), []), inputs)
             for url, role in urls if url in seen)
         verdict, explanation = _vantage_verdict(evidence, vantages[vantage_id])
-        findings.append(VantageFinding(vantages[vantage_id], verdict, explanation, evidence))
+        count = sum(url.measurements for url in evidence)
+        findings.append(VantageFinding(vantages[vantage_id], verdict, explanation, evidence,
+                                       f"{vantages[vantage_id].source}, {count} measurements"))
     lineage = _lineage(target, findings)
     if findings:
         verdict = _strongest((finding.verdict for finding in findings), VERDICT_ORDER)
@@ -390,7 +392,8 @@ def _summary(findings: list[TargetFinding], inputs: ReportInputs,
         never_blocked_targets=ids("never seen blocked"),
         not_measurable_targets=ids("not measurable"),
         blocked_where=tuple(BlockedPlace(vantages[vantage_id], tuple(target_ids),
-                                         since_by_place.get(vantage_id))
+                                         since_by_place.get(vantage_id),
+                                         vantages[vantage_id].source)
                             for vantage_id, target_ids in sorted(places.items())),
         blocked_since=tuple(blocked_since),
         new_blocks=sum(1 for change in changes if change.kind == "new block"),

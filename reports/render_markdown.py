@@ -70,7 +70,7 @@ def _finding(finding: TargetFinding) -> list[str]:
                 evidence = " ".join(f"[{uid}]({evidence_path(uid)})" for uid in url.evidence_uids)
                 lines.append(
                     f"| {_cell(vantage.vantage.vantage_id)} "
-                    f"({_cell(vantage.vantage.probe_asn or '?')}) "
+                    f"({_cell(vantage.source or vantage.vantage.probe_asn or '?')}) "
                     f"| {_code(url.url)} | {url.state} | {_cell(methods)} "
                     f"| {when(url.first_blocked_at)} | {when(url.last_blocked_at)} "
                     f"| {format_share(url.anomaly_share)} ({url.anomalies}/{url.measurements}) "
@@ -99,9 +99,10 @@ def render_markdown(report: Report) -> str:
              f"- {summary.targets_total} targets, {summary.targets_measured} measured; "
              f"{summary.measurements} measurements from {summary.vantages} vantage points", ""]
     if summary.blocked_where:
-        lines += ["| vantage | country | ASN | network | blocked targets | blocked since |",
-                  "|---|---|---|---|---|---|"]
-        lines += [f"| {_cell(place.vantage.vantage_id)} | {_cell(place.vantage.probe_cc or '')} "
+        lines += ["| vantage | source | country | ASN | network | blocked targets | blocked since |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {_cell(place.vantage.vantage_id)} | {_cell(place.source)} "
+                  f"| {_cell(place.vantage.probe_cc or '')} "
                   f"| {_cell(place.vantage.probe_asn or '')} "
                   f"| {_cell(place.vantage.probe_network_name or '')} "
                   f"| {_cell(', '.join(place.target_ids))} | {when(place.since)} |"

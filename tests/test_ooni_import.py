@@ -17,6 +17,7 @@ from monitor.cli import cli
 from monitor.schema import PROBE_DATABASE
 from monitor.store import open_store
 from tests.conftest import SHARED
+from tests.fixtures.store import synthetic_measurement
 
 OONI_REAL = SHARED / "data" / "ooni-real"
 REAL = OONI_REAL / "measurements.jsonl"
@@ -125,3 +126,22 @@ def test_alerts_on_imported_networks_are_opt_in(config, ooni_alerts):
     finally:
         store.close()
     assert bool(alerts) is ooni_alerts
+
+
+def test_a_report_over_imported_and_own_measurements_names_each_source(config, tmp_path):
+    own = synthetic_measurement(url="https://www.facebook.com/", measured_at="2022-08-20 10:00:00",
+                                target_id="facebook", vantage_id="kz-almaty-1")
+    store = open_store(f"sqlite:///{config.parent / 'bm.db'}", migration_sets=PROBE_DATABASE)
+    try:
+        store.save_measurement(own, target_id="facebook")
+    finally:
+        store.close()
+    assert run(config, str(REAL)).exit_code == 0
+    out = tmp_path / "reports"
+    result = CliRunner().invoke(cli, ["--config", str(config), "report", "--period", "2022-08",
+                                      "--format", "md", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = next(out.rglob("*.md")).read_text(encoding="utf-8")
+    facebook = text[text.index("facebook"):]
+    assert "ooni:IR:AS197207 (OONI, AS197207" in facebook and ", 1 measurements)" in facebook
+    assert "kz-almaty-1 (blockmon, 1 measurements)" in facebook
