@@ -15,6 +15,8 @@ from monitor.ooni.importer import OoniImporter
 from monitor.schema import PROBE_DATABASE
 from monitor.settings import Settings
 from monitor.store import StoreError, open_store, store_time
+from probes.fingerprints_load import FingerprintFileError, fingerprints_with_extras
+from probes.fingerprints_match import FingerprintDB
 from targets.model import Target, TargetFileError
 from targets.registry import load_registry
 
@@ -73,7 +75,7 @@ def import_command(ctx: click.Context, paths: tuple[str, ...], api_url: str | No
 
     importer = OoniImporter(store, targets,
                             confirmations_needed=settings.schedule.confirmations_needed,
-                            report=report)
+                            fingerprints=_fingerprints(settings), report=report)
     try:
         if api_url is not None:
             query = ApiQuery(probe_cc=probe_cc, probe_asn=probe_asn, since=since, until=until,
@@ -109,6 +111,13 @@ def _file_lines(paths: tuple[str, ...], importer: OoniImporter) -> Iterator[tupl
                 importer.bad_line(line.place, line.error or "unreadable")
             else:
                 yield line.place, line.measurement
+
+
+def _fingerprints(settings: Settings) -> FingerprintDB:
+    try:
+        return fingerprints_with_extras(settings.probe.extra_fingerprints or None)
+    except FingerprintFileError as error:
+        raise click.ClickException(f"[probe] extra_fingerprints: {error}") from None
 
 
 def _targets(settings: Settings) -> tuple[Target, ...]:

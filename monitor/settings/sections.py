@@ -86,6 +86,10 @@ class ProbeSettings:
         "", "iptoasn.com IP-to-ASN file (TSV, may be gzipped): DNS answers get their AS, and "
         "answers in the control's AS are consistent (docs/asn.md); empty = none.",
         check=readable_file)
+    extra_fingerprints: str = setting(
+        "", "CSV of blocking fingerprints in OONI's published format (fingerprints_http.csv / "
+        "fingerprints_dns.csv of ooni/blocking-fingerprints), added to the packaged ones; "
+        "empty = none.", check=readable_file)
     dns_timeout: float = setting(5.0, "Seconds to wait for one DNS answer.", check=positive)
     connect_timeout: float = setting(10.0, "Seconds to wait for a TCP connect.", check=positive)
     tls_timeout: float = setting(10.0, "Seconds to wait for a TLS handshake.", check=positive)
@@ -116,6 +120,7 @@ class ProbeSettings:
             lab_public_ranges=self.lab_public_ranges,
             ca_file=self.ca_file,
             asn_database=self.asn_database or None,
+            extra_fingerprints=self.extra_fingerprints or None,
         )
 
 
