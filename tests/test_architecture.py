@@ -35,6 +35,7 @@ PURE_MODULES = [
     "probes/pattern_hints.py",
     "probes/vocabulary.py",
     "probes/ooni/encoding.py",
+    "probes/ooni/export.py",
     "probes/ooni/legacy_failures.py",
     "probes/ooni/normalise.py",
     "probes/ooni/rejudge.py",

@@ -9,7 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from monitor.cli import cli
+from monitor.schema import PROBE_DATABASE
+from monitor.store import open_store
 from probes.measure import measure_url
 from tests.test_measure_lab import FIREWALL_SCENARIOS, SCENARIOS, censored_vantage
 
@@ -94,3 +98,24 @@ def test_every_demo_measurement_loads_with_oonidata(oonidata_python, tmp_path):
     results = load_with_oonidata(oonidata_python, measurements, tmp_path)
     assert [r for r in results if r["error"]] == []
     assert len(results) == len(measurements)
+
+
+def test_rows_stored_with_a_textual_rcode_export_as_oonidata_loads_them(oonidata_python, tmp_path):
+    golden = json.loads((PROJECT_ROOT / "tests" / "golden" / "dns_nxdomain.json").read_text())
+    old = {**ENVELOPE, "test_keys": golden["test_keys"]}
+    old["test_keys"]["queries"][0]["rcode"] = "NXDOMAIN"  # as blockmon stored it before the fix
+    old["annotations"] = {"vantage_id": "kz-almaty-1"}
+    store = open_store(f"sqlite:///{tmp_path / 'bm.db'}", migration_sets=PROBE_DATABASE)
+    try:
+        store.save_measurement(old, target_id="azattyq")
+    finally:
+        store.close()
+    config = tmp_path / "blockmon.toml"
+    config.write_text(f'[storage]\ndatabase = "sqlite:///{tmp_path / "bm.db"}"\n')
+    out = tmp_path / "export.jsonl"
+    result = CliRunner().invoke(cli, ["--config", str(config), "export", "--since", "2000-01-01",
+                                      "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    exported = [json.loads(line) for line in out.read_text().splitlines()]
+    assert exported[0]["test_keys"]["queries"][0]["rcode"] == 3
+    assert [r["error"] for r in load_with_oonidata(oonidata_python, exported, tmp_path)] == [None]

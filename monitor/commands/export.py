@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import TextIO
 
 import click
 
 from monitor.commands.status import load_settings_or_fail, open_store_for_reading
 from monitor.store import store_time
+from probes.ooni.export import needs_repair, repair_measurement
 
 
 def _time_option(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -40,7 +42,11 @@ def export(ctx: click.Context, since: str, until: str | None, vantage_id: str | 
     count = 0
     try:
         for row in store.iter_measurements(since=since, until=until, vantage_id=vantage_id):
-            output.write(row["json"] + "\n")
+            text = row["json"]
+            if needs_repair(text):  # a row stored before rcode became OONI's integer
+                text = json.dumps(repair_measurement(json.loads(text)), ensure_ascii=False,
+                                  separators=(",", ":"))
+            output.write(text + "\n")
             count += 1
     finally:
         store.close()
