@@ -9,13 +9,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner, Result
 
 from monitor.alerts.evaluate import EvaluationConfig, evaluate_alerts
 from monitor.alerts.vocabulary import ALERT_KINDS
 from monitor.cli import cli
 from monitor.schema import PROBE_DATABASE
+from monitor.settings import load_settings
 from monitor.store import open_store
+from reports.dashboard import build_dashboard_app
 from tests.conftest import SHARED
 from tests.fixtures.store import synthetic_measurement
 
@@ -145,3 +148,15 @@ def test_a_report_over_imported_and_own_measurements_names_each_source(config, t
     facebook = text[text.index("facebook"):]
     assert "ooni:IR:AS197207 (OONI, AS197207" in facebook and ", 1 measurements)" in facebook
     assert "kz-almaty-1 (blockmon, 1 measurements)" in facebook
+
+
+async def test_the_dashboard_labels_imported_networks(config, tmp_path):
+    assert run(config, str(REAL)).exit_code == 0
+    url = f"sqlite:///{config.parent / 'bm.db'}"
+    settings = load_settings(str(config))
+    app = build_dashboard_app(lambda: open_store(url, migrate=False), settings)
+    async with TestClient(TestServer(app)) as client:
+        page = await (await client.get("/targets/facebook")).text()
+        overview = await (await client.get("/")).text()
+    assert "ooni:IR:AS197207 <span class=\"small\">(OONI measurements)</span>" in page
+    assert "ooni:IR:AS197207 <span class=\"small\">(OONI)</span>" in overview

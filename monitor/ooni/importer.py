@@ -44,6 +44,7 @@ class OoniImporter:
         self.report = report
         self.counts = ImportCounts()
         self._pending: list[dict[str, Any]] = []
+        self._saved_targets: set[str] = set()
 
     def bad_line(self, place: str, error: str) -> None:
         self.counts.bad += 1
@@ -77,6 +78,12 @@ class OoniImporter:
         rows, self._pending = self._pending, []
         # OONI's files are in time order per report; states take observations oldest first.
         rows.sort(key=lambda row: row["measured_at"])
+        # The targets matched are saved too (as `run` saves its lists): reports and the
+        # dashboard read names and lineage from the store.
+        matched = {row["target_id"] for row in rows if row["target_id"]} - self._saved_targets
+        if matched:
+            self.store.save_targets([t for t in self.targets if t.id in matched])
+            self._saved_targets |= matched
         new = self.store.save_measurements_with_states(rows, self._decide)
         self.counts.stored += len(new)
         self.counts.already_stored += len(rows) - len(new)
