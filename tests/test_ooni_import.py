@@ -148,6 +148,12 @@ def test_a_report_over_imported_and_own_measurements_names_each_source(config, t
     facebook = text[text.index("facebook"):]
     assert "ooni:IR:AS197207 (OONI, AS197207" in facebook and ", 1 measurements)" in facebook
     assert "kz-almaty-1 (blockmon, 1 measurements)" in facebook
+    # The claim's explanation: what blockmon's own probe saw, then OONI's network by ASN and name.
+    explanation = next(line for line in facebook.splitlines() if "blocked per OONI" in line)
+    assert "kz-almaty-1" in explanation
+    assert ("https://www.facebook.com/ blocked per OONI measurements in AS197207 "
+            "(Mobile Communication Company of Iran PLC) by DNS") in explanation
+    assert "ooni:IR:" not in explanation
 
 
 async def test_the_dashboard_labels_imported_networks(config, tmp_path):
