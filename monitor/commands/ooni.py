@@ -12,6 +12,7 @@ from monitor.commands.status import load_settings_or_fail
 from monitor.ooni.api import ApiError, ApiQuery, fetch_measurements
 from monitor.ooni.files import measurement_files, read_lines
 from monitor.ooni.importer import OoniImporter
+from monitor.ooni.progress import ImportProgress
 from monitor.schema import PROBE_DATABASE
 from monitor.settings import Settings
 from monitor.store import StoreError, open_store, store_time
@@ -20,7 +21,7 @@ from probes.fingerprints_match import FingerprintDB
 from targets.model import Target, TargetFileError
 from targets.registry import load_registry
 
-PROGRESS_EVERY = 500
+PROGRESS_EVERY = 500  # measurements between two progress lines when stderr is no terminal
 
 
 @click.group()
@@ -70,12 +71,10 @@ def import_command(ctx: click.Context, paths: tuple[str, ...], api_url: str | No
     except StoreError as error:
         raise click.ClickException(str(error)) from None
 
-    def report(message: str) -> None:
-        click.echo(message, err=True)
-
+    progress = ImportProgress(sys.stderr, every=PROGRESS_EVERY)
     importer = OoniImporter(store, targets,
                             confirmations_needed=settings.schedule.confirmations_needed,
-                            fingerprints=_fingerprints(settings), report=report)
+                            fingerprints=_fingerprints(settings), report=progress.say)
     try:
         if api_url is not None:
             query = ApiQuery(probe_cc=probe_cc, probe_asn=probe_asn, since=since, until=until,
@@ -84,28 +83,30 @@ def import_command(ctx: click.Context, paths: tuple[str, ...], api_url: str | No
                 api_url or settings.ooni.api_url, query, interval=settings.ooni.api_interval_seconds,
                 cursor_path=cursor, on_error=importer.bad_line)
         else:
-            lines = _file_lines(paths, importer)
+            lines = _file_lines(paths, importer, progress)
         try:
-            for number, (place, measurement) in enumerate(lines, start=1):
+            for place, measurement in lines:
+                progress.read(place)
                 importer.add(place, measurement)
-                if number % PROGRESS_EVERY == 0:
-                    click.echo(f"... {number} measurements read ({place})", err=True)
         except ApiError as error:
             importer.flush()
+            progress.close()
             click.echo(importer.counts.summary(), err=True)
             resume = " (run again with the same --cursor to resume)" if cursor else ""
             raise click.ClickException(f"OONI API: {error}{resume}") from None
         importer.flush()
     finally:
         store.close()
+    progress.close()
     click.echo(importer.counts.summary(), err=True)
     if importer.counts.bad:
         sys.exit(1)
 
 
-def _file_lines(paths: tuple[str, ...], importer: OoniImporter) -> Iterator[tuple[str, dict[str, Any]]]:
+def _file_lines(paths: tuple[str, ...], importer: OoniImporter,
+                progress: ImportProgress) -> Iterator[tuple[str, dict[str, Any]]]:
     for path in measurement_files(paths):
-        click.echo(f"reading {path}", err=True)
+        progress.say(f"reading {path}")
         for line in read_lines(path):
             if line.measurement is None:
                 importer.bad_line(line.place, line.error or "unreadable")
