@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "serve": "monitor.commands.serve:serve",
     "alerts": "monitor.commands.alerts:alerts",
     "doctor": "monitor.commands.doctor:doctor",
+    "ooni": "monitor.commands.ooni:ooni",
 }
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from probes.analysis_compare import HttpComparison, compare_dns, compare_http
+from probes.analysis_compare import DnsComparison, HttpComparison, compare_dns, compare_http
 from probes.analysis_decide import Evidence, decide_with_control, decide_without_control
 from probes.analysis_observe import (
     classify_tcp_blocking,
@@ -25,7 +26,14 @@ from probes.fingerprints_match import (
     match_dns_blockpage,
     match_http_blockpage,
 )
-from probes.measurement_types import AnalysisKeys, DnsConsistency, FingerprintRecord, TcpConnect
+from probes.measurement_types import (
+    AnalysisKeys,
+    DnsConsistency,
+    FingerprintRecord,
+    HttpResponse,
+    TcpConnect,
+)
+from probes.ooni.encoding import readable_response
 from probes.vocabulary import Blocking, BlockingMethod, Failure
 
 
@@ -99,7 +107,13 @@ def analyze(
         networks,
         probe_asns=observed.answer_asns,
     )
+    if observed.hostname is not None and is_ip_literal(observed.hostname):
+        # An IP-address URL resolves nothing: there is no DNS to be consistent or not.
+        dns = DnsComparison(None, (), "IP-address URL")
     page = observed.page
+    if page is not None and not _is_text_response(page):
+        # OONI stores non-UTF-8 bodies (and old versions some headers) as base64 objects.
+        page = readable_response(page)  # type: ignore[assignment]
     http = None
     if page is not None and have_control and control_http and control_http.get("failure") is None:
         http = compare_http(page, control_http, control.get("x_blockmon") or {})
@@ -164,3 +178,18 @@ def _control_shows_same_page(
         database, None, control_http.get("headers"), control_http.get("title")
     )
     return control_match is not None and control_match.id == match.id
+
+
+def is_ip_literal(hostname: str) -> bool:
+    try:
+        ipaddress.ip_address(hostname.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _is_text_response(page: HttpResponse) -> bool:
+    headers = page.get("headers") or {}
+    return isinstance(page.get("body"), str | None) and all(
+        isinstance(value, str) for value in headers.values()
+    )

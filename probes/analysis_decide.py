@@ -131,6 +131,9 @@ def decide_with_control(evidence: Evidence) -> Decision:
         if evidence.page_match is not None:
             return _blocked("dns.blockpage", evidence.page_match)
         return _blocked("dns.bogon")
+    ghost = _decide_ghost_dns(evidence)
+    if ghost is not None:
+        return ghost
     control_http_failure = (
         evidence.control_http.get("failure") if evidence.control_http else "no_control_http"
     )
@@ -176,8 +179,39 @@ def decide_with_control(evidence: Evidence) -> Decision:
     return _blocked("http.diff")
 
 
+# The control's resolver says the name does not exist (legacy helpers: dns_name_error).
+_NAME_DOES_NOT_EXIST = frozenset({"dns_nxdomain_error", "dns_name_error"})
+
+
+def _decide_ghost_dns(evidence: Evidence) -> Decision | None:
+    """The probe's resolver answered for a name the control found does not exist (OONI's "ghost
+    DNS"): the answer is the censor's, whatever the page behind it says, unless that page came over
+    https with a certificate valid for the host."""
+    observed = evidence.observed
+    control_dns_failure = (evidence.control.get("dns") or {}).get("failure")
+    if control_dns_failure not in _NAME_DOES_NOT_EXIST or not observed.addresses:
+        return None
+    if https_page_verified(observed):
+        return None
+    evidence.notes.append(
+        f"dns: the resolver answered {observed.addresses[0]} for a name the control found does"
+        f" not exist ({control_dns_failure}): ghost DNS"
+    )
+    if evidence.page_match is not None:
+        return _blocked("dns.blockpage", evidence.page_match)
+    return _blocked("dns.inconsistent")
+
+
 def _decide_control_failed(evidence: Evidence, control_http_failure: str) -> Decision:
     observed = evidence.observed
+    connected = any((entry.get("status") or {}).get("success") for entry in observed.tcp_connect)
+    if observed.page is None and observed.http_failure is None and connected:
+        # The probe connected, then recorded neither a page nor a failure: nothing says "down".
+        evidence.notes.append(
+            f"unknown: the probe connected but recorded no HTTP exchange; the control failed"
+            f" ({control_http_failure})"
+        )
+        return Decision(None, None)
     if observed.page is None:
         evidence.notes.append(f"down: the control failed too ({control_http_failure})")
         return Decision(False, False)

@@ -106,8 +106,10 @@ class ErrorAnswer(TypedDict):
     error: str
 
 
-IP_FLAG_RESOLVED_BY_HELPER = 1
-IP_FLAG_GIVEN_BY_PROBE = 2
+# As OONI's test helper (oohelperd) sets them: 1 = the probe's, 2 = the helper's. Rows stored
+# before 0.2 have these two bits the other way round; the analysis reads only bit 8.
+IP_FLAG_GIVEN_BY_PROBE = 1
+IP_FLAG_RESOLVED_BY_HELPER = 2
 IP_FLAG_BOGON = 4
 IP_FLAG_VALID_FOR_DOMAIN = 8
 

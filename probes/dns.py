@@ -306,7 +306,8 @@ class _UdpSockets:
 
 def _record_response(entry: DnsQuery, reply: Reply, query_type: QueryType) -> None:
     rcode = reply.rcode
-    entry["rcode"] = dns.rcode.to_text(dns.rcode.Rcode.make(rcode))
+    # OONI df-002: the rcode is the integer of the reply (0 = NOERROR, 3 = NXDOMAIN).
+    entry["rcode"] = int(rcode)
     if rcode in _RCODE_FAILURES:
         entry["failure"] = _RCODE_FAILURES[rcode]
         return

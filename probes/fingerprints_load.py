@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import functools
+import io
 import ipaddress
 import re
 import tomllib
@@ -234,3 +237,100 @@ def _parse_ca(path: Path, index: int, entry: dict[str, Any]) -> InterceptionCA:
     if not (ca.sha256 or ca.sha1 or ca.spki_sha256 or ca.names):
         raise FingerprintFileError(f"{path}: {where}: needs fingerprints or names to match")
     return ca
+
+
+# ---- OONI's published blocking fingerprints (github.com/ooni/blocking-fingerprints) -------------
+# fingerprints_http.csv and fingerprints_dns.csv share the columns below; `location_found` is
+# "body", "header.<name>" or "dns", `pattern_type` "full", "contains" or "prefix".
+OONI_CSV_COLUMNS = ("name", "location_found", "pattern_type", "pattern", "confidence_no_fp",
+                    "expected_countries", "source", "exp_url", "notes", "scope")
+
+
+def load_ooni_fingerprints_csv(path: str | Path) -> tuple[BlockpageFingerprint, ...]:
+    """OONI's blocking-fingerprints CSV as blockpage fingerprints (ids "ooni.<name>"); a bad
+    row is a FingerprintFileError naming the file and row."""
+    csv_path = Path(path)
+    try:
+        text = csv_path.read_text(encoding="utf-8-sig")
+    except OSError as error:
+        raise FingerprintFileError(f"{csv_path}: {error.strerror or error}") from None
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in ("name", "location_found", "pattern_type", "pattern")
+               if c not in (reader.fieldnames or [])]
+    if missing:
+        raise FingerprintFileError(f"{csv_path}: not OONI's fingerprint CSV: no column "
+                                   f"{', '.join(missing)} (expected {','.join(OONI_CSV_COLUMNS)})")
+    fingerprints = []
+    for index, row in enumerate(reader):
+        where = f"row {index + 2}"
+        entry = _ooni_row_entry(csv_path, where, row)
+        fingerprints.append(_parse_blockpage(csv_path, index, entry))
+    _check_unique(csv_path, [fingerprint.id for fingerprint in fingerprints])
+    return tuple(fingerprints)
+
+
+def _ooni_row_entry(path: Path, where: str, row: dict[str, str]) -> dict[str, Any]:
+    name, location = (row.get("name") or "").strip(), (row.get("location_found") or "").strip()
+    match_type, pattern = (row.get("pattern_type") or "").strip(), row.get("pattern") or ""
+    if not name or not pattern:
+        raise FingerprintFileError(f"{path}: {where}: 'name' and 'pattern' must be set")
+    if match_type not in ("full", "contains", "prefix"):
+        raise FingerprintFileError(f"{path}: {where}: pattern_type {match_type!r}, expected "
+                                   "full, contains or prefix")
+    entry: dict[str, Any] = {
+        "id": f"ooni.{name}", "name": f"OONI fingerprint {name}",
+        "country": ((row.get("expected_countries") or "").split(",")[0].strip() or "ZZ").upper(),
+        "confidence": _ooni_confidence(row.get("confidence_no_fp")),
+        "source": f"OONI blocking-fingerprints ({path.name})"
+                  + (f": {row['source'].strip()}" if (row.get("source") or "").strip() else ""),
+        "notes": (row.get("notes") or "").strip(),
+    }
+    escaped = re.escape(pattern)
+    regex = {"full": f"^{escaped}$", "contains": escaped, "prefix": f"^{escaped}"}[match_type]
+    if location == "dns":
+        entry["kind"] = "dns_blockpage"
+        entry["pattern_kind"], entry["pattern"] = _dns_pattern(path, where, pattern, match_type)
+    elif location == "body":
+        entry["kind"] = "http_blockpage"
+        if match_type == "contains":
+            entry["pattern_kind"], entry["pattern"] = "body_substring", pattern
+        else:
+            entry["pattern_kind"], entry["pattern"] = "body_regex", regex
+    elif location.startswith("header."):
+        entry.update(kind="http_blockpage", pattern_kind="header", pattern=regex,
+                     header=location.removeprefix("header."))
+    else:
+        raise FingerprintFileError(f"{path}: {where}: location_found {location!r}, expected "
+                                   "body, header.<name> or dns")
+    return entry
+
+
+def _dns_pattern(path: Path, where: str, pattern: str, match_type: str) -> tuple[str, str]:
+    if match_type != "prefix":
+        return "dns_address", pattern.strip()
+    # "10.10." is every address starting so: the network of its whole octets.
+    octets = [o for o in pattern.strip().split(".") if o]
+    if not 0 < len(octets) < 4 or not all(o.isdigit() for o in octets):
+        raise FingerprintFileError(f"{path}: {where}: DNS prefix {pattern!r} is not whole octets")
+    return "dns_cidr", ".".join([*octets, *["0"] * (4 - len(octets))]) + f"/{8 * len(octets)}"
+
+
+def _ooni_confidence(value: str | None) -> str:
+    # OONI's confidence_no_fp: how sure that a match is no false positive, 0-10.
+    try:
+        score = int((value or "").strip())
+    except ValueError:
+        return "medium"
+    return "high" if score >= 9 else "medium" if score >= 5 else "low"
+
+
+@functools.lru_cache(maxsize=8)
+def fingerprints_with_extras(extra_csv: str | None) -> FingerprintDB:
+    """The packaged fingerprints plus OONI-format CSV ones (`[probe] extra_fingerprints`);
+    loaded once per path per process."""
+    base = default_fingerprints()
+    if not extra_csv:
+        return base
+    extras = load_ooni_fingerprints_csv(extra_csv)
+    _check_unique(Path(extra_csv), [f.id for f in (*base.blockpages, *extras)])
+    return FingerprintDB((*base.blockpages, *extras), base.false_positives, base.interception_cas)

@@ -21,6 +21,7 @@ from probes.control_protocol import ControlAnswer
 from probes.dns import addresses_from_queries, is_ip_literal, probe_dns, resolvers_for
 from probes.endpoints import DEFAULT_PORTS
 from probes.errors import InvalidInput
+from probes.fingerprints_load import fingerprints_with_extras
 from probes.http import (
     HopSteps,
     is_bogon_address,
@@ -327,8 +328,9 @@ def _resolver_network(resolver_ip: str, database: AsnDatabase | None) -> _Resolv
 
 
 def _analysis_keys(test_keys: ObservationKeys, options: ProbeOptions) -> AnalysisKeys:
-    # The packaged fingerprints, loaded once per process by the analysis itself.
-    verdict = analyze(test_keys, public_networks=public_networks_of(options))
+    # The packaged fingerprints (plus [probe] extra_fingerprints), loaded once per process.
+    verdict = analyze(test_keys, public_networks=public_networks_of(options),
+                      fingerprints=fingerprints_with_extras(options.extra_fingerprints))
     return verdict.as_test_keys()
 
 

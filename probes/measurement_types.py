@@ -44,7 +44,7 @@ class DnsQuery(TypedDict):
     engine: ResolverEngine
     resolver_address: str
     failure: Failure | None
-    rcode: str | None
+    rcode: int | None
     answers: list[DnsAnswer]
     t0: float
     t: float

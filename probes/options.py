@@ -49,6 +49,8 @@ class ProbeOptions:
     ca_file: str | None = None
     # iptoasn TSV (probes/asn.py): the AS of each DNS answer, for the DNS consistency test.
     asn_database: str | None = None
+    # OONI-format fingerprint CSV added to the packaged fingerprints ([probe] extra_fingerprints).
+    extra_fingerprints: str | None = None
 
     def public_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         return tuple(ipaddress.ip_network(r, strict=False) for r in self.lab_public_ranges)

@@ -14,6 +14,7 @@ from monitor.store.queries import (
     MethodCount,
     StateAt,
 )
+from reports import sources
 from reports.methods import describe_method, method_family
 from reports.model import (
     _URL_VERDICT_ORDER,
@@ -264,12 +265,13 @@ def _target_finding(target: Target, tallies: dict[tuple[str, str], _Tally],
                           methods_by_pair.get((vantage_id, url), []), inputs)
             for url, role in urls if url in seen)
         verdict, explanation = _vantage_verdict(evidence, vantages[vantage_id])
-        findings.append(VantageFinding(vantages[vantage_id], verdict, explanation, evidence))
+        count = sum(url.measurements for url in evidence)
+        findings.append(VantageFinding(vantages[vantage_id], verdict, explanation, evidence,
+                                       f"{vantages[vantage_id].source}, {count} measurements"))
     lineage = _lineage(target, findings)
     if findings:
         verdict = _strongest((finding.verdict for finding in findings), VERDICT_ORDER)
-        agreeing = [finding for finding in findings if finding.verdict == verdict]
-        explanation = " ".join(finding.explanation for finding in agreeing)
+        explanation = sources.claim_explanation(findings)
     elif not target.urls:
         verdict, explanation = "not measurable", "No URL is known for this target."
     else:

@@ -15,6 +15,7 @@ from monitor.store.queries import (
     StateAt,
     Transition,
 )
+from probes.ooni.vantage import is_ooni_vantage
 from reports.periods import Period
 from targets.model import BriefingClaim, Target
 
@@ -118,6 +119,14 @@ class Vantage:
         network = f" {self.probe_network_name}" if self.probe_network_name else ""
         return f"{self.vantage_id} ({self.probe_cc or 'ZZ'}, {self.probe_asn or 'AS?'}{network})"
 
+    @property
+    def source(self) -> str:
+        """Whose measurements: "OONI, AS9198 Kazakhtelecom" for imported ones (docs/ooni.md)."""
+        if not is_ooni_vantage(self.vantage_id):
+            return "blockmon"
+        network = f" {self.probe_network_name}" if self.probe_network_name else ""
+        return f"OONI, {self.probe_asn or 'AS?'}{network}"
+
 
 @dataclass(frozen=True, slots=True)
 class VantageFinding:
@@ -125,6 +134,8 @@ class VantageFinding:
     verdict: str
     explanation: str
     urls: tuple[UrlEvidence, ...]
+    # Whose measurements and how many: "OONI, AS9198 Kazakhtelecom, 37 measurements".
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +208,7 @@ class BlockedPlace:
     vantage: Vantage
     target_ids: tuple[str, ...]
     since: str | None
+    source: str = ""  # Vantage.source
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,7 +73,7 @@ def _finding(finding: TargetFinding) -> list[str]:
                 evidence = " ".join(f"[{uid}]({evidence_path(uid)})" for uid in url.evidence_uids)
                 lines.append(
                     f"| {_cell(vantage.vantage.vantage_id)} "
-                    f"({_cell(vantage.vantage.probe_asn or '?')}) "
+                    f"({_cell(vantage.source or vantage.vantage.probe_asn or '?')}) "
                     f"| {_code(url.url)} | {url.state} | {_cell(methods)} "
                     f"| {when(url.first_blocked_at)} | {when(url.last_blocked_at)} "
                     f"| {format_share(url.anomaly_share)} ({url.anomalies}/{url.measurements}) "
@@ -94,9 +94,10 @@ def render_markdown(report: Report) -> str:
              "## Summary", "",
              *[f"- {_cell(line)}" for line in summary_lines(report.summary)], ""]
     if summary.blocked_where:
-        lines += ["| vantage | country | ASN | network | blocked targets | blocked since |",
-                  "|---|---|---|---|---|---|"]
-        lines += [f"| {_cell(place.vantage.vantage_id)} | {_cell(place.vantage.probe_cc or '')} "
+        lines += ["| vantage | source | country | ASN | network | blocked targets | blocked since |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {_cell(place.vantage.vantage_id)} | {_cell(place.source)} "
+                  f"| {_cell(place.vantage.probe_cc or '')} "
                   f"| {_cell(place.vantage.probe_asn or '')} "
                   f"| {_cell(place.vantage.probe_network_name or '')} "
                   f"| {_cell(', '.join(place.target_ids))} | {when(place.since)} |"

@@ -96,7 +96,8 @@ def build_summary(findings: list[TargetFinding], inputs: ReportInputs,
         not_measurable_targets=tuple(target_id for target_id in ids("not measurable")
                                      if target_id not in down),
         blocked_where=tuple(BlockedPlace(vantages[vantage_id], tuple(target_ids),
-                                         since_by_place.get(vantage_id))
+                                         since_by_place.get(vantage_id),
+                                         vantages[vantage_id].source)
                             for vantage_id, target_ids in sorted(places.items())),
         blocked_since=tuple(blocked_since),
         new_blocks=sum(1 for change in changes if change.kind == "new block"),

@@ -20,6 +20,7 @@ from probes.analysis_compare import (
 )
 from probes.analysis_decide import BLOCKING_OF_METHOD
 from probes.bogons import is_bogon
+from probes.ooni.normalise import normalise_test_keys
 from probes.vocabulary import BLOCKING_METHODS
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -33,7 +34,11 @@ def load_scenario(path: Path) -> dict[str, Any]:
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_golden_scenario(path: Path) -> None:
     scenario = load_scenario(path)
-    verdict = analyze(scenario["test_keys"], public_networks=scenario.get("public_networks", []))
+    test_keys = scenario["test_keys"]
+    if scenario.get("ooni"):
+        # OONI's own shape (docs/ooni.md): read as `blockmon ooni import` reads it.
+        test_keys = normalise_test_keys(test_keys)
+    verdict = analyze(test_keys, public_networks=scenario.get("public_networks", []))
     keys = verdict.as_test_keys()
     for name, expected in scenario["expected"].items():
         if name == "tcp_blocked":

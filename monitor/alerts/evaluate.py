@@ -29,6 +29,7 @@ from monitor.alerts.throttle_figures import throttled_rates
 from monitor.alerts.vantage_health import wanted_degraded
 from monitor.store import Store
 from monitor.store.rows import store_time
+from probes.ooni.vantage import is_ooni_vantage
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,8 @@ class EvaluationConfig:
     # Target id -> {"name", "briefing"} from the registry, for targets the store's targets
     # table lacks (a collector stores measurements of targets it was never given).
     known_targets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # [ooni] alerts: whether states of imported OONI networks (vantages ooni:...) raise alerts.
+    ooni_alerts: bool = False
 
 
 def evaluate_alerts(store: Store, config: EvaluationConfig, now: datetime) -> list[int]:
@@ -58,7 +61,8 @@ def evaluate_alerts(store: Store, config: EvaluationConfig, now: datetime) -> li
     tables = AlertTables(store)
     stamp = store_time(now)
     with tables.transaction():
-        statuses = tables.load_url_statuses(config.control_ids)
+        statuses = [status for status in tables.load_url_statuses(config.control_ids)
+                    if config.ooni_alerts or not is_ooni_vantage(status.vantage_id)]
         health = assess_vantages(statuses, config.rules)
         silent = detect_silent_probes(tables.load_probe_activity(),
                                       interval_seconds=config.round_interval_seconds,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TextIO
 
 import click
@@ -9,6 +10,7 @@ import click
 from monitor.commands.status import load_settings_or_fail, open_store_for_reading
 from monitor.commands.tables import render_csv
 from monitor.store import store_time
+from probes.ooni.export import needs_repair, repair_measurement
 
 # The measurements table's verdict columns (docs/storage.md), without the JSON.
 CSV_COLUMNS = ("uid", "measured_at", "vantage_id", "probe_cc", "probe_asn", "list_name",
@@ -53,7 +55,11 @@ def export(ctx: click.Context, since: str, until: str | None, vantage_id: str | 
             if output_format == "csv":
                 output.write(render_csv(CSV_COLUMNS, (row,)).split("\n", 1)[1])
             else:
-                output.write(row["json"] + "\n")
+                text = row["json"]
+                if needs_repair(text):  # a row stored before rcode became OONI's integer
+                    text = json.dumps(repair_measurement(json.loads(text)), ensure_ascii=False,
+                                      separators=(",", ":"))
+                output.write(text + "\n")
             count += 1
     finally:
         store.close()

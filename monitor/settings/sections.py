@@ -87,6 +87,10 @@ class ProbeSettings:
         "", "iptoasn.com IP-to-ASN file (TSV, may be gzipped): DNS answers get their AS, and "
         "answers in the control's AS are consistent (docs/asn.md); empty = none.",
         check=readable_file)
+    extra_fingerprints: str = setting(
+        "", "CSV of blocking fingerprints in OONI's published format (fingerprints_http.csv / "
+        "fingerprints_dns.csv of ooni/blocking-fingerprints), added to the packaged ones; "
+        "empty = none.", check=readable_file)
     dns_timeout: float = setting(5.0, "Seconds to wait for one DNS answer.", check=positive)
     connect_timeout: float = setting(10.0, "Seconds to wait for a TCP connect.", check=positive)
     tls_timeout: float = setting(10.0, "Seconds to wait for a TLS handshake.", check=positive)
@@ -125,6 +129,7 @@ class ProbeSettings:
             lab_public_ranges=self.lab_public_ranges,
             ca_file=self.ca_file,
             asn_database=self.asn_database or None,
+            extra_fingerprints=self.extra_fingerprints or None,
         )
 
 
@@ -304,6 +309,17 @@ class AlertsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class OoniSettings:
+    """[ooni]: measurements imported from OONI (`blockmon ooni import`, docs/ooni.md)."""
+
+    alerts: bool = setting(False, "Let states moved by imported OONI measurements raise alerts.")
+    api_url: str = setting("https://api.ooni.io", "Base URL of OONI's measurement API "
+                           "(`blockmon ooni import --api`).", check=http_url)
+    api_interval_seconds: float = setting(1.0, "Seconds between two requests to OONI's API "
+                                          "(be polite).", check=not_negative)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything blockmon is configured with; load once with load_settings() and pass down."""
 
@@ -314,6 +330,7 @@ class Settings:
     collector: CollectorSettings = field(default_factory=CollectorSettings)
     reports: ReportsSettings = field(default_factory=ReportsSettings)
     alerts: AlertsSettings = field(default_factory=AlertsSettings)
+    ooni: OoniSettings = field(default_factory=OoniSettings)
     # Where the settings came from (None = defaults and environment only); for messages.
     source: str | None = None
 

@@ -1,0 +1,1 @@
+"""OONI's published measurements made readable by blockmon's analysis, across OONI's versions; pure."""
