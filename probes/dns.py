@@ -239,6 +239,11 @@ def _is_response(template: dns.message.Message, query_id: int, response: dns.mes
         response.id = query_id
 
 
+# Seconds after the first send, then after that resend, to send a UDP query again (same id): the
+# answer to any copy counts. glibc sends again only after its whole 5 s timeout.
+RETRANSMIT_AFTER = (1.0, 2.0)
+
+
 class _ReplyCatcher(asyncio.DatagramProtocol):
     """Resolves each pending query's future with the first datagram carrying its id."""
 
@@ -279,12 +284,29 @@ class _UdpSockets:
         query_id = secrets.randbelow(65536)
         while query_id in catcher.pending:
             query_id = secrets.randbelow(65536)
-        reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[bytes] = loop.create_future()
         catcher.pending[query_id] = reply
+        packet = query_id.to_bytes(2, "big") + wire_after_id
+        # A lost datagram is sent again, as stub resolvers do, within the same dns_timeout: on a
+        # lossy path one lost packet would otherwise be a dns timeout, a false "dns" verdict.
+        delays = iter(RETRANSMIT_AFTER)
+        resend: asyncio.TimerHandle | None = None
+
+        def send() -> None:
+            nonlocal resend
+            if reply.done():
+                return
+            transport.sendto(packet)
+            delay = next(delays, None)
+            resend = loop.call_later(delay, send) if delay is not None else None
+
         try:
-            transport.sendto(query_id.to_bytes(2, "big") + wire_after_id)
+            send()
             return query_id, await reply
         finally:
+            if resend is not None:
+                resend.cancel()
             del catcher.pending[query_id]
 
     async def _open(self, resolver: Resolver) -> tuple[asyncio.DatagramTransport, _ReplyCatcher]:
