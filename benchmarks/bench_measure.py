@@ -238,6 +238,7 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true",
                         help="run the engine under cProfile and report the split of its CPU (slower)")
     parser.add_argument("--profile-file", type=Path, default=None, help="also write the raw cProfile stats here")
+    parser.add_argument("--uvloop", action="store_true", help="run the engine on uvloop (pip install uvloop)")
     parser.add_argument("--no-curl", action="store_true", help="skip the curl comparison")
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--no-helper", action="store_true", help="measure without a control helper")
@@ -270,6 +271,10 @@ def main() -> int:
         profile = cProfile.Profile() if arguments.profile else None
         if profile is not None:
             profile.enable()
+        if arguments.uvloop:
+            import uvloop  # noqa: PLC0415 - optional: only when asked for
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         engine = asyncio.run(run_engine(urls, options, arguments.concurrency))
         if profile is not None:
             profile.disable()
@@ -300,6 +305,7 @@ def main() -> int:
         "urls": len(urls),
         "sites": arguments.sites,
         "profiled": profile is not None,
+        "event_loop": "uvloop" if arguments.uvloop else "asyncio",
         "concurrency": arguments.concurrency,
         "control": helper_url is not None,
         "measured": engine["measured"],
