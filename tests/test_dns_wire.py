@@ -11,8 +11,8 @@ import dns.rrset
 import pytest
 
 from probes.dns import _query_template, reply_from_message
-from probes.errors import InvalidInput
 from probes.dns_wire import read_reply
+from probes.errors import InvalidInput
 
 
 def _query(name: str = "www.Site.test", query_type: str = "A") -> dns.message.QueryMessage:
