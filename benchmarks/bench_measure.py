@@ -71,14 +71,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_helper(directory: Path, info: LabInfo) -> tuple[subprocess.Popen[bytes], str]:
-    """The control helper on the honest side of the lab."""
+def start_helper(directory: Path, info: LabInfo, event_loop: str) -> tuple[subprocess.Popen[bytes], str]:
+    """The control helper on the honest side of the lab, on the same event loop as the engine."""
     port = free_port()
     blockmon = str(Path(sys.executable).parent / "blockmon")
     process = subprocess.Popen(
         [blockmon, "helper", "--listen", f"127.0.0.1:{port}", "--resolver", info.honest_resolver,
          "--ca-file", info.ca_file, "--lab-public-range", info.public_range],
         cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=(directory / "helper.log").open("wb"),
+        env=os.environ | {"BLOCKMON_EVENT_LOOP": event_loop},
     )
     wait_for_port("127.0.0.1", port, process, "the helper")
     return process, f"http://127.0.0.1:{port}/"
@@ -254,7 +255,7 @@ def main() -> int:
     try:
         helper_url = None
         if not arguments.no_helper:
-            helper_process, helper_url = start_helper(directory, info)
+            helper_process, helper_url = start_helper(directory, info, "uvloop" if arguments.uvloop else "asyncio")
         options = ProbeOptions(
             identity=ProbeIdentity(probe_cc="KZ", vantage_id="bench"),
             resolvers=(info.censored_resolver,),

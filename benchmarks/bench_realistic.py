@@ -431,7 +431,8 @@ def main() -> int:
             in_ns(SITES_NS, blockmon, "helper", "--listen", f"{SITES_IP}:{HELPER_PORT}",
                   "--resolver", f"{SITES_IP}:53", "--ca-file", ca_file, "--lab-public-range", SITE_RANGE,
                   "--max-concurrency", str(arguments.helper_concurrency)),
-            cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=(workdir / "helper.log").open("wb"))
+            cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=(workdir / "helper.log").open("wb"),
+            env=os.environ | {"BLOCKMON_EVENT_LOOP": "asyncio"})  # as the probe: the standard loop
         load_before = os.getloadavg()
         probe = subprocess.run(
             in_ns(PROBE_NS, *me, "--probe-child", str(workdir), "--urls", str(arguments.urls),
