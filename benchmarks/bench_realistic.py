@@ -278,6 +278,7 @@ async def probe_round(urls: list[str], options: object, concurrency: int) -> dic
 
     results: list[dict] = []
     errors: list[str] = []
+    started = time.monotonic()
 
     def on_result(url: str, measurement: dict | None, error: str | None) -> None:
         if measurement is None:
@@ -285,11 +286,12 @@ async def probe_round(urls: list[str], options: object, concurrency: int) -> dic
             return
         timeouts, retries = waiting_of(measurement)
         keys = measurement["test_keys"]
+        ended = time.monotonic() - started
         results.append({"url": url, "runtime": measurement["test_runtime"], "timeouts": timeouts,
+                        "started": ended - measurement["test_runtime"],
                         "retries": retries, "blocking": keys["blocking"],
                         "method": keys.get("blocking_method"), "control_failure": keys.get("control_failure")})
 
-    started = time.monotonic()
     await measure_many(urls, options, concurrency, on_result)  # type: ignore[arg-type]
     return {"seconds": time.monotonic() - started, "results": results, "errors": errors}
 
@@ -349,6 +351,8 @@ def summarise(outcome: dict, blackholed: set[str], reset: set[str], concurrency:
         "sni_retry_share": round(retries / worker_seconds, 3),
         # measurement_seconds / round: near the concurrency when waits overlap, far below when they queue.
         "effective_concurrency": round(worker_seconds / seconds, 1),
+        # From the last URL's start to the round's end: the tail, when fewer than all slots are busy.
+        "tail_seconds": round(seconds - max((r["started"] for r in results), default=seconds), 1),
         "concurrency": concurrency,
         "mean_seconds": {group: round(sum(v) / len(v), 2) for group, v in sorted(runtimes.items())},
         "max_seconds": {group: round(max(v), 2) for group, v in sorted(runtimes.items())},
