@@ -1,12 +1,18 @@
-"""Measurement engine throughput: 2,000 lab URLs with control at concurrency 100, against curl."""
+"""Measurement engine throughput: 2,000 lab URLs with control at concurrency 100, against curl.
+
+Per process (engine = the probe, helper, lab): CPU ms per measurement and peak RSS. `--profile`
+runs the engine under cProfile and adds the split of its CPU (steps, analysis, serialisation).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
 import platform
+import pstats
 import resource
 import shutil
 import socket
@@ -65,14 +71,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_helper(directory: Path, info: LabInfo) -> tuple[subprocess.Popen[bytes], str]:
-    """The control helper on the honest side of the lab."""
+def start_helper(directory: Path, info: LabInfo, event_loop: str) -> tuple[subprocess.Popen[bytes], str]:
+    """The control helper on the honest side of the lab, on the same event loop as the engine."""
     port = free_port()
     blockmon = str(Path(sys.executable).parent / "blockmon")
     process = subprocess.Popen(
         [blockmon, "helper", "--listen", f"127.0.0.1:{port}", "--resolver", info.honest_resolver,
          "--ca-file", info.ca_file, "--lab-public-range", info.public_range],
         cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=(directory / "helper.log").open("wb"),
+        env=os.environ | {"BLOCKMON_EVENT_LOOP": event_loop},
     )
     wait_for_port("127.0.0.1", port, process, "the helper")
     return process, f"http://127.0.0.1:{port}/"
@@ -99,16 +106,62 @@ def bench_urls(count: int, sites: int) -> list[str]:
     return [f"https://{bulk_hostname(n % sites + 1)}/page/{n // sites}" for n in range(count)]
 
 
+def serialise(measurement: dict) -> str:
+    """What the store keeps of each measurement (monitor/store/rows.py's `json` column)."""
+    return json.dumps(measurement, ensure_ascii=False, separators=(",", ":"))
+
+
+# The profile's split of the engine's CPU: the first group whose pattern is in a function's
+# file name (or, for built-ins, its name) gets that function's own time.
+PROFILE_GROUPS: list[tuple[str, tuple[str, ...]]] = [
+    ("analysis", ("probes/analysis", "probes/fingerprints", "probes/pattern_hints", "probes/bogons",
+                  "probes/certificates")),
+    ("serialisation", ("json/", "_json", "method 'encode' of '_json")),
+    ("dns", ("probes/dns", "dns/", "probes/asn")),
+    ("tls", ("ssl.py", "sslproto.py", "_ssl.", "probes/tls")),
+    ("http", ("aiohttp/", "multidict", "yarl/", "probes/http")),
+    ("control", ("probes/control",)),
+    ("tcp", ("probes/tcp", "socket.py", "method 'connect", "method 'recv", "method 'send")),
+    ("steps", ("probes/measure", "probes/endpoints", "probes/options")),
+    ("event loop", ("asyncio/", "selectors.py", "method 'poll'", "method 'control'", "events.py")),
+]
+
+
+def profile_split(profile: cProfile.Profile, measured: int) -> dict:
+    """The engine's profiled time per group in ms per measurement, and the top functions."""
+    stats = pstats.Stats(profile)
+    groups: dict[str, float] = {name: 0.0 for name, _ in PROFILE_GROUPS} | {"other": 0.0}
+    rows = []
+    for (filename, line, function), (_, calls, own, _cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
+        where = f"{filename}:{function}"
+        group = next((name for name, patterns in PROFILE_GROUPS if any(p in where for p in patterns)), "other")
+        groups[group] += own
+        rows.append((own, calls, f"{Path(filename).name}:{line}({function})", group))
+    rows.sort(reverse=True)
+    per = max(measured, 1)
+    return {
+        "ms_per_measurement": {name: round(seconds * 1000 / per, 3) for name, seconds in groups.items()},
+        "total_ms_per_measurement": round(sum(groups.values()) * 1000 / per, 3),
+        "top_functions": [f"{own * 1000 / per:.3f} ms {calls} calls {name} [{group}]"
+                          for own, calls, name, group in rows[:30]],
+        "top_other": [f"{own * 1000 / per:.3f} ms {calls} calls {name}"
+                      for own, calls, name, group in rows if group == "other"][:15],
+    }
+
+
 async def run_engine(urls: list[str], options: ProbeOptions, concurrency: int) -> dict:
     runtimes: list[float] = []
+    stored_bytes = 0
     false_positives: list[str] = []
     errors: list[str] = []
 
     def on_result(url: str, measurement: dict | None, error: str | None) -> None:
+        nonlocal stored_bytes
         if measurement is None:
             errors.append(f"{url}: {error}")
             return
         runtimes.append(measurement["test_runtime"])
+        stored_bytes += len(serialise(measurement))
         keys = measurement["test_keys"]
         # Every bulk site is honest: anything but "not blocked" is a false positive.
         if keys["blocking"] is not False:
@@ -126,6 +179,7 @@ async def run_engine(urls: list[str], options: ProbeOptions, concurrency: int) -
         "p95": runtimes[int(len(runtimes) * 0.95) - 1] if runtimes else None,
         "false_positives": false_positives,
         "errors": errors,
+        "stored_bytes": stored_bytes,
     }
 
 
@@ -180,9 +234,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--urls", type=int, default=2000)
     parser.add_argument("--sites", type=int, default=100)
+    parser.add_argument("--pages-per-site", type=int, default=None,
+                        help="measure SITES x PAGES URLs (overrides --urls); 1 = every URL a distinct site")
+    parser.add_argument("--profile", action="store_true",
+                        help="run the engine under cProfile and report the split of its CPU (slower)")
+    parser.add_argument("--profile-file", type=Path, default=None, help="also write the raw cProfile stats here")
+    parser.add_argument("--uvloop", action="store_true", help="run the engine on uvloop (pip install uvloop)")
+    parser.add_argument("--no-curl", action="store_true", help="skip the curl comparison")
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--no-helper", action="store_true", help="measure without a control helper")
     arguments = parser.parse_args()
+    if arguments.pages_per_site is not None:
+        arguments.urls = arguments.sites * arguments.pages_per_site
     if os.geteuid() != 0:
         print("bench_measure: the lab needs root; skipped")
         return 0
@@ -192,7 +255,7 @@ def main() -> int:
     try:
         helper_url = None
         if not arguments.no_helper:
-            helper_process, helper_url = start_helper(directory, info)
+            helper_process, helper_url = start_helper(directory, info, "uvloop" if arguments.uvloop else "asyncio")
         options = ProbeOptions(
             identity=ProbeIdentity(probe_cc="KZ", vantage_id="bench"),
             resolvers=(info.censored_resolver,),
@@ -206,7 +269,18 @@ def main() -> int:
         if helper_process:
             pids["helper"] = helper_process.pid
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        profile = cProfile.Profile() if arguments.profile else None
+        if profile is not None:
+            profile.enable()
+        if arguments.uvloop:
+            import uvloop  # noqa: PLC0415 - optional: only when asked for
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         engine = asyncio.run(run_engine(urls, options, arguments.concurrency))
+        if profile is not None:
+            profile.disable()
+            if arguments.profile_file:
+                profile.dump_stats(arguments.profile_file)
         # CPU per measurement shows which process the 2 shared cores went to.
         cpu_ms = {name: round((cpu_seconds(pid) - cpu_before[name]) * 1000 / max(engine["measured"], 1), 2)
                   for name, pid in pids.items()}
@@ -214,7 +288,7 @@ def main() -> int:
         helper_rss = peak_rss_mb(helper_process.pid) if helper_process else None
         lab_rss = peak_rss_mb(lab_process.pid)
         curl: dict[str, dict] = {}
-        if shutil.which("curl"):
+        if shutil.which("curl") and not arguments.no_curl:
             for mode in CURL_MODES:
                 curl[mode] = run_curl(urls, info, arguments.sites, arguments.concurrency, directory, mode,
                                       lab_process.pid)
@@ -230,6 +304,9 @@ def main() -> int:
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "urls": len(urls),
+        "sites": arguments.sites,
+        "profiled": profile is not None,
+        "event_loop": "uvloop" if arguments.uvloop else "asyncio",
         "concurrency": arguments.concurrency,
         "control": helper_url is not None,
         "measured": engine["measured"],
@@ -239,6 +316,7 @@ def main() -> int:
         "peak_rss_mb": {"engine": round(engine_rss, 1), "helper": helper_rss and round(helper_rss, 1),
                         "lab": lab_rss and round(lab_rss, 1)},
         "cpu_ms_per_measurement": cpu_ms,
+        "stored_bytes_per_measurement": round(engine["stored_bytes"] / max(engine["measured"], 1)),
         "false_positives": len(engine["false_positives"]),
         "errors": len(engine["errors"]),
         "curl_pages_per_second": {mode: round(result["rate"], 1) for mode, result in curl.items()},
@@ -249,6 +327,8 @@ def main() -> int:
         "ratio_to_curl_resumed": round(engine["rate"] / curl["resumed"]["rate"], 2) if "resumed" in curl else None,
         "load_average": [round(value, 2) for value in os.getloadavg()],
     }
+    if profile is not None:
+        report["profile"] = profile_split(profile, engine["measured"])
     for line in (engine["false_positives"] + engine["errors"])[:10]:
         print("  " + line, file=sys.stderr)
     print(json.dumps(report, indent=2))

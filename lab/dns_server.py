@@ -22,13 +22,73 @@ TTL = 60
 PlanLookup = Callable[[str], DnsPlan | None]
 
 
+_HEADER = struct.Struct("!HHHHHH")
+_QUESTION_TAIL = struct.Struct("!HH")
+_ANSWER_A = struct.Struct("!HHHIH")  # name pointer to the question, type, class, TTL, length
+_NOT_PLAIN = object()
+_TYPE_A, _CLASS_IN = 1, 1
+_FLAG_QR, _FLAG_AA, _FLAG_RD = 0x8000, 0x0400, 0x0100
+_RCODES = {"nxdomain": 3, "servfail": 2}
+
+
 def build_dns_response(query_wire: bytes, plan_for: PlanLookup) -> bytes | None:
     """The wire answer to one query, or None to stay silent (dns.timeout, or unparsable input)."""
+    # Plain queries (one question, no EDNS) are answered on the wire, the same bytes dnspython
+    # writes: building every answer with dnspython was a tenth of the lab's CPU per measurement.
+    plain = _plain_response(query_wire, plan_for)
+    if plain is not _NOT_PLAIN:
+        return plain  # type: ignore[return-value]
+    return _dnspython_response(query_wire, plan_for)
+
+
+def _plain_response(query_wire: bytes, plan_for: PlanLookup) -> bytes | None | object:
+    if len(query_wire) < _HEADER.size + 5:
+        return _NOT_PLAIN
+    query_id, flags, questions, answers, authority, additional = _HEADER.unpack_from(query_wire)
+    # A query (QR clear, opcode 0, no rcode bits), one question, nothing else.
+    if flags & 0xF80F or questions != 1 or answers or authority or additional:
+        return _NOT_PLAIN
+    labels, position = [], _HEADER.size
+    while True:
+        length = query_wire[position]
+        position += 1
+        if length == 0:
+            break
+        label = query_wire[position : position + length]
+        if length > 63 or len(label) != length or not label.isascii() or not label.replace(b"-", b"").isalnum():
+            return _NOT_PLAIN  # compression, escapes or odd bytes: dnspython knows those
+        labels.append(label)
+        position += length
+        if position >= len(query_wire):
+            return _NOT_PLAIN
+    if position + _QUESTION_TAIL.size != len(query_wire) or not labels:
+        return _NOT_PLAIN
+    query_type, query_class = _QUESTION_TAIL.unpack_from(query_wire, position)
+    plan = plan_for(b".".join(labels).decode("ascii").lower())
+    kind = "nxdomain" if plan is None else plan.kind
+    if kind == "silence":
+        return None
+    if kind not in ("answer", "nxdomain", "servfail") or (plan is not None and len(plan.addresses) > 1):
+        return _NOT_PLAIN  # several addresses: dnspython orders its rdataset its own way
+    reply_flags = _FLAG_QR | _FLAG_AA | (flags & _FLAG_RD) | _RCODES.get(kind, 0)
+    if kind == "servfail":
+        reply_flags &= ~_FLAG_AA
+    records = b""
+    if kind == "answer" and query_type == _TYPE_A and query_class == _CLASS_IN and plan is not None:
+        records = b"".join(
+            _ANSWER_A.pack(0xC00C, _TYPE_A, _CLASS_IN, TTL, 4) + socket.inet_aton(address)
+            for address in plan.addresses
+        )
+    header = _HEADER.pack(query_id, reply_flags, 1, len(records) // 14, 0, 0)
+    return header + query_wire[_HEADER.size :] + records
+
+
+def _dnspython_response(query_wire: bytes, plan_for: PlanLookup) -> bytes | None:
     try:
         query = dns.message.from_wire(query_wire)
+        response = dns.message.make_response(query)  # FormError for a message that is no query
     except dns.exception.DNSException:
         return None
-    response = dns.message.make_response(query)
     response.flags |= dns.flags.AA
     if len(query.question) != 1:
         response.set_rcode(dns.rcode.FORMERR)

@@ -65,7 +65,9 @@ async def _wait_readable(sock: socket.socket, timeout: float) -> None:
 
     loop.add_reader(sock.fileno(), on_readable)
     try:
-        await asyncio.wait_for(ready, timeout)
+        # asyncio.timeout, not wait_for: no task per wait (Python 3.11), once or twice a connection.
+        async with asyncio.timeout(timeout):
+            await ready
     finally:
         loop.remove_reader(sock.fileno())
 
@@ -75,17 +77,20 @@ async def peek_hostname(sock: socket.socket, protocol: Protocol, timeout: float)
     sniff = sniff_tls_server_name if protocol == "tls" else sniff_http_host
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        remaining = deadline - asyncio.get_running_loop().time()
-        await _wait_readable(sock, max(remaining, 0.0))
         try:
+            # The client's first bytes are often there already: look before waiting for them.
             data = sock.recv(65536, socket.MSG_PEEK)
         except BlockingIOError:
-            continue  # spurious readiness
+            remaining = deadline - asyncio.get_running_loop().time()
+            await _wait_readable(sock, max(remaining, 0.0))
+            continue
         if not data:
             return None
         sniffed = sniff(data)
         if sniffed.status != "incomplete":
             return sniffed
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("no complete hello in time")
         # Readable stays true while a partial hello waits in the buffer: pause, don't spin.
         await asyncio.sleep(_RETRY_PAUSE)
 

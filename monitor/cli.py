@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import os
 
 import click
 
@@ -65,5 +67,25 @@ def cli(ctx: click.Context, config: str | None) -> None:
     ctx.obj["config_path"] = config
 
 
+# Set to "asyncio" to keep the standard event loop although uvloop is installed.
+EVENT_LOOP_ENV = "BLOCKMON_EVENT_LOOP"
+
+
+def choose_event_loop() -> str:
+    """uvloop when installed (the `fast` extra) and not refused by BLOCKMON_EVENT_LOOP=asyncio.
+
+    Measured in docs/benchmarks.md: less probe CPU and memory, failure strings unchanged.
+    """
+    if os.environ.get(EVENT_LOOP_ENV, "").strip().lower() == "asyncio":
+        return "asyncio"
+    try:
+        import uvloop  # noqa: PLC0415 - optional dependency, imported only to install it
+    except ImportError:
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
+
+
 def main() -> None:
+    choose_event_loop()
     cli(obj={})

@@ -6,9 +6,9 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import TypedDict, cast
+from typing import Any, TypedDict, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -60,6 +60,16 @@ _SNI_RETRY_FAILURES = frozenset(
 )
 
 ResultCallback = Callable[[str, Measurement | None, str | None], Awaitable[None] | None]
+_T = TypeVar("_T")
+
+
+async def _gather_all(coroutines: list[Coroutine[Any, Any, _T]]) -> list[_T]:
+    """asyncio.gather, without its task and callbacks for the usual case of one step (one address)."""
+    if len(coroutines) == 1:
+        return [await coroutines[0]]
+    if not coroutines:
+        return []
+    return list(await asyncio.gather(*coroutines))
 
 
 def validate_url(url: str) -> str:
@@ -182,15 +192,15 @@ async def _collect_observations(
         control_task = asyncio.create_task(fetch_control(session, options, url, public))
 
     try:
-        tcp_results = await asyncio.gather(*(probe_tcp(ip, port, options, started=started) for ip in public))
+        tcp_results = await _gather_all([probe_tcp(ip, port, options, started=started) for ip in public])
         tcp_connect = [entry for entry, _ in tcp_results]
         connections: list[tuple[str, Streams]] = [
             (ip, streams) for ip, (_, streams) in zip(public, tcp_results, strict=True) if streams
         ]
         tls_handshakes: list[TlsHandshake] = []
         if scheme == "https" and connections:
-            tls_results = await asyncio.gather(
-                *(probe_tls(ip, port, host, options, streams=streams, started=started) for ip, streams in connections)
+            tls_results = await _gather_all(
+                [probe_tls(ip, port, host, options, streams=streams, started=started) for ip, streams in connections]
             )
             tls_handshakes = [entry for entry, _ in tls_results]
             connections = [(ip, streams) for (ip, _), (_, streams) in zip(connections, tls_results, strict=True) if streams]
@@ -244,7 +254,7 @@ async def _fetch_first(
     if not connections:
         return _unreachable_requests(url, port, tcp_connect, tls_handshakes, started)
     (ip, streams), spare = connections[0], connections[1:]
-    await asyncio.gather(*(close_streams(other) for _, other in spare))
+    await _gather_all([close_streams(other) for _, other in spare])
     requests = await probe_http(
         url, options, streams=streams, address=format_endpoint(ip, port), started=started, hop_steps=hop_steps
     )
@@ -291,7 +301,7 @@ async def _sni_retries(
         ip = ip.strip("[]")
         for server_name in (NEUTRAL_SERVER_NAME, None):
             attempts.append(_sni_retry(ip, int(port_text), server_name, options, started))
-    return list(await asyncio.gather(*attempts))
+    return await _gather_all(attempts)
 
 
 async def _sni_retry(

@@ -5,12 +5,14 @@ from __future__ import annotations
 import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.rcode
 import dns.rrset
 import pytest
 
-from probes.dns import reply_from_message
+from probes.dns import _query_template, reply_from_message
 from probes.dns_wire import read_reply
+from probes.errors import InvalidInput
 
 
 def _query(name: str = "www.Site.test", query_type: str = "A") -> dns.message.QueryMessage:
@@ -133,3 +135,17 @@ def test_a_pointer_whose_target_runs_over_the_name_is_left_to_dnspython():
     with pytest.raises(dns.exception.FormError):
         dns.message.from_wire(wire)
     assert read_reply(wire, question) is None
+
+
+@pytest.mark.parametrize("hostname", ["site1.bulk.test", "WWW.Example.ORG.", "a-b_c.d", "xn--e1aybc.test", "x" * 63 + ".kz"])
+@pytest.mark.parametrize("query_type", ["A", "AAAA"])
+def test_a_plain_name_query_is_written_as_dnspython_writes_it(hostname: str, query_type: str) -> None:
+    query = dns.message.make_query(dns.name.from_text(hostname), query_type)
+    query.flags |= dns.flags.RD
+    assert _query_template(hostname, query_type) == query.to_wire()[2:]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("hostname", ["a..b", "x" * 64 + ".kz", ".".join(["abcdefgh"] * 40)])
+def test_an_invalid_name_is_still_refused_naming_it(hostname: str) -> None:
+    with pytest.raises(InvalidInput, match="is not a valid DNS name"):
+        _query_template(hostname, "A")

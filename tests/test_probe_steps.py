@@ -59,6 +59,7 @@ class _DnsServer(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.clients: list[str] = []
         self.queries: list[tuple[int, int, str]] = []  # (source port, id, type)
+        self.lost: set[tuple[int, str]] = set()  # lossy.test: the first copy of each query is "lost"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -73,6 +74,9 @@ class _DnsServer(asyncio.DatagramProtocol):
         self.queries.append((addr[1], query.id, qtype))
         if name == "silent.test":
             return
+        if name == "lossy.test" and (query.id, qtype) not in self.lost:
+            self.lost.add((query.id, qtype))
+            return
         if name == "garbage.test":
             self.transport.sendto(data[:2] + b"\x81\x80\xff\xff", addr)
             return
@@ -84,6 +88,8 @@ class _DnsServer(asyncio.DatagramProtocol):
             response.flags |= dns.flags.TC  # "too big for UDP": the client must retry over TCP
         elif name == "xn--e1aybc.test" and qtype == "A":  # тест.test, asked for in its ASCII form
             response.answer.append(dns.rrset.from_text("xn--e1aybc.test.", 60, "IN", "A", LOOPBACK))
+        elif name == "lossy.test" and qtype == "A":
+            response.answer.append(dns.rrset.from_text("lossy.test.", 60, "IN", "A", "127.0.0.8"))
         elif name == "chaos.test":
             # An A record of an unassigned class: its data is opaque to dnspython (no .address).
             response.answer.append(dns.rrset.from_text("chaos.test.", 60, "CLASS42", qtype, "\\# 4 7f000001"))
@@ -163,6 +169,18 @@ async def test_dns_silent_server_is_a_timeout(dns_server):
     address, _ = dns_server
     queries = await probe_dns("silent.test", _with_resolver(address, dns_timeout=0.3))
     assert [q["failure"] for q in queries] == ["generic_timeout_error"] * 2
+
+
+async def test_dns_lost_query_is_sent_again_within_the_timeout(dns_server):
+    # On a lossy path one lost datagram must not become a timeout (a false "dns" verdict).
+    address, server = dns_server
+    queries = await probe_dns("lossy.test", _with_resolver(address, dns_timeout=3.0))
+    assert [q["failure"] for q in queries] == [None, "dns_no_answer"]
+    assert addresses_from_queries(queries) == ["127.0.0.8"]
+    sent = [(port, query_id, qtype) for port, query_id, qtype in server.queries]
+    # Each query went twice, the same id from the same socket; the second copy was answered.
+    assert len(sent) == 4 and len(set(sent)) == 2
+    assert all(q["t"] - q["t0"] >= 0.9 for q in queries)
 
 
 async def test_dns_junk_reply_is_server_misbehaving(dns_server):
