@@ -103,12 +103,14 @@ def test_three_resent_uids_cannot_forge_a_confirmed_block(collector: CollectorPr
     owner = register_probe(collector, "kz-open")
     forger = register_probe(collector, "kz-forger")
     # The owner's network reaches the page; the forger re-labels those uids as blocked for itself.
-    honest = [{**sample_measurement(10 + n, vantage_id="kz-open", started=minutes_ago(7 - n)),
+    # One clock reading for both batches: the uid depends on the start time.
+    starts = [minutes_ago(7 - n) for n in range(3)]
+    honest = [{**sample_measurement(10 + n, vantage_id="kz-open", started=starts[n]),
                "test_keys": ACCESSIBLE} for n in range(3)]
     assert submit(collector, owner, honest)[1]["stored"] == 3
     owner_before = states_and_transitions(collector, "kz-open")
     forged = [as_sent_by(sample_measurement(10 + n, vantage_id="kz-open",
-                                            started=minutes_ago(7 - n)), "kz-forger")
+                                            started=starts[n]), "kz-forger")
               for n in range(3)]
     assert [m["measurement_uid"] for m in forged] == [m["measurement_uid"] for m in honest]
     assert submit(collector, forger, forged) == (
