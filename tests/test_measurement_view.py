@@ -112,3 +112,30 @@ async def test_measurement_page_and_alert_link(config: Any) -> None:
         assert 'id="side-by-side"' in html and "ssl_unknown_authority" in html
         assert (await client.get("/measurements/20990101T000000Z_none")).status == 404
         assert (await client.get("/measurements/..%2Fetc")).status in (400, 404)
+
+
+async def test_a_report_read_on_the_dashboard_links_the_measurement_pages(config: Any,
+                                                                           tmp_path: Path) -> None:
+    # Finding 9: reports link to the readable page (the file itself keeps its evidence/ links).
+    from reports.periods import parse_period
+    from reports.write import generate_report
+
+    path, mitm, _ = config
+    settings = load_settings(path, environ={"BLOCKMON_REPORTS_OUT_DIR": str(tmp_path / "r")})
+    store = open_store(settings.storage.database_url)
+    try:
+        generate_report(store, parse_period("2026-11"), tmp_path / "r", ("html",))
+    finally:
+        store.close()
+    uid = mitm["measurement_uid"]
+    assert f'href="evidence/{uid}.json"' in (tmp_path / "r" / "2026-11" / "report.html").read_text(
+        encoding="utf-8")
+    app = build_dashboard_app(lambda: open_store(settings.storage.database_url, migrate=False),
+                              settings)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/reports/2026-11/report.html")
+        html = await response.text()
+        assert f'href="/measurements/{uid}"' in html and "evidence/" not in html.split(
+            "<main>")[1].split("Measured sites are shown")[0]
+        assert "style-src 'unsafe-inline'" in response.headers["Content-Security-Policy"]
+        assert (await client.get(f"/measurements/{uid}")).status == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -98,15 +99,26 @@ def _page_bounds(request: web.Request) -> tuple[int, int]:
             number("offset", 0, 0, 2**31 - 1))
 
 
+_EVIDENCE_LINK = re.compile(r'href="evidence/([A-Za-z0-9_.:-]{1,128})\.json"')
+
+
 def _page(request: web.Request, template: str, **context: Any) -> web.Response:
     config = _config(request)
     html = config.templates.get_template(template).render(
         prefix=config.prefix, when=when, colours=OUTCOME_COLOURS, **context)
+    return _page_response(html)
+
+
+# Everything the pages need is served here; nothing may be fetched from elsewhere.
+_PAGE_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                "script-src 'self'")
+# A report is one file with its own inline style and SVG, and no script.
+_REPORT_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def _page_response(html: str, policy: str = _PAGE_POLICY) -> web.Response:
     return web.Response(text=html, content_type="text/html", headers={
-        # Everything the pages need is served here; nothing may be fetched from elsewhere.
-        "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
-                                   "style-src 'self'; script-src 'self'",
-        "Referrer-Policy": "no-referrer"})
+        "Content-Security-Policy": policy, "Referrer-Policy": "no-referrer"})
 
 
 def _find_target(config: DashboardConfig, db: ReadDatabase, target_id: str) -> Target | None:
@@ -254,6 +266,13 @@ async def report_file(request: web.Request) -> web.StreamResponse:
     wanted = (root / request.match_info["label"] / request.match_info["path"]).resolve()
     if not wanted.is_relative_to(root) or not wanted.is_file():
         raise web.HTTPNotFound(text="no such report file")
+    if wanted.name == "report.html":
+        # The file links each measurement's JSON next to it (it must work offline); read here,
+        # a finding opens the readable measurement page instead.
+        html = _EVIDENCE_LINK.sub(
+            lambda match: f'href="{config.prefix}/measurements/{match[1]}"',
+            wanted.read_text(encoding="utf-8"))
+        return _page_response(html, _REPORT_POLICY)
     return web.FileResponse(wanted)
 
 
