@@ -5,21 +5,22 @@ from __future__ import annotations
 import gzip
 import json
 import sqlite3
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner, Result
 
-from monitor.alerts.evaluate import EvaluationConfig, evaluate_alerts
-from monitor.alerts.vocabulary import ALERT_KINDS
+from monitor.alerts.service import AlertService
 from monitor.cli import cli
 from monitor.schema import PROBE_DATABASE
 from monitor.settings import load_settings
-from monitor.store import open_store
+from monitor.store import Store, open_store
 from reports.dashboard import build_dashboard_app
 from tests.conftest import SHARED
+from tests.fixtures.alerts import WebhookReceiver
 from tests.fixtures.store import synthetic_measurement
 
 OONI_REAL = SHARED / "data" / "ooni-real"
@@ -113,22 +114,44 @@ def test_nothing_to_import_is_a_usage_error(config):
     assert "name files or directories to import, or --api" in result.output
 
 
-@pytest.mark.parametrize("ooni_alerts", [False, True])
-def test_alerts_on_imported_networks_are_opt_in(config, ooni_alerts):
+@pytest.mark.parametrize(("ooni_section", "alerted"),
+                         [("", False), ("[ooni]\nalerts = false\n", False),
+                          ("[ooni]\nalerts = true\n", True)])
+async def test_alerts_on_imported_networks_are_opt_in_from_settings_to_the_webhook(
+        config, tmp_path, webhook_receiver: WebhookReceiver, ooni_section: str, alerted: bool):
     # One anomaly confirms a block: the IR network's facebook measurement becomes `blocked`.
-    config.write_text(config.read_text() + "[schedule]\nconfirm_retests = 0\n", encoding="utf-8")
-    assert run(config, str(REAL)).exit_code == 0
-    assert ("ooni:IR:AS197207", "blocked") in rows(
-        config, "SELECT vantage_id, state FROM target_state WHERE target_id = 'facebook'")
-    store = open_store(f"sqlite:///{config.parent / 'bm.db'}", migration_sets=PROBE_DATABASE)
+    config.write_text(
+        config.read_text() + "[schedule]\nconfirm_retests = 0\n"
+        f'[alerts]\nenabled = true\nwebhook_url = "{webhook_receiver.url}"\n'
+        f'webhook_secret = "{webhook_receiver.secret}"\n' + ooni_section, encoding="utf-8")
+    # Only line 5 (IR's DNS block of facebook): with the network's other, failing measurements
+    # the rules would call it an outage instead.
+    facebook_line = tmp_path / "ir-facebook.jsonl"
+    facebook_line.write_text(REAL.read_text(encoding="utf-8").splitlines()[4] + "\n",
+                             encoding="utf-8")
+    assert run(config, str(facebook_line)).exit_code == 0
+    assert rows(config, "SELECT vantage_id, state FROM target_state WHERE target_id = 'facebook'"
+                ) == [("ooni:IR:AS197207", "blocked")]
+    settings = load_settings(config, environ={})
+    store = open_store(settings.storage.database_url, migration_sets=PROBE_DATABASE)
+
+    async def in_store(work: Callable[[Store], Any]) -> Any:
+        return work(store)
+
     try:
-        alerts = evaluate_alerts(store, EvaluationConfig(kinds=frozenset(ALERT_KINDS),
-                                                         channels=("webhook",),
-                                                         ooni_alerts=ooni_alerts),
-                                 datetime.now(UTC))
+        service = AlertService.from_settings(settings, in_store)
+        report = await service.tick()
     finally:
         store.close()
-    assert bool(alerts) is ooni_alerts
+    received = [message["body"] for message in webhook_receiver.received]
+    if not alerted:
+        assert service.new_alert_ids == [] and received == []
+        return
+    assert service.new_alert_ids and report.sent.get("webhook", 0) >= 1
+    [alert] = received
+    assert (alert["kind"], alert["target"]["id"]) == ("block_confirmed", "facebook")
+    assert [(where["vantage_id"], where["method"]) for where in alert["where"]] == [
+        ("ooni:IR:AS197207", "dns.blockpage")]
 
 
 def test_a_report_over_imported_and_own_measurements_names_each_source(config, tmp_path):
