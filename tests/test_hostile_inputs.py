@@ -247,3 +247,37 @@ def test_the_access_log_keeps_neither_query_tokens_nor_addresses(
     assert "/api/v1/health" in text
     assert "bmp_SECRET123" not in text
     assert "127.0.0.1" not in text
+
+
+async def test_idle_and_half_sent_connections_are_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Finding 5: idle connections, and ones that never finish their headers, do not stay."""
+    import probes.server_limits
+    from probes.helper.app import build_app as build_helper_app
+    from probes.helper.settings import HelperSettings
+
+    monkeypatch.setattr(probes.server_limits, "KEEPALIVE_SECONDS", 1.0)
+    runner = web.AppRunner(build_helper_app(HelperSettings()), **runner_options(None))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(50)]
+    half = [socket.create_connection(("127.0.0.1", port)) for _ in range(50)]
+    for sock in half:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+    try:
+        await asyncio.sleep(3)
+
+        def closed(sock: socket.socket) -> bool:
+            sock.setblocking(False)
+            try:
+                return sock.recv(100) == b""
+            except BlockingIOError:
+                return False
+            except ConnectionResetError:
+                return True
+
+        assert sum(map(closed, idle)) == 50 and sum(map(closed, half)) == 50
+    finally:
+        for sock in idle + half:
+            sock.close()
+        await runner.cleanup()

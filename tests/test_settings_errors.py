@@ -59,3 +59,23 @@ def test_relative_paths_in_a_settings_file_follow_the_file(tmp_path: Path,
     assert settings.storage.data_dir == str(config_dir / "data")
     assert settings.targets.registry == str(config_dir / "lists" / "r.toml")
     assert settings.alerts.webhook_secret == "s3cret"
+
+
+def test_a_taken_metrics_port_stops_the_service_with_one_line(tmp_path: Path) -> None:
+    import socket
+
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "blockmon.toml"
+        config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n'
+                          f'[alerts]\nenabled = true\nmetrics_listen = "127.0.0.1:{port}"\n')
+        result = CliRunner().invoke(cli, ["--config", str(config), "run"], obj={})
+    assert result.exit_code == 1
+    assert f"[alerts] metrics_listen 127.0.0.1:{port}: cannot listen" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 API = "/api/v1"
 REGISTER_BODY_LIMIT = 16 * 1024
 CHECK_IN_BODY_LIMIT = 16 * 1024
+# Seconds a whole request body may take to arrive (8 MiB at 300 kB/s).
+BODY_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +67,12 @@ async def read_body(request: web.Request, limit: int) -> bytes | Rejection:
     too_large = Rejection(413, f"body is larger than {limit} bytes", "body")
     if request.content_length is not None and request.content_length > limit:
         return too_large
-    body, oversized = await read_capped(request.content, limit)
+    try:
+        # A client trickling its body must not hold a connection and a handler for ever.
+        body, oversized = await asyncio.wait_for(read_capped(request.content, limit),
+                                                 BODY_SECONDS)
+    except TimeoutError:
+        return Rejection(408, f"body not received within {BODY_SECONDS:g} s", "body")
     return too_large if oversized else body
 
 

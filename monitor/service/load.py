@@ -17,6 +17,7 @@ from monitor.service.runner import RunnerConfig
 from monitor.service.upkeep import (
     attach_alerts,
     attach_check_in,
+    attach_metrics,
     attach_retention,
     attach_uploads,
 )
@@ -58,6 +59,7 @@ def load_plan(config_path: str | None, list_names: Sequence[str], *,
         plan.on_start.append(attach_check_in(settings))
     if settings.alerts.enabled:
         plan.on_service.append(attach_alerts(settings))
+        plan.on_start.append(attach_metrics(settings))
     if report_job is not None and (settings.reports.weekly or settings.reports.monthly):
         plan.on_service.append(report_job(settings))
     if settings.collector.url and settings.collector.token:

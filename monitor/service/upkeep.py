@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -17,7 +16,7 @@ from monitor.service.assignment import (
     http_check_in,
     saved_assignment_path,
 )
-from monitor.service.plan import RunningService, ServiceHook, StartHook
+from monitor.service.plan import RunningService, ServiceCannotStart, ServiceHook, StartHook
 from monitor.service.retention import prune_job
 from monitor.service.runner import Runner
 from monitor.service.scheduler import MonitorScheduler
@@ -98,21 +97,28 @@ def attach_alerts(settings: Settings) -> ServiceHook:
         runner.on_transition.append(service.wake)
         scheduler.add_periodic("alerts", service.run_pass,
                                seconds=settings.alerts.check_interval_seconds)
-        listen = settings.alerts.metrics_listen
-        if listen:
-            async def fetch() -> MetricsSnapshot:
-                snapshot: MetricsSnapshot = await in_store(read_snapshot)
-                return snapshot
-
-            asyncio.ensure_future(_serve_metrics_or_say_why(listen, fetch))
 
     return extend
 
 
-async def _serve_metrics_or_say_why(listen: str,
-                                    fetch: Callable[[], Awaitable[MetricsSnapshot]]) -> None:
-    try:
-        await serve_metrics(listen, fetch)
-    except OSError as error:  # measuring goes on without /metrics, said once
-        log.error("[alerts] metrics_listen %s: cannot listen: %s", listen,
-                  error.strerror or error)
+def attach_metrics(settings: Settings) -> StartHook:
+    """For ServicePlan.on_start: /metrics on [alerts] metrics_listen. A port that cannot be
+    bound stops the start with one line (a service silently without metrics looks healthy)."""
+
+    async def start(service: RunningService) -> None:
+        listen = settings.alerts.metrics_listen
+        if not listen:
+            return
+        recorder = service.runner.store
+
+        async def fetch() -> MetricsSnapshot:
+            snapshot: MetricsSnapshot = await recorder.call(read_snapshot, recorder.store)
+            return snapshot
+
+        try:
+            await serve_metrics(listen, fetch)
+        except OSError as error:
+            raise ServiceCannotStart(f"[alerts] metrics_listen {listen}: cannot listen: "
+                                     f"{error.strerror or error}") from None
+
+    return start
