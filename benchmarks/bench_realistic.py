@@ -286,9 +286,12 @@ async def probe_round(urls: list[str], options: object, concurrency: int) -> dic
             return
         timeouts, retries = waiting_of(measurement)
         keys = measurement["test_keys"]
+        steps = {name: max((_duration(e) for e in keys.get(key) or [] if not e.get("x_sni_retry")), default=0.0)
+                 for name, key in (("dns", "queries"), ("tcp", "tcp_connect"), ("tls", "tls_handshakes"),
+                                   ("http", "requests"))}
         ended = time.monotonic() - started
         results.append({"url": url, "runtime": measurement["test_runtime"], "timeouts": timeouts,
-                        "started": ended - measurement["test_runtime"],
+                        "started": ended - measurement["test_runtime"], "steps": steps,
                         "retries": retries, "blocking": keys["blocking"],
                         "method": keys.get("blocking_method"), "control_failure": keys.get("control_failure")})
 
@@ -339,6 +342,7 @@ def summarise(outcome: dict, blackholed: set[str], reset: set[str], concurrency:
         verdicts[group][label] += 1
         runtimes.setdefault(group, []).append(result["runtime"])
     seconds = outcome["seconds"]
+    honest = [r for r in results if kind(r["url"]) == "honest"]
     return {
         "measured": len(results),
         "errors": len(outcome["errors"]),
@@ -355,6 +359,17 @@ def summarise(outcome: dict, blackholed: set[str], reset: set[str], concurrency:
         "tail_seconds": round(seconds - max((r["started"] for r in results), default=seconds), 1),
         "concurrency": concurrency,
         "mean_seconds": {group: round(sum(v) / len(v), 2) for group, v in sorted(runtimes.items())},
+        # Where an honest measurement's time goes (the longest entry of each step, mean over sites).
+        "honest_step_seconds": {
+            step: round(sum(r["steps"][step] for r in honest) / max(len(honest), 1), 3)
+            for step in ("dns", "tcp", "tls", "http")
+        } | {
+            # The rest: waiting for the control answer (the probe waits for it after HTTP) and
+            # for a CPU on a loaded machine.
+            "control_and_other": round(
+                sum(max(r["runtime"] - sum(r["steps"].values()), 0.0) for r in honest) / max(len(honest), 1), 3
+            )
+        },
         "max_seconds": {group: round(max(v), 2) for group, v in sorted(runtimes.items())},
         "verdicts": verdicts,
         "control_failures": sum(1 for r in results if r["control_failure"]),
