@@ -63,19 +63,23 @@ def cpu_split_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / ticks, int(fields[12]) / ticks
 
 
-def start_helper(directory: Path, info: LabInfo, profile_file: Path | None) -> tuple[subprocess.Popen[bytes], str]:
-    """`blockmon helper` on the lab's honest side; under cProfile when profile_file is given."""
+def start_helper(directory: Path, info: LabInfo, profile_file: Path | None,
+                 code: Path = PROJECT_ROOT) -> tuple[subprocess.Popen[bytes], str]:
+    """`blockmon helper` on the lab's honest side, run from the tree `code` (for before/after
+    comparisons: `git archive` of another commit); under cProfile when profile_file is given."""
     port = free_port()
     arguments = ["helper", "--listen", f"127.0.0.1:{port}", "--resolver", info.honest_resolver,
                  "--ca-file", info.ca_file, "--lab-public-range", info.public_range]
+    # `python -c` puts the working directory first on sys.path: the helper's code comes from `code`.
+    main = "from monitor.cli import main; main()"
     if profile_file is None:
-        command = [str(Path(sys.executable).parent / "blockmon"), *arguments]
+        script = f"import sys; sys.argv = ['blockmon'] + sys.argv[1:]; {main}"
     else:
         # cProfile.run writes the file when main() returns, which SIGTERM lets it do.
         script = ("import cProfile, sys; sys.argv = ['blockmon'] + sys.argv[1:]; "
-                  f"cProfile.run('from monitor.cli import main; main()', {str(profile_file)!r})")
-        command = [sys.executable, "-c", script, *arguments]
-    process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
+                  f"cProfile.run({main!r}, {str(profile_file)!r})")
+    command = [sys.executable, "-c", script, *arguments]
+    process = subprocess.Popen(command, cwd=code, stdout=subprocess.DEVNULL,
                                stderr=(directory / "helper.log").open("ab"))
     wait_for_port("127.0.0.1", port, process, "the helper")
     return process, f"http://127.0.0.1:{port}/"
@@ -138,8 +142,8 @@ async def drive(helper_url: str, requests: list[dict[str, Any]], concurrency: in
 
 
 def soak(directory: Path, info: LabInfo, requests: list[dict[str, Any]], concurrency: int,
-         lab_pid: int, idle_seconds: float) -> dict[str, Any]:
-    helper, helper_url = start_helper(directory, info, None)
+         lab_pid: int, idle_seconds: float, code: Path) -> dict[str, Any]:
+    helper, helper_url = start_helper(directory, info, None, code)
     try:
         rss_at_start = rss_mb(helper.pid)
         cpu_before = {"helper": cpu_seconds(helper.pid), "lab": cpu_seconds(lab_pid)}
@@ -176,10 +180,10 @@ def soak(directory: Path, info: LabInfo, requests: list[dict[str, Any]], concurr
 
 
 def profile(directory: Path, info: LabInfo, requests: list[dict[str, Any]], concurrency: int,
-            top: int) -> dict[str, Any]:
+            top: int, code: Path) -> dict[str, Any]:
     """A shorter run of a helper under cProfile: where its CPU goes, per request."""
     profile_file = directory / "helper.prof"
-    helper, helper_url = start_helper(directory, info, profile_file)
+    helper, helper_url = start_helper(directory, info, profile_file, code)
     try:
         result = asyncio.run(drive(helper_url, requests, concurrency, helper.pid))
     finally:
@@ -219,6 +223,8 @@ def main() -> int:
                         help="requests of the profiled run (0: no profile)")
     parser.add_argument("--idle-seconds", type=float, default=35.0,
                         help="wait after the soak before the last RSS sample (TTLs run out)")
+    parser.add_argument("--helper-code", type=Path, default=PROJECT_ROOT,
+                        help="run the helper from this source tree (e.g. a `git archive` of main)")
     parser.add_argument("--top", type=int, default=20, help="functions listed by self time")
     arguments = parser.parse_args()
     if os.geteuid() != 0:
@@ -233,13 +239,14 @@ def main() -> int:
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
             "sites": arguments.sites,
             "concurrency": arguments.concurrency,
+            "helper_code": str(arguments.helper_code),
             "soak": soak(directory, info, requests, arguments.concurrency, lab_process.pid,
-                         arguments.idle_seconds),
+                         arguments.idle_seconds, arguments.helper_code),
         }
         if arguments.profile_requests:
             # Sites not asked by the soak's first pass would be as new; these ones are, to this helper.
             report["profile"] = profile(directory, info, requests[: arguments.profile_requests],
-                                        arguments.concurrency, arguments.top)
+                                        arguments.concurrency, arguments.top, arguments.helper_code)
     finally:
         lab_process.terminate()
         try:

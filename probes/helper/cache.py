@@ -27,6 +27,9 @@ class TTLCache:
         now = time.monotonic()
         cached = self._entries.get(key)
         if cached is not None and now - cached[0] < self.ttl:
+            if cached[1].done():
+                done: T = cached[1].result()  # no shield (a future and callbacks) for a hit
+                return done
             result: T = await asyncio.shield(cached[1])
             return result
         self._entries.pop(key, None)

@@ -149,26 +149,32 @@ class PageFetcher:
         failure = "dns_no_answer"
         for ip in await self._allowed_addresses(host):
             key: ConnectionKey = (scheme, host, ip, port)
-            kept = self.steps.connections.take(key)
-            if kept is not None:
+            waiting = self.steps.connections.take(key)
+            if waiting is not None and not waiting[1]:
                 try:
-                    return await self._exchange(kept, key, target, lines)
+                    return await self._exchange(waiting[0], key, target, lines, keep_alive=True)
                 except NETWORK_ERRORS:
-                    pass  # closed by the server while it waited: once more on a new connection
+                    waiting = None  # closed by the server while it waited: once more, anew
             endpoint = format_endpoint(ip, port)
-            # The endpoint's check (shared with the answer's, or cached) opens the connection.
-            check = await self.steps.check_endpoint(endpoint, server_name, park=key)
-            if check.failure is not None:
-                failure = check.failure
-                continue
-            streams = self.steps.connections.take(key)
-            if streams is None:
-                # The check was answered from the cache: this GET needs a connection of its own.
+            if waiting is None:
+                # The endpoint's check (shared with the answer's, or cached) opens the connection.
+                check = await self.steps.check_endpoint(endpoint, server_name, park=key)
+                if check.failure is not None:
+                    failure = check.failure
+                    continue
+                waiting = self.steps.connections.take(key)
+            if waiting is None:
+                # The check came from the cache, so this origin was asked before: this GET opens
+                # a connection of its own, and keeps it alive for the next.
                 connected, streams = await self.steps.connect(endpoint, server_name)
                 if streams is None:
                     failure = connected.failure or "unknown_failure"
                     continue
-            return await self._exchange(streams, key, target, lines)
+                waiting = (streams, False)
+            # A first contact's connection (handed over by its check) is closed after the page:
+            # kept alive, thousands of distinct sites would each hold one.
+            streams, handed_over = waiting
+            return await self._exchange(streams, key, target, lines, keep_alive=not handed_over)
         raise FetchFailure(failure)
 
     async def _allowed_addresses(self, host: str) -> list[str]:
@@ -187,15 +193,21 @@ class PageFetcher:
         return allowed
 
     async def _exchange(
-        self, streams: Streams, key: ConnectionKey, target: str, lines: list[tuple[str, str]]
+        self,
+        streams: Streams,
+        key: ConnectionKey,
+        target: str,
+        lines: list[tuple[str, str]],
+        *,
+        keep_alive: bool,
     ) -> Exchange:
         try:
             exchange = await exchange_get(streams, target, lines, self.settings.body_limit)
         except BaseException:
             await close_streams(streams)
             raise
-        if exchange.reusable:
-            self.steps.connections.park(key, streams)
+        if exchange.reusable and keep_alive:
+            self.steps.connections.keep_alive(key, streams)
         else:
             await close_streams(streams)
         return exchange

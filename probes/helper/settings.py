@@ -34,9 +34,9 @@ class HelperSettings:
     # URLs of one host at once: per-host DNS and per-(address, SNI) TCP/TLS results are reused.
     cache_ttl: float = 30.0
     cache_size: int = 8192
-    # Keep-alive connections left open for the next GET (a checked endpoint's, a page's); each
-    # idle TLS connection holds ~0.3 MB (asyncio's 256 KiB read buffer), so few and briefly.
-    idle_connections: int = 64
+    # Kept-alive connections for the next page of an origin asked again (a first contact's is
+    # closed); each idle TLS connection holds ~0.3 MB (asyncio's 256 KiB read buffer).
+    idle_connections: int = 128
     idle_timeout: float = 10.0
     # iptoasn TSV (probes/asn.py): fills ip_info[addr].asn; unset = asn 0 (unknown), as before.
     asn_database: str | None = None

@@ -90,14 +90,14 @@ class HelperSteps:
     ) -> EndpointCheck:
         """TCP (and TLS when server_name is given) to one endpoint, cached per (endpoint, SNI).
 
-        With `park`, a connection that worked is left in `connections` under that key for the
-        page fetch (one handshake per endpoint, as OONI's helper measures them); else closed.
+        With `park`, a connection that worked is handed over in `connections` under that key to
+        the page fetch (one handshake per endpoint, as OONI's helper measures them); else closed.
         """
 
         async def measure() -> EndpointCheck:
             check, streams = await self.connect(endpoint, server_name)
             if streams is not None and park is not None:
-                self.connections.park(park, streams)
+                self.connections.hand_over(park, streams)
             else:
                 await close_streams(streams)
             return check
