@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import asyncio.selector_events
+import asyncio.sslproto
+import inspect
 import json
 import os
 import platform
@@ -45,6 +48,13 @@ PROFILED_STEPS = {
 }
 
 
+CONSTRUCTORS = {
+    "TLS connections (asyncio SSLProtocol)": asyncio.sslproto.SSLProtocol.__init__,
+    "TCP transports (incl. the bench's own, kept alive)": asyncio.selector_events._SelectorSocketTransport.__init__,  # type: ignore[attr-defined]
+    "datagram endpoints (DNS sockets)": asyncio.selector_events._SelectorDatagramTransport.__init__,  # type: ignore[attr-defined]
+}
+
+
 def rss_mb(pid: int) -> float | None:
     """VmRSS of another process (its resident set now), in MB."""
     try:
@@ -64,12 +74,12 @@ def cpu_split_seconds(pid: int) -> tuple[float, float]:
 
 
 def start_helper(directory: Path, info: LabInfo, profile_file: Path | None,
-                 code: Path = PROJECT_ROOT) -> tuple[subprocess.Popen[bytes], str]:
+                 code: Path = PROJECT_ROOT, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen[bytes], str]:
     """`blockmon helper` on the lab's honest side, run from the tree `code` (for before/after
     comparisons: `git archive` of another commit); under cProfile when profile_file is given."""
     port = free_port()
     arguments = ["helper", "--listen", f"127.0.0.1:{port}", "--resolver", info.honest_resolver,
-                 "--ca-file", info.ca_file, "--lab-public-range", info.public_range]
+                 "--ca-file", info.ca_file, "--lab-public-range", info.public_range, *extra]
     # `python -c` puts the working directory first on sys.path: the helper's code comes from `code`.
     main = "from monitor.cli import main; main()"
     if profile_file is None:
@@ -142,8 +152,8 @@ async def drive(helper_url: str, requests: list[dict[str, Any]], concurrency: in
 
 
 def soak(directory: Path, info: LabInfo, requests: list[dict[str, Any]], concurrency: int,
-         lab_pid: int, idle_seconds: float, code: Path) -> dict[str, Any]:
-    helper, helper_url = start_helper(directory, info, None, code)
+         lab_pid: int, idle_seconds: float, code: Path, extra: tuple[str, ...]) -> dict[str, Any]:
+    helper, helper_url = start_helper(directory, info, None, code, extra)
     try:
         rss_at_start = rss_mb(helper.pid)
         cpu_before = {"helper": cpu_seconds(helper.pid), "lab": cpu_seconds(lab_pid)}
@@ -203,13 +213,18 @@ def profile(directory: Path, info: LabInfo, requests: list[dict[str, Any]], conc
         total = sum(value[3] for key, value in entries.items()
                     if key[0].endswith(file_suffix) and key[2] == function)
         steps[label] = round(total * 1000 / count, 3)
-    handshakes = sum(value[1] for key, value in entries.items() if key[2] == "do_handshake")
+    # Objects made per request, counted by their constructors (the helper runs this same Python).
+    made: dict[str, float] = {}
+    for label, function in CONSTRUCTORS.items():
+        file, line = inspect.getsourcefile(function), inspect.getsourcelines(function)[1]
+        calls = sum(value[1] for key, value in entries.items() if key[0] == file and key[1] == line)
+        made[label] = round(calls / count, 2)
     return {
         "requests": count,
         "answers_not_honest": result["problems"],
         # Inclusive (cumulative) time; coroutines count only while they run, not while awaiting.
         "inclusive_ms_per_request": steps,
-        "ssl do_handshake calls per request": round(handshakes / count, 2),
+        "made_per_request": made,
         "top_self_time_ms_per_request": {name(key): round(value[2] * 1000 / count, 3) for key, value in by_self},
     }
 
@@ -225,6 +240,8 @@ def main() -> int:
                         help="wait after the soak before the last RSS sample (TTLs run out)")
     parser.add_argument("--helper-code", type=Path, default=PROJECT_ROOT,
                         help="run the helper from this source tree (e.g. a `git archive` of main)")
+    parser.add_argument("--helper-option", action="append", default=[], metavar="ARG",
+                        help="one more argument for `blockmon helper` (repeatable), e.g. --helper-option=--cache-ttl=0")
     parser.add_argument("--top", type=int, default=20, help="functions listed by self time")
     arguments = parser.parse_args()
     if os.geteuid() != 0:
@@ -240,8 +257,10 @@ def main() -> int:
             "sites": arguments.sites,
             "concurrency": arguments.concurrency,
             "helper_code": str(arguments.helper_code),
+            "helper_options": arguments.helper_option,
             "soak": soak(directory, info, requests, arguments.concurrency, lab_process.pid,
-                         arguments.idle_seconds, arguments.helper_code),
+                         arguments.idle_seconds, arguments.helper_code,
+                         tuple(arguments.helper_option)),
         }
         if arguments.profile_requests:
             # Sites not asked by the soak's first pass would be as new; these ones are, to this helper.
