@@ -232,3 +232,15 @@ async def test_ttl_cache_keeps_at_most_size_entries_and_drops_the_oldest() -> No
     await cache.get(4, lambda: counted(4))  # still cached
     await cache.get(0, lambda: counted(0))  # dropped as the oldest: computed again
     assert calls == [0] and len(cache) == 3
+
+
+def test_every_cache_and_connection_bound_of_the_helper_is_documented() -> None:
+    text = (Path(__file__).parent.parent / "docs" / "settings.md").read_text(encoding="utf-8")
+    section = text.split("## Control helper caches and connections", 1)[1]
+    bounds = ["cache_size", "cache_ttl", "idle_connections", "idle_timeout",
+              "HANDOVER_SECONDS", "SIMHASH_MEMO_SIZE"]
+    assert [name for name in bounds if f"`{name}`" not in section and name not in section] == []
+    defaults = HelperSettings()
+    assert f"`idle_connections`, {defaults.idle_connections}" in section
+    assert f"`idle_timeout`, {defaults.idle_timeout:g} s" in section
+    assert f"`cache_size`, {defaults.cache_size}" in section
