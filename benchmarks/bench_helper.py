@@ -229,6 +229,39 @@ def profile(directory: Path, info: LabInfo, requests: list[dict[str, Any]], conc
     }
 
 
+async def ask_each(helper_url: str, bodies: list[dict[str, Any]]) -> list[tuple[int, Any]]:
+    answers = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        for body in bodies:
+            async with session.post(helper_url, json=body) as reply:
+                answers.append((reply.status, await reply.json()))
+    return answers
+
+
+def compare_answers(directory: Path, info: LabInfo, codes: tuple[Path, Path]) -> dict[str, Any]:
+    """Both trees' helpers asked about every catalogue host of the lab, http and https: the
+    answers that differ (the Date header aside)."""
+    bodies = [dict(build_control_request(f"{scheme}://{host}/", [ip] if (ip := info.site_addresses.get(host)) else [],
+                                         REQUEST_HEADERS))
+              for host in sorted(info.hosts) for scheme in ("http", "https")]
+    answers = []
+    for code in codes:
+        helper, helper_url = start_helper(directory, info, None, code)
+        try:
+            answers.append(asyncio.run(ask_each(helper_url, bodies)))
+        finally:
+            helper.terminate()
+            helper.wait(timeout=30)
+    for status_and_answers in answers:
+        for _, answer in status_and_answers:
+            headers = (answer.get("http_request") or {}).get("headers") or {}
+            for name in [name for name in headers if name.lower() == "date"]:
+                headers[name] = "(date)"
+    different = [body["http_request"] for body, first, second in zip(bodies, *answers, strict=True)
+                 if first != second]
+    return {"asked": len(bodies), "different": different}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=20_000)
@@ -242,6 +275,8 @@ def main() -> int:
                         help="run the helper from this source tree (e.g. a `git archive` of main)")
     parser.add_argument("--helper-option", action="append", default=[], metavar="ARG",
                         help="one more argument for `blockmon helper` (repeatable), e.g. --helper-option=--cache-ttl=0")
+    parser.add_argument("--compare-with", type=Path, default=None, metavar="TREE",
+                        help="also ask this tree's helper and this one about every catalogue host; list differences")
     parser.add_argument("--top", type=int, default=20, help="functions listed by self time")
     arguments = parser.parse_args()
     if os.geteuid() != 0:
@@ -250,7 +285,7 @@ def main() -> int:
     directory = Path(tempfile.mkdtemp(prefix="blockmon-bench-helper-"))
     lab_process, info = start_lab(directory, arguments.sites)
     try:
-        requests = control_requests(info, arguments.requests, arguments.sites)
+        requests = control_requests(info, max(arguments.requests, arguments.profile_requests), arguments.sites)
         report: dict[str, Any] = {
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
@@ -258,10 +293,15 @@ def main() -> int:
             "concurrency": arguments.concurrency,
             "helper_code": str(arguments.helper_code),
             "helper_options": arguments.helper_option,
-            "soak": soak(directory, info, requests, arguments.concurrency, lab_process.pid,
-                         arguments.idle_seconds, arguments.helper_code,
-                         tuple(arguments.helper_option)),
+            "load_average_at_start": [round(value, 2) for value in os.getloadavg()],
         }
+        if arguments.requests:
+            report["soak"] = soak(directory, info, requests[: arguments.requests], arguments.concurrency, lab_process.pid,
+                                  arguments.idle_seconds, arguments.helper_code,
+                                  tuple(arguments.helper_option))
+        if arguments.compare_with is not None:
+            report["answers_compared"] = compare_answers(directory, info,
+                                                         (arguments.compare_with, arguments.helper_code))
         if arguments.profile_requests:
             # Sites not asked by the soak's first pass would be as new; these ones are, to this helper.
             report["profile"] = profile(directory, info, requests[: arguments.profile_requests],
