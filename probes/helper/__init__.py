@@ -1,7 +1,8 @@
 """The control helper: an oohelperd-shaped aiohttp app measuring a URL from the uncensored side.
 
-settings (HelperSettings), steps (DNS/TCP/TLS, cached), page (the fetch), answer (assembly),
-service (refusals, one request), app (HTTP, token, limits). The protocol: probes.control_protocol.
+settings (HelperSettings), steps (DNS/TCP/TLS, cached), connections (kept between two GETs),
+page and exchange (the fetch), answer (assembly), service (refusals, one request), app (HTTP,
+token, limits). The protocol: probes.control_protocol.
 """
 
 from probes.control_protocol import ParsedControlRequest, RequestRefused, parse_control_request

@@ -1,21 +1,22 @@
-"""The helper's page fetch: GET over a pooled client, redirects followed hop by hop past the refused ranges."""
+"""The helper's page fetch: GET over the checked (or a kept-alive) connection, redirects followed
+hop by hop past the refused ranges."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
-import ssl
+import re
+import string
+from collections import OrderedDict
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit, urlunsplit
-
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
+from urllib.parse import quote, urljoin, urlsplit
 
 from probes.analysis_compare import text_simhash
 from probes.control_protocol import HttpRequestAnswer, ParsedControlRequest
 from probes.dns import is_ip_literal
 from probes.errors import NETWORK_ERRORS, classify_failure
+from probes.helper.connections import ConnectionKey
+from probes.helper.exchange import CountingBudget, Exchange, exchange_get
 from probes.helper.settings import HelperSettings
 from probes.helper.steps import HelperSteps
 from probes.http import (
@@ -24,14 +25,22 @@ from probes.http import (
     decode_body,
     extract_title,
     is_fetchable_url,
-    read_profiled,
     response_header,
+    url_endpoint,
 )
+from probes.tcp import Streams, close_streams, format_endpoint
 from probes.throughput import (
     CONTROL_THROUGHPUT_BYTES,
     CONTROL_THROUGHPUT_SECONDS,
     ThroughputProfile,
 )
+
+_CONTROL_COUNTING = CountingBudget(CONTROL_THROUGHPUT_BYTES, CONTROL_THROUGHPUT_SECONDS)
+
+# Distinct bodies whose simhash is remembered (by their SHA-256): an unchanged page asked again
+# costs no second simhash. 64 bytes of hex each way; a pure function, so no TTL.
+SIMHASH_MEMO_SIZE = 4096
+_PLAIN_TARGET = re.compile(r"[\x21-\x7e]+")
 
 
 @dataclass(slots=True)
@@ -44,41 +53,27 @@ class PageBody:
     throughput: ThroughputProfile | None = None
 
 
-class HelperResolveError(OSError):
-    """The pooled client's name lookup failed (`failure`), or gave only refused addresses."""
+class FetchFailure(Exception):
+    """The page cannot be fetched, for the reason `failure` (a failure string)."""
 
-    def __init__(self, message: str, failure: str) -> None:
-        super().__init__(message)
+    def __init__(self, failure: str) -> None:
+        super().__init__(failure)
         self.failure = failure
 
 
 class PageFetcher:
-    """One keep-alive client pool for every request; pages themselves are never cached."""
+    """Fetches pages over the connections the endpoint checks opened; pages are never cached."""
 
     def __init__(self, settings: HelperSettings, steps: HelperSteps) -> None:
         self.settings = settings
         self.steps = steps
-        self.session: aiohttp.ClientSession | None = None
+        self._simhashes: OrderedDict[str, str] = OrderedDict()
 
     async def start(self) -> None:
-        context = ssl.create_default_context(cafile=self.settings.ca_file)
-        connector = aiohttp.TCPConnector(
-            resolver=_GuardedResolver(self.steps),
-            ssl=context,
-            limit=self.settings.max_concurrency * 2,
-            limit_per_host=32,
-            keepalive_timeout=30,
-            ttl_dns_cache=int(self.settings.cache_ttl),
-        )
-        # auto_decompress off: the probe's h11 client reads a body as sent, even when a server
-        # compresses it against the request's Accept-Encoding: identity.
-        self.session = aiohttp.ClientSession(
-            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
-        )
+        self.steps.connections.start()
 
     async def stop(self) -> None:
-        if self.session is not None:
-            await self.session.close()
+        await self.steps.connections.close()
 
     async def fetch_page(self, request: ParsedControlRequest) -> tuple[HttpRequestAnswer, PageBody]:
         """GET the URL, following redirects itself; the body read is capped at body_limit."""
@@ -93,109 +88,154 @@ class PageFetcher:
         page = PageBody()
         try:
             async with asyncio.timeout(self.settings.http_timeout):
-                body = await self._follow(request, result, page)
-        except NETWORK_ERRORS as error:
-            result["failure"] = _classify_client_error(error)
+                exchange = await self._follow(request)
+        except FetchFailure as failure:
+            result["failure"] = failure.failure
             return result, page
-        if body is not None:
-            result["body_length"] = len(body)
-            # The probe's own decoding (declared charset), so titles and body hashes compare.
-            content_type = response_header(result.get("headers") or {}, "Content-Type")
-            result["title"] = extract_title(body, content_type)
-            text = decode_body(body, content_type)
-            page.body_sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
-            page.body_simhash = text_simhash(text)
+        except NETWORK_ERRORS as error:
+            result["failure"] = classify_failure(error)
+            return result, page
+        self._describe(exchange, result, page)
         return result, page
 
-    async def _follow(
-        self, request: ParsedControlRequest, result: HttpRequestAnswer, page: PageBody
-    ) -> bytes | None:
-        # Redirects are followed here, not by aiohttp: aiohttp does not consult the resolver for an
-        # IP literal, so each hop's host is checked against the refused ranges before connecting.
-        assert self.session is not None, "PageFetcher.start() was not awaited"
+    def _describe(self, exchange: Exchange, result: HttpRequestAnswer, page: PageBody) -> None:
+        body = exchange.body
+        result["status_code"] = exchange.status
+        # Name -> value; of a repeated header the last one, as the helper has always answered.
+        headers = result["headers"] = dict(exchange.headers)
+        result["body_length"] = len(body)
+        page.body_is_truncated = exchange.body_is_truncated
+        page.throughput = exchange.throughput
+        # The probe's own decoding (declared charset), so titles and body hashes compare.
+        content_type = response_header(headers, "Content-Type")
+        result["title"] = extract_title(body, content_type)
+        text = decode_body(body, content_type)
+        page.body_sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        page.body_simhash = self._simhash(page.body_sha256, text)
+
+    def _simhash(self, sha256: str, text: str) -> str:
+        simhash = self._simhashes.get(sha256)
+        if simhash is not None:
+            self._simhashes.move_to_end(sha256)
+            return simhash
+        simhash = self._simhashes[sha256] = text_simhash(text)
+        if len(self._simhashes) > SIMHASH_MEMO_SIZE:
+            self._simhashes.popitem(last=False)
+        return simhash
+
+    async def _follow(self, request: ParsedControlRequest) -> Exchange:
+        # Redirects are followed here, each hop's host checked against the refused ranges
+        # before any connection (a name through steps.page_addresses, an IP literal here).
         # The probe's h11 client asks for no compression; the control must read the same bytes.
         headers = {**REQUEST_HEADERS, "Accept-Encoding": "identity", **request.headers}
         url = request.url
         for _hop in range(self.settings.max_redirects + 1):
             if not is_fetchable_url(url):
                 # Another scheme, or a Location that does not parse: as the probe records it.
-                result["failure"] = "http_invalid_response"
-                return None
-            parts = urlsplit(url)
-            if "@" in parts.netloc:
-                # The probe sends no credentials from a URL; aiohttp would make them Basic auth.
-                url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-            host = parts.hostname or ""
-            if is_ip_literal(host) and self.steps.is_refused_address(host):
-                result["failure"] = "host_unreachable"
-                return None
-            async with self.session.get(url, headers=headers, allow_redirects=False) as response:
-                location = response.headers.get("Location")
-                if response.status in REDIRECT_CODES and location:
-                    try:
-                        url = urljoin(url, location.strip()).split("#", 1)[0]
-                    except ValueError:
-                        url = location.strip()  # refused as unfetchable on the next hop
+                raise FetchFailure("http_invalid_response")
+            exchange = await self._get(url, headers)
+            location = next((v for k, v in exchange.headers if k.lower() == "location"), None)
+            if exchange.status in REDIRECT_CODES and location:
+                try:
+                    url = urljoin(url, location.strip()).split("#", 1)[0]
+                except ValueError:
+                    url = location.strip()  # refused as unfetchable on the next hop
+                continue
+            return exchange
+        raise FetchFailure("http_too_many_redirects")
+
+    async def _get(self, url: str, headers: dict[str, str]) -> Exchange:
+        """One GET of `url` at the first of its allowed addresses that takes a connection."""
+        scheme, host, port = url_endpoint(url)
+        try:
+            host = host if host.isascii() else host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise FetchFailure("http_invalid_response") from None
+        # The probe sends no credentials from a URL (user:password@): only Host and its headers.
+        lines = [("Host", _host_header(host, port, scheme)), *headers.items()]
+        target = _request_target(url)
+        server_name = host.strip("[]") if scheme == "https" else None
+        failure = "dns_no_answer"
+        for ip in await self._allowed_addresses(host):
+            key: ConnectionKey = (scheme, host, ip, port)
+            waiting = self.steps.connections.take(key)
+            if waiting is not None and not waiting[1]:
+                try:
+                    return await self._exchange(waiting[0], key, target, lines, keep_alive=True)
+                except NETWORK_ERRORS:
+                    waiting = None  # closed by the server while it waited: once more, anew
+            endpoint = format_endpoint(ip, port)
+            if waiting is None:
+                # The endpoint's check (shared with the answer's, or cached) opens the connection.
+                check = await self.steps.check_endpoint(endpoint, server_name, park=key)
+                if check.failure is not None:
+                    failure = check.failure
                     continue
-                # Read on past the cap, only counting, for a rate the probe's compares with.
-                body, page.body_is_truncated, page.throughput = await read_profiled(
-                    response.content,
-                    self.settings.body_limit,
-                    CONTROL_THROUGHPUT_BYTES,
-                    CONTROL_THROUGHPUT_SECONDS,
-                )
-                result["status_code"] = response.status
-                result["headers"] = {key: value for key, value in response.headers.items()}
-                return body
-        result["failure"] = "http_too_many_redirects"
-        return None
+                waiting = self.steps.connections.take(key)
+            if waiting is None:
+                # The check came from the cache, so this origin was asked before: this GET opens
+                # a connection of its own, and keeps it alive for the next.
+                connected, streams = await self.steps.connect(endpoint, server_name)
+                if streams is None:
+                    failure = connected.failure or "unknown_failure"
+                    continue
+                waiting = (streams, False)
+            # A first contact's connection (handed over by its check) is closed after the page:
+            # kept alive, thousands of distinct sites would each hold one.
+            streams, handed_over = waiting
+            return await self._exchange(streams, key, target, lines, keep_alive=not handed_over)
+        raise FetchFailure(failure)
 
-
-class _GuardedResolver(AbstractResolver):
-    """aiohttp resolver over the helper's cached DNS that never yields a refused address, so a
-    redirect cannot turn the helper into a proxy into its own network."""
-
-    def __init__(self, steps: HelperSteps) -> None:
-        self.steps = steps
-
-    async def resolve(
-        self, host: str, port: int = 0, family: int = socket.AF_INET
-    ) -> list[ResolveResult]:
+    async def _allowed_addresses(self, host: str) -> list[str]:
+        """The host's addresses outside the refused ranges; none is a FetchFailure."""
+        ip_host = host.strip("[]")
+        if is_ip_literal(host):
+            if self.steps.is_refused_address(ip_host):
+                raise FetchFailure("host_unreachable")
+            return [ip_host]
         addresses, failure = await self.steps.resolve(host)
         allowed = [ip for ip in addresses if not self.steps.is_refused_address(ip)]
-        if addresses and not allowed:
-            # Reported as a lookup with no usable answer: the control has no view of such a host.
-            raise HelperResolveError(f"{host} resolves only to refused addresses", "dns_no_answer")
         if not allowed:
-            raise HelperResolveError(f"{host}: {failure}", failure or "dns_no_answer")
-        results: list[ResolveResult] = []
-        for ip in allowed:
-            family_of = socket.AF_INET6 if ":" in ip else socket.AF_INET
-            results.append(
-                {
-                    "hostname": host,
-                    "host": ip,
-                    "port": port,
-                    "family": family_of,
-                    "proto": 0,
-                    "flags": socket.AI_NUMERICHOST,
-                }
-            )
-        return results
+            # Only refused addresses reads as a lookup with no usable answer: the control has no
+            # view of such a host, and must not become a proxy into its own network.
+            raise FetchFailure("dns_no_answer" if addresses else failure or "dns_no_answer")
+        return allowed
 
-    async def close(self) -> None:
-        return None
+    async def _exchange(
+        self,
+        streams: Streams,
+        key: ConnectionKey,
+        target: str,
+        lines: list[tuple[str, str]],
+        *,
+        keep_alive: bool,
+    ) -> Exchange:
+        try:
+            # Read on past the cap, only counting, for a rate the probe's compares with.
+            exchange = await exchange_get(streams, target, lines, self.settings.body_limit,
+                                          _CONTROL_COUNTING)
+        except BaseException:
+            await close_streams(streams)
+            raise
+        if exchange.reusable and keep_alive:
+            self.steps.connections.keep_alive(key, streams)
+        else:
+            await close_streams(streams)
+        return exchange
 
 
-def _classify_client_error(error: BaseException) -> str:
-    # aiohttp wraps the OS/SSL cause; the classifier reads the cause when there is one.
-    cause = getattr(error, "os_error", None) or getattr(error, "certificate_error", None)
-    if isinstance(error, aiohttp.ClientConnectorCertificateError):
-        cause = error.certificate_error
-    for candidate in (error, cause, getattr(error, "__cause__", None)):
-        if isinstance(candidate, HelperResolveError):
-            return candidate.failure
-    try:
-        return classify_failure(cause if isinstance(cause, BaseException) else error)
-    except Exception:  # noqa: BLE001 - a cause outside the vocabulary is still a failed fetch
-        return "unknown_failure"
+def _host_header(host: str, port: int, scheme: str) -> str:
+    text = f"[{host.strip('[]')}]" if ":" in host else host
+    default = 443 if scheme == "https" else 80
+    return text if port == default else f"{text}:{port}"
+
+
+def _request_target(url: str) -> str:
+    parts = urlsplit(url)
+    target = parts.path or "/"
+    if parts.query:
+        target = f"{target}?{parts.query}"
+    if not _PLAIN_TARGET.fullmatch(target):
+        # As the probe: a non-ASCII path or query (a Cyrillic article) goes as UTF-8 %-escapes.
+        target = quote(target, safe=string.punctuation)
+    return target

@@ -54,14 +54,23 @@ class ControlService:
                 endpoints.append(endpoint)
         endpoints = endpoints[: self.settings.max_addresses * 2]
         server_name = request.host if request.scheme == "https" else None
+        # The page is fetched first from the first address the helper resolved: that endpoint's
+        # check leaves its connection for the page (one handshake); the others close theirs.
+        page_endpoint = format_endpoint(addresses[0], request.port) if addresses else None
+        page_key = (request.scheme, request.host, addresses[0], request.port) if addresses else None
         page_task = asyncio.ensure_future(self.pages.fetch_page(request))
-        checks = await asyncio.gather(*(steps.check_endpoint(e, server_name) for e in endpoints))
+        checks = [
+            steps.check_endpoint(e, server_name, park=page_key if e == page_endpoint else None)
+            for e in endpoints
+        ]
+        # The usual single endpoint is awaited here: a gather of one would be one more task.
+        results = [await checks[0]] if len(checks) == 1 else await asyncio.gather(*checks)
         page = await page_task
         return build_control_answer(
             addresses=addresses,
             dns_failure=dns_failure,
             given=given,
-            checks=list(zip(endpoints, checks, strict=True)),
+            checks=list(zip(endpoints, results, strict=True)),
             page=page,
             is_refused=steps.is_refused_address,
             asn_of=steps.asn_of,

@@ -11,8 +11,9 @@ from probes.control_protocol import CertificateEntry
 from probes.dns import addresses_from_queries, is_ip_literal, probe_dns
 from probes.endpoints import split_host_port
 from probes.helper.cache import TTLCache
+from probes.helper.connections import ConnectionKey, IdleConnections
 from probes.helper.settings import HelperSettings
-from probes.tcp import close_streams, probe_tcp
+from probes.tcp import Streams, close_streams, probe_tcp
 from probes.tls import probe_tls
 
 
@@ -31,9 +32,17 @@ class EndpointCheck:
     tcp_failure: str | None
     tls: TlsCheck | None
 
+    @property
+    def failure(self) -> str | None:
+        """Why a connection to this endpoint cannot carry a page (None: it can)."""
+        if not self.tcp_success:
+            return self.tcp_failure or "unknown_failure"
+        return self.tls.failure if self.tls is not None else None
+
 
 class HelperSteps:
-    """The steps and the refused-range check, with the caches a burst of URLs of one host reuses."""
+    """The steps and the refused-range check, with the caches a burst of URLs of one host reuses,
+    and the idle connections a checked endpoint leaves for the page fetch."""
 
     def __init__(self, settings: HelperSettings) -> None:
         self.settings = settings
@@ -44,6 +53,7 @@ class HelperSteps:
         self._refused: dict[str, bool] = {}
         self.dns_cache = TTLCache(settings.cache_ttl, settings.cache_size)
         self.endpoint_cache = TTLCache(settings.cache_ttl, settings.cache_size)
+        self.connections = IdleConnections(settings.idle_connections, settings.idle_timeout)
 
     def is_refused_address(self, ip: str) -> bool:
         refused = self._refused.get(ip)
@@ -75,23 +85,33 @@ class HelperSteps:
 
         return await self.dns_cache.get(host.lower(), lookup)
 
-    async def check_endpoint(self, endpoint: str, server_name: str | None) -> EndpointCheck:
-        """TCP (and TLS when server_name is given) to one endpoint, cached per (endpoint, SNI)."""
+    async def check_endpoint(
+        self, endpoint: str, server_name: str | None, park: ConnectionKey | None = None
+    ) -> EndpointCheck:
+        """TCP (and TLS when server_name is given) to one endpoint, cached per (endpoint, SNI).
+
+        With `park`, a connection that worked is handed over in `connections` under that key to
+        the page fetch (one handshake per endpoint, as OONI's helper measures them); else closed.
+        """
 
         async def measure() -> EndpointCheck:
-            ip, port = split_host_port(endpoint)
-            tcp_entry, streams = await probe_tcp(ip, port, self.options)
-            tcp_success, tcp_failure = bool(tcp_entry["status"]["success"]), tcp_entry["status"]["failure"]
-            if streams is None or server_name is None:
+            check, streams = await self.connect(endpoint, server_name)
+            if streams is not None and park is not None:
+                self.connections.hand_over(park, streams)
+            else:
                 await close_streams(streams)
-                return EndpointCheck(tcp_success, tcp_failure, None)
-            tls_entry, tls_streams = await probe_tls(
-                ip, port, server_name, self.options, streams=streams
-            )
-            await close_streams(tls_streams)
-            # The probe's certificate description is the answer's entry, field for field.
-            chain = cast(list[CertificateEntry], tls_entry["certificate_chain"])
-            tls = TlsCheck(server_name, tls_entry["failure"], chain)
-            return EndpointCheck(tcp_success, tcp_failure, tls)
+            return check
 
         return await self.endpoint_cache.get((endpoint, server_name), measure)
+
+    async def connect(self, endpoint: str, server_name: str | None) -> tuple[EndpointCheck, Streams | None]:
+        """A fresh TCP connection (and verified TLS handshake when server_name is given)."""
+        ip, port = split_host_port(endpoint)
+        tcp_entry, streams = await probe_tcp(ip, port, self.options)
+        tcp_success, tcp_failure = bool(tcp_entry["status"]["success"]), tcp_entry["status"]["failure"]
+        if streams is None or server_name is None:
+            return EndpointCheck(tcp_success, tcp_failure, None), streams
+        tls_entry, tls_streams = await probe_tls(ip, port, server_name, self.options, streams=streams)
+        # The probe's certificate description is the answer's entry, field for field.
+        chain = cast(list[CertificateEntry], tls_entry["certificate_chain"])
+        return EndpointCheck(tcp_success, tcp_failure, TlsCheck(server_name, tls_entry["failure"], chain)), tls_streams
