@@ -25,6 +25,8 @@ _OLD_LEDGER = ("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
                "description TEXT NOT NULL, applied_at TEXT NOT NULL)")
 _OLD_COLLECTOR_LEDGER = ("CREATE TABLE collector_schema_version "
                          "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+# Store migrations added since the named sets (9: runs.reason): applied on adoption.
+_NEWER_STORE = {migration.version for migration in MIGRATIONS if migration.version > 5}
 _ALL = {("store", 1), ("store", 2), ("alerts", 1), ("store", 4), ("store", 5), ("collector", 1)}
 
 
@@ -84,15 +86,17 @@ def test_an_old_collector_database_is_adopted_without_running_ddl(database_url: 
     store = open_store(database_url, migration_sets=COLLECTOR_DATABASE)
     try:
         assert applied_versions(store.database) == {
-            "store": {1, 2, 4, 5}, "alerts": {1}, "collector": {1}}
-        assert store.schema_version() == 5
+            "store": {1, 2, 4, 5} | _NEWER_STORE, "alerts": {1}, "collector": {1}}
+        assert store.schema_version() == max({5} | _NEWER_STORE)
         assert store.load_measurement("old-uid") == {"annotations": {"list": "kz"}}
         assert [probe.probe_id for probe in Registry(store.database).list_probes()] == ["kz-1"]
     finally:
         store.close()
     adopted = _ledger_rows(database_url)
-    assert {(row["migration_set"], row["version"]) for row in adopted} == _ALL
-    assert {row["applied_at"] for row in adopted} == {"2026-01-01T00:00:00Z"}
+    old = [row for row in adopted if (row["migration_set"], row["version"]) in _ALL]
+    assert {(row["migration_set"], row["version"]) for row in adopted} == _ALL | {
+        ("store", version) for version in _NEWER_STORE}
+    assert {row["applied_at"] for row in old} == {"2026-01-01T00:00:00Z"}
     # A second start migrates nothing.
     store = open_store(database_url, migration_sets=COLLECTOR_DATABASE)
     try:
@@ -110,9 +114,11 @@ def test_a_partly_migrated_old_database_gets_what_it_lacks(database_url: str,
     try:
         assert store.schema_version() == (2 if store_versions == 3 else store_versions)
         ran = migrate(store.database, PROBE_DATABASE, now="2027-01-01T00:00:00Z")
-        assert ran == [("store", version) for version in (4, 5) if version > store_versions] + (
+        assert ran == [("store", version) for version in (4, 5, *sorted(_NEWER_STORE))
+                       if version > store_versions] + (
             [("alerts", 1)] if store_versions < 3 else [])
-        assert applied_versions(store.database) == {"store": {1, 2, 4, 5}, "alerts": {1}}
+        assert applied_versions(store.database) == {"store": {1, 2, 4, 5} | _NEWER_STORE,
+                                                    "alerts": {1}}
         assert store.spool_backlog() == 0  # spool.status, from store version 4
         assert store.database.scalar("SELECT COUNT(*) FROM incidents") == 0
         [row] = store.iter_measurements()
@@ -139,9 +145,11 @@ def test_a_collector_database_without_its_old_ledger_gets_the_collector_set(
 def test_an_old_ledger_newer_than_this_blockmon_is_refused(database_url: str) -> None:
     _build(database_url, 5, collector=False)
     database = connect(DatabaseUrl.parse(database_url))
-    database.execute("INSERT INTO schema_version VALUES (6, 'future', 'x')")
+    future = max(migration.version for migration in MIGRATIONS) + 1
+    database.execute(f"INSERT INTO schema_version VALUES ({future}, 'future', 'x')")
     database.close()
-    with pytest.raises(StoreError, match=r"store schema version 6 is newer than this blockmon"):
+    with pytest.raises(StoreError,
+                       match=rf"store schema version {future} is newer than this blockmon"):
         open_store(database_url, migration_sets=PROBE_DATABASE)
     database = connect(DatabaseUrl.parse(database_url))
     try:
@@ -155,7 +163,8 @@ def test_sets_not_named_are_left_alone(tmp_path: Path) -> None:
     open_store(url).close()
     store = open_store(url, migration_sets=PROBE_DATABASE)
     try:
-        assert applied_versions(store.database) == {"store": {1, 2, 4, 5}, "alerts": {1}}
+        assert applied_versions(store.database) == {"store": {1, 2, 4, 5} | _NEWER_STORE,
+                                                    "alerts": {1}}
         assert not store.database.table_exists("probes")
     finally:
         store.close()
@@ -186,5 +195,7 @@ def test_two_processes_starting_at_once_migrate_once(database_url: str) -> None:
     for starter in starters:
         starter.join()
     # The one that waited for the migration lock found nothing left to do.
-    assert sorted(outcomes, key=len) == [[], [("store", 4), ("store", 5), ("alerts", 1)]]
-    assert {(row["migration_set"], row["version"]) for row in _ledger_rows(database_url)} == _ALL
+    newer = [("store", version) for version in sorted(_NEWER_STORE)]
+    assert sorted(outcomes, key=len) == [[], [("store", 4), ("store", 5), *newer, ("alerts", 1)]]
+    assert {(row["migration_set"], row["version"]) for row in _ledger_rows(database_url)} == (
+        _ALL | set(newer))
