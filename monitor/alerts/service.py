@@ -72,7 +72,8 @@ def evaluation_config(settings: Settings, channels: dict[str, Channel],
         control_ids=control_ids,
         dashboard_url=settings.alerts.dashboard_url,
         round_interval_seconds=settings.schedule.interval_minutes * 60.0,
-        known_targets=known_targets or {})
+        known_targets=known_targets or {},
+        lists=frozenset(settings.alerts.lists))
 
 
 class AlertService:
