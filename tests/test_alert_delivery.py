@@ -94,7 +94,7 @@ async def test_a_confirmed_block_reaches_the_webhook_signed_and_complete(
     assert body["kind"] == "block_confirmed" and body["schema"] == "blockmon.alert/1"
     assert body["target"] == {"id": "site0", "name": "Site Zero", "briefing": {
         "section": "Internet censorship", "quote": "site0 was blocked", "claim": None,
-        "period": None}}
+        "period": None}, "lists": [], "memberships": [{"list": None, "target_id": "site0"}]}
     [where] = body["where"]
     assert (where["vantage_id"], where["probe_asn"], where["method"], where["since"]) == (
         "kz-almaty-1", "AS9198", "dns.nxdomain", "2026-11-25T18:10:00Z")

@@ -16,6 +16,7 @@ from monitor.alerts.incidents import (
     wanted_outages,
     wanted_silences,
 )
+from monitor.alerts.memberships import load_url_memberships, wanted_by_lists, with_memberships
 from monitor.alerts.messages import build_payload
 from monitor.alerts.rules import (
     RuleConfig,
@@ -47,6 +48,8 @@ class EvaluationConfig:
     known_targets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # [ooni] alerts: whether states of imported OONI networks (vantages ooni:...) raise alerts.
     ooni_alerts: bool = False
+    # [alerts] lists: send only alerts about URLs in one of these lists (empty = all).
+    lists: frozenset[str] = frozenset()
 
 
 def evaluate_alerts(store: Store, config: EvaluationConfig, now: datetime) -> list[int]:
@@ -96,11 +99,17 @@ def evaluate_alerts(store: Store, config: EvaluationConfig, now: datetime) -> li
                    **tables.load_targets(change.incident.target_id for change in changes
                                          if change.incident.target_id)}
 
-        def build(event: AlertEvent) -> dict[str, Any]:
-            return build_payload(event, target=targets.get(event.incident.target_id or ""),
-                                 dashboard_url=config.dashboard_url)
+        memberships = load_url_memberships(tables, (
+            place.url for change in changes for event in change.events
+            for place in event.affected if place.url))
 
-        def channels_for(kind: str) -> Sequence[str]:
-            return config.channels if kind in config.kinds else ()
+        def build(event: AlertEvent) -> dict[str, Any]:
+            return with_memberships(build_payload(
+                event, target=targets.get(event.incident.target_id or ""),
+                dashboard_url=config.dashboard_url), memberships)
+
+        def channels_for(kind: str, payload: Mapping[str, Any]) -> Sequence[str]:
+            wanted = kind in config.kinds and wanted_by_lists(payload, config.lists)
+            return config.channels if wanted else ()
 
         return tables.apply_changes(changes, now=stamp, build=build, channels_for=channels_for)

@@ -73,7 +73,8 @@ def evaluation_config(settings: Settings, channels: dict[str, Channel],
         dashboard_url=settings.alerts.dashboard_url,
         round_interval_seconds=settings.schedule.interval_minutes * 60.0,
         known_targets=known_targets or {},
-        ooni_alerts=settings.ooni.alerts)
+        ooni_alerts=settings.ooni.alerts,
+        lists=frozenset(settings.alerts.lists))
 
 
 class AlertService:

@@ -124,7 +124,7 @@ class AlertTables:
 
     def apply_changes(self, changes: Iterable[IncidentChange], *, now: str,
                       build: Callable[[Any], dict[str, Any]],
-                      channels_for: Callable[[str], Sequence[str]]) -> list[int]:
+                      channels_for: Callable[[str, dict[str, Any]], Sequence[str]]) -> list[int]:
         """Stores incident changes and their alerts (with deliveries); returns new alert ids."""
         alert_ids: list[int] = []
         with self.transaction():
@@ -139,7 +139,7 @@ class AlertTables:
                     alert_id = self.record_alert(
                         dedup_key=stored_event.dedup_key, kind=event.kind,
                         incident_id=incident_id, payload=payload,
-                        channels=channels_for(event.kind), now=now)
+                        channels=channels_for(event.kind, payload), now=now)
                     if alert_id is not None:
                         alert_ids.append(alert_id)
         return alert_ids

@@ -252,6 +252,10 @@ class AlertsSettings:
         ALERT_KINDS,
         "Alert kinds to send (docs/alerts.md); others are still recorded as incidents.",
         check=alert_kinds)
+    lists: tuple[str, ...] = setting(
+        (), "Send only alerts about URLs in one of these target lists; empty = every list "
+        "(outages, silences and URLs of no known list are always sent; others are still "
+        "recorded).", example='["briefing"]')
     check_interval_seconds: int = setting(
         15, "Seconds between two passes of the alert job (rules, then deliveries).",
         check=positive)
