@@ -33,6 +33,17 @@ def test_next_steps_name_the_demo_config_and_the_confirmed_blocks(tmp_path):
     assert f"blockmon --config {tmp_path / 'blockmon.toml'} serve" in text
 
 
+def test_a_target_blocked_two_ways_counts_once(tmp_path):
+    states = [
+        {"target_id": "azattyq", "state": "blocked", "method": "tls.throttled"},
+        {"target_id": "azattyq", "state": "blocked", "method": "tls.timeout"},
+        {"target_id": "vk", "state": "blocked", "method": "tcp.reset"},
+    ]
+    text = render_next_steps(tmp_path, states, month="2026-12")
+    assert ("3 URLs confirmed blocked, in 2 targets: azattyq (tls.throttled), azattyq "
+            "(tls.timeout), vk (tcp.reset)") in text
+
+
 def test_the_demo_settings_set_the_report_folder_serve_shows(tmp_path):
     from monitor.commands.demo import write_demo_config
     from monitor.settings import load_settings

@@ -224,10 +224,12 @@ def render_next_steps(data_dir: Path, states: list[dict[str, Any]], *, month: st
     blocked = sorted({f"{row['target_id']} ({row['method']})" for row in states
                       if row["state"] == "blocked"})
     blocked_urls = sum(1 for row in states if row["state"] == "blocked")
+    # Targets counted once however many methods their URLs show (azattyq: throttled and timeout).
+    blocked_targets = {row["target_id"] for row in states if row["state"] == "blocked"}
     accessible = sum(1 for row in states if row["state"] == "accessible")
     lines = [
         "",
-        f"demo: done. {blocked_urls} URLs confirmed blocked, in {len(blocked)} targets: "
+        f"demo: done. {blocked_urls} URLs confirmed blocked, in {len(blocked_targets)} targets: "
         f"{', '.join(blocked) or 'none'}; {accessible} URLs accessible.",
         f"demo: the database is {data_dir / 'blockmon.db'}. Next, try:",
         f"  blockmon --config {config} status",
