@@ -8,11 +8,10 @@ import functools
 import html
 import ipaddress
 import re
-import string
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import quote, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import dns.exception
 import dns.name
@@ -20,7 +19,7 @@ import h11
 
 from probes.bogons import is_bogon
 from probes.dns import addresses_from_queries, is_ip_literal, is_valid_hostname, probe_dns
-from probes.endpoints import DEFAULT_PORTS
+from probes.endpoints import DEFAULT_PORTS, request_target
 from probes.errors import NETWORK_ERRORS, classify_failure
 from probes.measurement_types import DnsQuery, TcpConnect, TlsHandshake
 from probes.options import ProbeOptions
@@ -39,7 +38,6 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _READ_SIZE = 65536
-_PLAIN_TARGET = re.compile(r"[\x21-\x7e]+")
 # A response head may be this long, as in Chrome; h11's default (16 KiB) fails honest sites that
 # send many cookies or a long CSP, which the control's aiohttp reads (128 fields of 8 KiB).
 _MAX_RESPONSE_HEAD = 256 * 1024
@@ -445,13 +443,7 @@ async def _exchange(
     state: _ExchangeState,
 ) -> None:
     reader, writer = streams
-    parts = urlsplit(url)
-    target = parts.path or "/"
-    if parts.query:
-        target = f"{target}?{parts.query}"
-    if not _PLAIN_TARGET.fullmatch(target):
-        # A browser sends a non-ASCII path or query (a Cyrillic article) as UTF-8 %-escapes.
-        target = quote(target, safe=string.punctuation)
+    target = request_target(url)
     connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_RESPONSE_HEAD)
     request = h11.Request(method="GET", target=target, headers=entry["request"]["headers_list"])
     writer.write(connection.send(request) + connection.send(h11.EndOfMessage()))

@@ -7,9 +7,9 @@ from typing import TextIO
 
 import click
 
+from monitor.commands.options import parse_time_option
 from monitor.commands.status import load_settings_or_fail, open_store_for_reading
 from monitor.commands.tables import render_csv
-from monitor.store import store_time
 from probes.ooni.export import needs_repair, repair_measurement
 
 # The measurements table's verdict columns (docs/storage.md), without the JSON.
@@ -18,19 +18,10 @@ CSV_COLUMNS = ("uid", "measured_at", "vantage_id", "probe_cc", "probe_asn", "lis
                "anomaly", "confirmation", "control_failure", "run_id")
 
 
-def _time_option(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        return store_time(value)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param=param) from None
-
-
 @click.command()
-@click.option("--since", required=True, callback=_time_option,
+@click.option("--since", required=True, callback=parse_time_option,
               help="First day or time (UTC, inclusive), e.g. 2026-11-01 or 2026-11-01T06:00:00Z.")
-@click.option("--until", callback=_time_option,
+@click.option("--until", callback=parse_time_option,
               help="End day or time (UTC, exclusive); default: now.")
 @click.option("--vantage", "vantage_id", help="Only this vantage point.")
 @click.option("--format", "output_format", type=click.Choice(["jsonl", "csv"]), default="jsonl",

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from monitor.commands.options import parse_time_option
 from monitor.commands.status import load_settings_or_fail
 from monitor.ooni.api import ApiError, ApiQuery, fetch_measurements
 from monitor.ooni.files import measurement_files, read_lines
@@ -15,7 +16,7 @@ from monitor.ooni.importer import OoniImporter
 from monitor.ooni.progress import ImportProgress
 from monitor.schema import PROBE_DATABASE
 from monitor.settings import Settings
-from monitor.store import StoreError, open_store, store_time
+from monitor.store import StoreError, open_store
 from probes.fingerprints_load import FingerprintFileError, fingerprints_with_extras
 from probes.fingerprints_match import FingerprintDB
 from targets.model import Target, TargetFileError
@@ -29,15 +30,6 @@ def ooni() -> None:
     """OONI's public measurements beside blockmon's own (docs/ooni.md)."""
 
 
-def _time(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        return store_time(value)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param=param) from None
-
-
 @ooni.command("import")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
 @click.option("--api", "api_url", is_flag=False, flag_value="", default=None,
@@ -45,8 +37,8 @@ def _time(_ctx: click.Context, param: click.Parameter, value: str | None) -> str
                    "(default: [ooni] api_url).")
 @click.option("--probe-cc", help="API: only this country (e.g. KZ).")
 @click.option("--probe-asn", help="API: only this network (e.g. AS9198).")
-@click.option("--since", callback=_time, help="API: first day (UTC), e.g. 2024-01-01.")
-@click.option("--until", callback=_time, help="API: end day (UTC, exclusive).")
+@click.option("--since", callback=parse_time_option, help="API: first day (UTC), e.g. 2024-01-01.")
+@click.option("--until", callback=parse_time_option, help="API: end day (UTC, exclusive).")
 @click.option("--url", "urls", multiple=True, help="API: only this input URL (repeatable).")
 @click.option("--domain", "domains", multiple=True, help="API: only this domain (repeatable).")
 @click.option("--limit", type=click.IntRange(min=1), help="API: at most this many measurements.")

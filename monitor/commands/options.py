@@ -6,6 +6,7 @@ import ssl
 
 import click
 
+from monitor.store.rows import store_time
 from probes.asn import AsnDatabaseError, open_asn_database
 
 
@@ -25,3 +26,13 @@ def check_ca_file_option(path: str, option: str = "--ca-file") -> None:
     except (ssl.SSLError, OSError) as error:
         reason = getattr(error, "reason", None) or getattr(error, "strerror", None) or error
         raise click.BadParameter(f"{path}: not a readable PEM CA bundle ({reason})", param_hint=option) from None
+
+
+def parse_time_option(_ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """click callback: a --since/--until time in the store's form, or one error naming the option."""
+    if value is None:
+        return None
+    try:
+        return store_time(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param=param) from None

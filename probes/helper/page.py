@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
-import string
 from collections import OrderedDict
 from dataclasses import dataclass
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import urljoin
 
 from probes.analysis_compare import text_simhash
 from probes.control_protocol import HttpRequestAnswer, ParsedControlRequest
 from probes.dns import is_ip_literal
+from probes.endpoints import request_target
 from probes.errors import NETWORK_ERRORS, classify_failure
 from probes.helper.connections import ConnectionKey
 from probes.helper.exchange import CountingBudget, Exchange, exchange_get
@@ -40,7 +39,6 @@ _CONTROL_COUNTING = CountingBudget(CONTROL_THROUGHPUT_BYTES, CONTROL_THROUGHPUT_
 # Distinct bodies whose simhash is remembered (by their SHA-256): an unchanged page asked again
 # costs no second simhash. 64 bytes of hex each way; a pure function, so no TTL.
 SIMHASH_MEMO_SIZE = 4096
-_PLAIN_TARGET = re.compile(r"[\x21-\x7e]+")
 
 
 @dataclass(slots=True)
@@ -153,7 +151,7 @@ class PageFetcher:
             raise FetchFailure("http_invalid_response") from None
         # The probe sends no credentials from a URL (user:password@): only Host and its headers.
         lines = [("Host", _host_header(host, port, scheme)), *headers.items()]
-        target = _request_target(url)
+        target = request_target(url)  # as the probe sends it
         server_name = host.strip("[]") if scheme == "https" else None
         failure = "dns_no_answer"
         for ip in await self._allowed_addresses(host):
@@ -228,14 +226,3 @@ def _host_header(host: str, port: int, scheme: str) -> str:
     text = f"[{host.strip('[]')}]" if ":" in host else host
     default = 443 if scheme == "https" else 80
     return text if port == default else f"{text}:{port}"
-
-
-def _request_target(url: str) -> str:
-    parts = urlsplit(url)
-    target = parts.path or "/"
-    if parts.query:
-        target = f"{target}?{parts.query}"
-    if not _PLAIN_TARGET.fullmatch(target):
-        # As the probe: a non-ASCII path or query (a Cyrillic article) goes as UTF-8 %-escapes.
-        target = quote(target, safe=string.punctuation)
-    return target
