@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import random
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ from monitor.cli import cli
 from monitor.schema import PROBE_DATABASE
 from monitor.settings import load_settings
 from monitor.store import open_store
+from tests.fixtures.runner import write_lab_config, write_lab_registry
 from tests.fixtures.store import synthetic_measurement
 from tests.test_read_commands import record
 
@@ -110,3 +113,66 @@ def test_a_read_only_database_with_migrations_pending_is_named_in_one_line(
     assert str(database) in message
     assert "read-only" in message and "not applied" in message and "store " in message
     assert "Traceback" not in message
+
+
+def damage_tables(database: Path, *tables: str) -> None:
+    """Writes random bytes over the root pages of `tables` and of their indexes, as a failing
+    SD card would; the file's first page (its header and schema) stays readable."""
+    with sqlite3.connect(database) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page_size = int(connection.execute("PRAGMA page_size").fetchone()[0])
+        marks = ", ".join("?" for _ in tables)
+        pages = [int(row[0]) for row in connection.execute(
+            f"SELECT rootpage FROM sqlite_master WHERE tbl_name IN ({marks}) AND rootpage > 1",
+            tables)]
+    connection.close()
+    assert pages
+    with database.open("r+b") as file:
+        for page in pages:
+            file.seek((page - 1) * page_size)
+            file.write(random.Random(page).randbytes(page_size))
+
+
+@pytest.mark.parametrize(("tables", "command"), [
+    (("target_state",), ("status",)),
+    (("state_transitions",), ("history", AZATTYQ)),
+    (("measurements",), ("export", "--since", "2026-11-01")),
+])
+def test_a_damaged_database_is_one_line_naming_the_file(
+        config: Path, tables: tuple[str, ...], command: tuple[str, ...]) -> None:
+    database = database_file(config)
+    damage_tables(database, *tables)
+
+    result = invoke(config, *command)
+
+    assert result.exit_code == 1, result.output
+    assert not isinstance(result.exception, sqlite3.Error)
+    [line] = result.output.strip().splitlines()
+    assert line.startswith(f"Error: {database}: the SQLite file is damaged (database disk "
+                           "image is malformed)"), line
+
+
+def test_a_round_on_a_damaged_database_is_degraded_naming_the_file(tmp_path, lab_info,
+                                                                  caplog) -> None:
+    registry = write_lab_registry(tmp_path / "registry.toml", "lab",
+                                  {"honest": ["https://ok.lab.test/"]})
+    config = write_lab_config(tmp_path, lab_info, registry, "lab")
+    database = tmp_path / "data" / "blockmon.db"
+    first = CliRunner().invoke(cli, ["--config", str(config), "run", "--once"], obj={})
+    assert first.exit_code == 3, first.output  # degraded: no helper in this lab config
+    damage_tables(database, "measurements")
+
+    result = CliRunner().invoke(cli, ["--config", str(config), "run", "--once"], obj={})
+
+    assert result.exit_code == 3, result.output
+    assert "Traceback" not in result.stdout + result.stderr
+    failures = [record for record in caplog.records if "storing the measurement" in
+                record.getMessage()]
+    assert failures and all(record.exc_info is None for record in failures)  # one line each
+    assert f"1 of 1 measurements not stored (StoreError: {database}: the SQLite file is " \
+        "damaged (database disk image is malformed)" in result.stderr
+    with sqlite3.connect(database) as connection:
+        runs = connection.execute("SELECT status, reason FROM runs ORDER BY started_at").fetchall()
+    connection.close()
+    assert [status for status, _ in runs] == ["degraded", "degraded"]
+    assert f"{database}: the SQLite file is damaged" in runs[1][1]

@@ -15,7 +15,7 @@ from monitor.service.progress import ProgressReporter, UrlOutcome
 from monitor.service.round_health import RoundEvidence, degraded_reason
 from monitor.settings import ProbeSettings, ScheduleSettings, Settings
 from monitor.state import Observation, StateDecision, decide_next_state
-from monitor.store import Store
+from monitor.store import Store, StoreError
 from probes.errors import InvalidInput
 from probes.options import ProbeOptions
 from targets.model import Target, TargetList
@@ -385,7 +385,10 @@ class Runner:
             # The round's gather swallows exceptions: without this the measurement would be
             # lost with no log line and the run reported clean.
             url = measurement.get("input") if isinstance(measurement, dict) else None
-            log.exception("storing the measurement of %s failed", url or target.id)
+            if isinstance(error, StoreError):  # its one line says it all (a damaged file)
+                log.error("storing the measurement of %s failed: %s", url or target.id, error)
+            else:
+                log.exception("storing the measurement of %s failed", url or target.id)
             if result is not None:
                 result.errors.append(f"{url or target.id}: not stored: "
                                      f"{type(error).__name__}: {error}")

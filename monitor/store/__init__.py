@@ -9,12 +9,13 @@ from pathlib import Path
 
 from monitor.store import ledger
 from monitor.store.base import Store, StoreError, redact_database_url
+from monitor.store.database import damaged_database_message, is_damaged_database
 from monitor.store.migrations import DEFAULT_MIGRATION_SETS, MigrationSet
 from monitor.store.rows import measurement_row, store_time
 from monitor.store.sqlite import SQLiteStore
 
-__all__ = ["MigrationSet", "Store", "StoreError", "measurement_row", "open_store", "sqlite_path",
-           "store_time"]
+__all__ = ["MigrationSet", "Store", "StoreError", "damaged_database_message",
+           "is_damaged_database", "measurement_row", "open_store", "sqlite_path", "store_time"]
 
 
 def sqlite_path(database_url: str) -> Path | None:

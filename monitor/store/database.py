@@ -25,6 +25,21 @@ class StoreError(RuntimeError):
     """The database cannot be used (newer schema, not a blockmon database, bad URL)."""
 
 
+def is_damaged_database(error: BaseException) -> bool:
+    """SQLite's "database disk image is malformed" / "file is not a database": pages of the
+    file itself are damaged (a failing SD card, a copy made mid-write), not a query wrong."""
+    name = getattr(error, "sqlite_errorname", "")
+    return isinstance(error, sqlite3.DatabaseError) and str(name).startswith(
+        ("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+
+
+def damaged_database_message(path: str, error: BaseException) -> str:
+    """The one line for a damaged SQLite file: which file, what SQLite said, what to do."""
+    return (f"{path}: the SQLite file is damaged ({error}); nothing more was written to it. "
+            "Restore it from a backup, or move it aside and start a new one "
+            "(docs/reliability.md, \"Damaged database\")")
+
+
 
 Dialect = Literal["sqlite", "postgres"]
 
@@ -155,9 +170,12 @@ class Database:
                 self.connection.execute("BEGIN IMMEDIATE")
                 try:
                     yield
-                except BaseException:
+                except BaseException as error:
                     if self.connection.in_transaction:
                         self.connection.execute("ROLLBACK")
+                    if is_damaged_database(error):
+                        raise StoreError(damaged_database_message(self.description,
+                                                                  error)) from None
                     raise
                 self.connection.execute("COMMIT")
         finally:
