@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
+from monitor.service.clock_watch import ClockWatch
 from monitor.service.progress import ProgressReporter, UrlOutcome
 from monitor.service.round_health import RoundEvidence, degraded_reason
 from monitor.settings import ProbeSettings, ScheduleSettings, Settings
@@ -249,6 +251,7 @@ class Runner:
         measure: MeasureFunction | None = None,
         schedule_retest: ScheduleRetest | None = None,
         session: aiohttp.ClientSession | None = None,
+        clock_watch: ClockWatch | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -260,6 +263,7 @@ class Runner:
         # One aiohttp session for every control-helper call of the service (its connection
         # pool is reused); None lets each measurement open its own (or skip the control).
         self.session = session
+        self.clock_watch = clock_watch or ClockWatch()  # the helper's Date headers on `session`
         self.schedule_retest = schedule_retest or self._retest_later
         self.on_measurement: list[Hook] = []
         self.on_transition: list[Hook] = []
@@ -285,13 +289,14 @@ class Runner:
         run_id = await self.store.start_run(list_name)
         result = RoundResult(list_name=list_name, run_id=run_id)
         result.evidence.helper_configured = self.probe_options.helper_url is not None
-        self._progress = progress
+        self._progress, started = progress, time.monotonic()
         jobs = [(target, url) for target in target_list.targets for url in target.url_list()]
         tasks = [self._spawn(self._measure_and_record(target, url, run_id, 0, result))
                  for target, url in jobs]
         try:
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
+            result.evidence.clock_skew_seconds = self.clock_watch.skew_since(started)
             result.reason = degraded_reason(result.evidence)
             result.status = ("interrupted" if self._stopping
                              else "degraded" if result.reason else "ok")
