@@ -50,6 +50,29 @@ class LazyGroup(click.Group):
         command: click.Command = getattr(module, attribute)
         return command
 
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            # Imported here: the group stays light, and only a failing command pays for it.
+            from monitor.store import damaged_database_message, is_damaged_database
+            if not is_damaged_database(error):
+                raise
+            raise click.ClickException(damaged_database_message(_database_name(ctx),
+                                                                error)) from None
+
+
+def _database_name(ctx: click.Context) -> str:
+    """The database the settings name, for a message about it (its URL without a password)."""
+    # Imported here: only a damaged database needs the settings again.
+    from monitor.settings import SettingsError, load_settings
+    from monitor.store.database import DatabaseUrl
+    try:
+        url = load_settings((ctx.obj or {}).get("config_path")).storage.database_url
+        return DatabaseUrl.parse(url).describe()
+    except (SettingsError, ValueError):
+        return "the database"
+
 
 @click.group(cls=LazyGroup)
 @click.version_option(__version__, prog_name="blockmon")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,6 +14,15 @@ from aiohttp.abc import AbstractAccessLogger
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Seconds an idle keep-alive connection stays open between two requests.
 KEEPALIVE_SECONDS = 15.0
+# Seconds a request body may take to arrive once its headers have (a trickled body: 408).
+BODY_TIMEOUT_SECONDS = 30.0
+# Open connections one client address may hold on one server; more are answered 503 and closed.
+# Far above what a probe (a pool of a few), a browser (6) or a NAT of probes needs, far below
+# the open-file limit (1,024 by default) one client could otherwise fill for everyone.
+MAX_CONNECTIONS_PER_CLIENT = 256
+_TOO_MANY = (b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
+             b"Content-Type: text/plain\r\nContent-Length: 41\r\n\r\n"
+             b"too many open connections from your side\n")
 
 
 def hostile_text(text: str) -> str | None:
@@ -87,3 +98,75 @@ def guard(app: web.Application) -> None:
     """Puts refuse_hostile_requests first on an app not yet started (idempotent)."""
     if refuse_hostile_requests not in app.middlewares:
         app.middlewares.insert(0, refuse_hostile_requests)
+
+
+class _CountedConnection(asyncio.Protocol):
+    """One connection seen through the cap: forwarded to aiohttp's handler when admitted."""
+
+    def __init__(self, inner: asyncio.Protocol, cap: PerClientConnectionCap) -> None:
+        self.inner, self.cap = inner, cap
+        self.address: str | None = None  # set once admitted
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        if self.cap.limit and self.cap.open[address] >= self.cap.limit:
+            if isinstance(transport, asyncio.WriteTransport):
+                transport.write(_TOO_MANY)
+            transport.close()
+            return
+        self.address = address
+        self.cap.open[address] += 1
+        self.inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.address is None:
+            return
+        self.cap.open[self.address] -= 1
+        if self.cap.open[self.address] <= 0:
+            del self.cap.open[self.address]
+        self.inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.address is not None:
+            self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received() if self.address is not None else None
+
+    def pause_writing(self) -> None:
+        if self.address is not None:
+            self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.address is not None:
+            self.inner.resume_writing()
+
+
+class PerClientConnectionCap:
+    """aiohttp's protocol factory (web.Server) behind a count of open connections per client
+    address; everything else is the server's own (shutdown, connections)."""
+
+    def __init__(self, server: Any, limit: int) -> None:
+        self._server = server
+        self.limit = limit  # 0: no cap
+        self.open: Counter[str] = Counter()
+
+    def __call__(self) -> asyncio.Protocol:
+        return _CountedConnection(self._server(), self)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._server, name)
+
+
+def cap_connections_per_client(runner: web.AppRunner, limit: int) -> PerClientConnectionCap:
+    """Puts the cap in front of a set-up runner's server, before any site starts."""
+    # aiohttp has no hook for a connection before its first request: the runner's protocol
+    # factory (what every TCPSite listens with) is wrapped in place.
+    server = runner.server
+    if isinstance(server, PerClientConnectionCap):
+        server.limit = limit
+        return server
+    cap = PerClientConnectionCap(server, limit)
+    runner._server = cap  # type: ignore[assignment]  # the one place aiohttp reads it from
+    return cap

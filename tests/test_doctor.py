@@ -85,3 +85,43 @@ def test_doctor_names_a_corrupt_settings_file_in_one_line(tmp_path) -> None:
     assert result.exit_code == 1
     assert result.output.splitlines() == [
         line for line in result.output.splitlines() if line.startswith("FAIL settings:")]
+
+
+def collector_line(output: str) -> str:
+    [line] = [line for line in output.splitlines() if line.split(": ")[0].endswith(" collector")]
+    return line
+
+
+def test_doctor_checks_enrolment_at_a_real_collector(tmp_path, lab_info, helper_url,
+                                                     sqlite_collector) -> None:
+    """The collector check against a `blockmon collector` process: an enrolled token passes
+    naming the probe, a token the collector does not know fails, and so does no token."""
+    from tests.fixtures.collector import http_json, register_probe
+
+    token = register_probe(sqlite_collector, "kz-almaty-1")
+    status, answer = http_json("POST", f"{sqlite_collector.url}/api/v1/check-in",
+                               {"software_version": "doctor-test"}, token=token)
+    assert status == 200, answer
+    registry = registry_with_control(tmp_path / "registry.toml", "https://ok.lab.test/about")
+
+    def doctor_with(collector: str) -> Any:
+        return doctor(write_lab_config(tmp_path, lab_info, registry, "lab",
+                                       helper_url=helper_url,
+                                       extra=f'[collector]\nurl = "{sqlite_collector.url}/"\n'
+                                             f"{collector}"))
+
+    enrolled = doctor_with(f'token = "{token}"\n')
+    assert enrolled.exit_code == 0, enrolled.output
+    assert collector_line(enrolled.output) == \
+        f"ok   collector: {sqlite_collector.url}/: enrolled as {answer['probe_id']}"
+
+    unknown = doctor_with('token = "not-a-token-this-collector-issued"\n')
+    assert unknown.exit_code == 1
+    line = collector_line(unknown.output)
+    assert line.startswith("FAIL collector: ") and "401" in line, line
+
+    missing = doctor_with("")
+    assert missing.exit_code == 1
+    assert collector_line(missing.output) == (
+        f"FAIL collector: {sqlite_collector.url}/: no [collector] token: run "
+        "`blockmon collector enrol` first")

@@ -26,7 +26,7 @@ from monitor.settings import ScheduleSettings, Settings
 from monitor.signals import ShutdownRequest
 from monitor.store.database import DatabaseUrl
 from probes.asn import open_asn_database
-from probes.server_limits import refuse_hostile_requests
+from probes.server_limits import MAX_CONNECTIONS_PER_CLIENT, refuse_hostile_requests
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ class CollectorConfig:
     standing_enrolment_secret: str | None = None
     # [collector] asn_database: iptoasn file giving a registering probe's ASN/CC when it sends none.
     asn_database: str | None = None
+    # [collector] max_connections_per_client (0: no cap).
+    max_connections_per_client: int = MAX_CONNECTIONS_PER_CLIENT
     # The loaded Settings: [schedule] confirmations, [alerts], and the dashboard.
     settings: Settings | None = None
     # Adds more routes to the app (the dashboard under /dashboard/, mounted by the command that
@@ -134,6 +136,7 @@ async def serve_collector(config: CollectorConfig, shutdown: ShutdownRequest | N
             shutdown=shutdown,
             on_listening=announce,
             access_log_format=FULL_ACCESS_LOG if config.log_client_addresses else PRIVATE_ACCESS_LOG,
+            max_connections_per_client=config.max_connections_per_client,
         )
     finally:
         database.close()

@@ -111,6 +111,7 @@ def collector(
         log_client_addresses=log_client_addresses,
         standing_enrolment_secret=settings.collector.enrolment_secret,
         asn_database=settings.collector.asn_database or None,
+        max_connections_per_client=settings.collector.max_connections_per_client,
         settings=settings,
         mount=dashboard_mount(lambda: open_collector_store(url), settings),
     )

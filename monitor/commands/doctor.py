@@ -20,6 +20,7 @@ import dns.message
 import dns.rcode
 
 from monitor.schema import PROBE_DATABASE
+from monitor.service.round_health import CLOCK_SKEW_LIMIT_SECONDS
 from monitor.settings import Settings, SettingsError, load_settings
 from monitor.store import open_store, sqlite_path
 from monitor.store.ledger import applied_versions
@@ -27,8 +28,6 @@ from probes.control_protocol import ControlAnswerError, build_control_request, p
 from probes.http import REQUEST_HEADERS, read_capped
 from targets.model import Target
 
-# A probe clock further than this from the helper's makes measurements refused or misdated.
-CLOCK_SKEW_LIMIT_SECONDS = 120.0
 CONTROL_URLS_TRIED = 3
 
 

@@ -15,6 +15,7 @@ from probes.dns import parse_resolver
 from probes.endpoints import split_host_port
 from probes.errors import InvalidInput
 from probes.helper import HelperSettings, build_app
+from probes.server_limits import MAX_CONNECTIONS_PER_CLIENT
 
 TOKEN_ENV = "BLOCKMON_HELPER_TOKEN"
 
@@ -52,13 +53,15 @@ def _read_token(token: str | None) -> str | None:
         raise click.ClickException(f"{TOKEN_ENV}_FILE {token_file}: {error.strerror}") from None
 
 
-async def serve_helper(settings: HelperSettings, host: str, port: int) -> None:
+async def serve_helper(settings: HelperSettings, host: str, port: int, *,
+                       max_connections_per_client: int = MAX_CONNECTIONS_PER_CLIENT) -> None:
     def announce(bound_port: int) -> None:
         # With port 0 the system picked one: report the real one so callers can connect.
         click.echo(f"blockmon helper listening on http://{host}:{bound_port}/", err=False)
 
     try:
-        await serve_until_stopped(build_app(settings), host, port, on_listening=announce, backlog=1024)
+        await serve_until_stopped(build_app(settings), host, port, on_listening=announce, backlog=1024,
+                                  max_connections_per_client=max_connections_per_client)
     except OSError as error:
         raise click.ClickException(f"--listen {host}:{port}: {error.strerror or error}") from None
 
@@ -116,6 +119,13 @@ async def serve_helper(settings: HelperSettings, host: str, port: int) -> None:
     help="Seconds to reuse per-host DNS and per-(address, SNI) TCP/TLS results.",
 )
 @click.option(
+    "--max-connections-per-client",
+    default=MAX_CONNECTIONS_PER_CLIENT,
+    show_default=True,
+    type=click.IntRange(0, 65536),
+    help="Connections one client address may hold open; more get 503 and are closed (0: no cap).",
+)
+@click.option(
     "--asn-database",
     type=click.Path(dir_okay=False),
     default=None,
@@ -131,6 +141,7 @@ def helper(
     token: str | None,
     max_concurrency: int,
     cache_ttl: float,
+    max_connections_per_client: int,
     asn_database: str | None,
 ) -> None:
     """Run the control helper: measures URLs from this (uncensored) side for probes.
@@ -159,4 +170,5 @@ def helper(
         cache_ttl=cache_ttl,
         asn_database=asn_database or None,
     )
-    asyncio.run(serve_helper(settings, host, port))
+    asyncio.run(serve_helper(settings, host, port,
+                             max_connections_per_client=max_connections_per_client))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
 from typing import Any
@@ -39,8 +40,13 @@ def open_store_for_reading(settings: Settings) -> Store:
         raise click.ClickException(
             f"no database at {path} ([storage] database): run `blockmon run` or "
             "`blockmon demo` first")
+    # A file or directory this user cannot write (another user's data, a read-only mount) is
+    # read without writing: SQLite in WAL mode otherwise fails "attempt to write a readonly
+    # database" on the first migration check.
+    read_only = path is not None and not (os.access(path, os.W_OK)
+                                          and os.access(path.parent, os.W_OK))
     try:
-        return open_store(url, migration_sets=PROBE_DATABASE)
+        return open_store(url, migration_sets=PROBE_DATABASE, read_only=read_only)
     except StoreError as error:
         raise click.ClickException(str(error)) from None
 

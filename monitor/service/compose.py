@@ -11,6 +11,7 @@ from typing import TextIO
 import aiohttp
 
 from monitor.schema import PROBE_DATABASE
+from monitor.service.clock_watch import ClockWatch
 from monitor.service.plan import RunningService, ServiceCannotStart, ServicePlan, schedule_for
 from monitor.service.progress import ProgressReporter, render_round_summary, render_round_table
 from monitor.service.runner import RoundResult, Runner, StoreRecorder
@@ -39,7 +40,7 @@ async def _with_store(plan: ServicePlan, body: Callable[[Runner], Awaitable[int]
                                   spool=settings.collector.url is not None)
     writer = StoreWriter(store)
     probe_options = settings.probe.to_probe_options()
-    session = None
+    session, clock_watch = None, ClockWatch()
     try:
         for target_list in plan.target_lists:
             await writer.call(store.save_targets, target_list.targets)
@@ -47,9 +48,11 @@ async def _with_store(plan: ServicePlan, body: Callable[[Runner], Awaitable[int]
                                  vantage_id=settings.probe.vantage_id)
         if probe_options.helper_url is not None:
             # One connection pool to the control helper for the whole service, not one per URL.
-            session = aiohttp.ClientSession()
+            # Its trace reads the helper's Date header on each answer: a round checks the clock.
+            session = aiohttp.ClientSession(trace_configs=[clock_watch.trace_config()])
         runner = Runner(settings, recorder, plan.target_lists, probe_options,
-                        config=plan.runner_config, measure=plan.measure, session=session)
+                        config=plan.runner_config, measure=plan.measure, session=session,
+                        clock_watch=clock_watch)
         for prepare in plan.on_runner:
             prepare(runner)
         return await body(runner)

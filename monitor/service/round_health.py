@@ -11,6 +11,11 @@ from typing import Any
 # verdicts of the rest are guesses ("unknown") and the round would read as normal.
 CONTROLLED_SHARE = 0.5
 
+# The collector re-dates a skewed probe's uploads (docs/collector-api.md, "probe clocks"), but
+# local states, reports and alert times follow the probe's clock: further off than this from the
+# control helper's `Date` header (itself only to the second) and a round's times mislead.
+CLOCK_SKEW_LIMIT_SECONDS = 120.0
+
 
 @dataclass(slots=True)
 class RoundEvidence:
@@ -24,6 +29,7 @@ class RoundEvidence:
     controls_unreachable: Counter[str] = field(default_factory=Counter)
     not_stored: int = 0
     store_error: str | None = None
+    clock_skew_seconds: float | None = None  # probe ahead of the helper (median of the round)
 
     def add(self, measurement: Mapping[str, Any], *, is_control_target: bool) -> None:
         """Counts one measurement as it came from the engine (before it is stored)."""
@@ -69,4 +75,9 @@ def degraded_reason(evidence: RoundEvidence) -> str | None:
         reasons.append(f"all {evidence.controls_measured} control target measurements failed "
                        f"({_most_common(evidence.controls_unreachable)}): this vantage's "
                        "network or resolver is not working")
+    skew = evidence.clock_skew_seconds
+    if skew is not None and abs(skew) > CLOCK_SKEW_LIMIT_SECONDS:
+        reasons.append(f"clock {abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} the "
+                       f"control helper's (more than {CLOCK_SKEW_LIMIT_SECONDS:.0f} s): "
+                       "measurement times are wrong; set the clock (NTP)")
     return "; ".join(reasons) or None

@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
+from monitor.service.clock_watch import ClockWatch
 from monitor.service.progress import ProgressReporter, UrlOutcome
 from monitor.service.round_health import RoundEvidence, degraded_reason
 from monitor.settings import ProbeSettings, ScheduleSettings, Settings
 from monitor.state import Observation, StateDecision, decide_next_state
-from monitor.store import Store
+from monitor.store import Store, StoreError
 from probes.errors import InvalidInput
 from probes.options import ProbeOptions
 from probes.throughput_probe import rate_arguments, with_vantage_baselines
@@ -250,6 +252,7 @@ class Runner:
         measure: MeasureFunction | None = None,
         schedule_retest: ScheduleRetest | None = None,
         session: aiohttp.ClientSession | None = None,
+        clock_watch: ClockWatch | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -261,6 +264,7 @@ class Runner:
         # One aiohttp session for every control-helper call of the service (its connection
         # pool is reused); None lets each measurement open its own (or skip the control).
         self.session = session
+        self.clock_watch = clock_watch or ClockWatch()  # the helper's Date headers on `session`
         self.schedule_retest = schedule_retest or self._retest_later
         self.on_measurement: list[Hook] = []
         self.on_transition: list[Hook] = []
@@ -286,7 +290,7 @@ class Runner:
         run_id = await self.store.start_run(list_name)
         result = RoundResult(list_name=list_name, run_id=run_id)
         result.evidence.helper_configured = self.probe_options.helper_url is not None
-        self._progress = progress
+        self._progress, started = progress, time.monotonic()
         # A target's `repeats` measures each of its URLs that many times: a k-of-n record at once.
         jobs = [(target, url) for target in target_list.targets for url in target.url_list()
                 for _ in range(target.repeats)]
@@ -295,6 +299,7 @@ class Runner:
         try:
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
+            result.evidence.clock_skew_seconds = self.clock_watch.skew_since(started)
             result.reason = degraded_reason(result.evidence)
             result.status = ("interrupted" if self._stopping
                              else "degraded" if result.reason else "ok")
@@ -389,7 +394,10 @@ class Runner:
             # The round's gather swallows exceptions: without this the measurement would be
             # lost with no log line and the run reported clean.
             url = measurement.get("input") if isinstance(measurement, dict) else None
-            log.exception("storing the measurement of %s failed", url or target.id)
+            if isinstance(error, StoreError):  # its one line says it all (a damaged file)
+                log.error("storing the measurement of %s failed: %s", url or target.id, error)
+            else:
+                log.exception("storing the measurement of %s failed", url or target.id)
             if result is not None:
                 result.errors.append(f"{url or target.id}: not stored: "
                                      f"{type(error).__name__}: {error}")

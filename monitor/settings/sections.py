@@ -214,6 +214,9 @@ class CollectorSettings:
         None, "Collector side: secret a new probe shows to get its token.", secret=True, example='"enrolment-secret"')
     listen: str = setting("127.0.0.1:8470", "Collector side: HOST:PORT to listen on.",
                           check=host_port)
+    max_connections_per_client: int = setting(
+        256, "Collector side: connections one client address may hold open; more get 503 and "
+        "are closed (0 = no cap).", check=not_negative)
     upload_batch: int = setting(500, "Measurements per upload request.", check=positive)
     upload_interval_seconds: int = setting(60, "Seconds between two uploads of the spool.",
                                            check=positive)

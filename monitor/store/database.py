@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 
 def redact_database_url(database_url: str) -> str:
@@ -22,6 +23,21 @@ def redact_database_url(database_url: str) -> str:
 
 class StoreError(RuntimeError):
     """The database cannot be used (newer schema, not a blockmon database, bad URL)."""
+
+
+def is_damaged_database(error: BaseException) -> bool:
+    """SQLite's "database disk image is malformed" / "file is not a database": pages of the
+    file itself are damaged (a failing SD card, a copy made mid-write), not a query wrong."""
+    name = getattr(error, "sqlite_errorname", "")
+    return isinstance(error, sqlite3.DatabaseError) and str(name).startswith(
+        ("SQLITE_CORRUPT", "SQLITE_NOTADB"))
+
+
+def damaged_database_message(path: str, error: BaseException) -> str:
+    """The one line for a damaged SQLite file: which file, what SQLite said, what to do."""
+    return (f"{path}: the SQLite file is damaged ({error}); nothing more was written to it. "
+            "Restore it from a backup, or move it aside and start a new one "
+            "(docs/reliability.md, \"Damaged database\")")
 
 
 
@@ -154,9 +170,12 @@ class Database:
                 self.connection.execute("BEGIN IMMEDIATE")
                 try:
                     yield
-                except BaseException:
+                except BaseException as error:
                     if self.connection.in_transaction:
                         self.connection.execute("ROLLBACK")
+                    if is_damaged_database(error):
+                        raise StoreError(damaged_database_message(self.description,
+                                                                  error)) from None
                     raise
                 self.connection.execute("COMMIT")
         finally:
@@ -176,8 +195,34 @@ class Database:
         self.connection.close()
 
 
-def connect_sqlite(path: Path) -> Database:
-    """A SQLite file in WAL mode, created with its directory when missing."""
+def _connect_sqlite_read_only(path: Path) -> sqlite3.Connection:
+    """An existing file opened for reading only (mode=ro): nothing created, nothing written."""
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    try:
+        connection = sqlite3.connect(uri, uri=True, isolation_level=None,
+                                     check_same_thread=False, timeout=BUSY_TIMEOUT_SECONDS)
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError as error:
+        if "unable to open" not in str(error):
+            raise
+        # A WAL file in a read-only directory without its -shm file (the last writer closed
+        # cleanly): SQLite cannot make the shared-memory file, and with nobody able to write
+        # there the file cannot change while it is read, so it is opened as immutable.
+        connection = sqlite3.connect(f"{uri}&immutable=1", uri=True, isolation_level=None,
+                                     check_same_thread=False, timeout=BUSY_TIMEOUT_SECONDS)
+    return connection
+
+
+def connect_sqlite(path: Path, *, read_only: bool = False) -> Database:
+    """A SQLite file in WAL mode, created with its directory when missing; with `read_only`
+    an existing file opened without writing to it (a file or directory the user cannot write)."""
+    if read_only:
+        try:
+            connection = _connect_sqlite_read_only(path)
+            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{path}: cannot open as SQLite database: {error}") from None
+        return Database(connection, "sqlite", str(path))
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
     try:

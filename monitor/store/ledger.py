@@ -115,3 +115,11 @@ def migrate(database: Database, migration_sets: Sequence[MigrationSet], *,
 def schema_version(database: Database, migration_set: str = "store") -> int:
     """The highest version of one set applied (0 for an empty database)."""
     return max(applied_versions(database).get(migration_set, ()), default=0)
+
+
+def pending(database: Database, migration_sets: Sequence[MigrationSet]) -> list[str]:
+    """The migrations of `migration_sets` the database lacks, as "set version" (read only)."""
+    applied = applied_versions(database)
+    return [f"{migrations.name} {migration.version}" for migrations in migration_sets
+            for migration in migrations.migrations
+            if migration.version not in applied.get(migrations.name, set())]

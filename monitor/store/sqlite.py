@@ -47,12 +47,13 @@ class SQLiteStore:
 
     def __init__(self, path: str | Path, *, spool: bool = False,
                  clock: Callable[[], datetime] = utc_now,
-                 migration_sets: Sequence[MigrationSet] = DEFAULT_MIGRATION_SETS) -> None:
+                 migration_sets: Sequence[MigrationSet] = DEFAULT_MIGRATION_SETS,
+                 read_only: bool = False) -> None:
         self.path = Path(path)
         self.spool = spool
         self.clock = clock
         self.migration_sets = tuple(migration_sets)
-        self.database = connect_sqlite(self.path)
+        self.database = connect_sqlite(self.path, read_only=read_only)
         self.conn: sqlite3.Connection = self.database.connection
         self.db = sqlite_utils.Database(self.conn)
 

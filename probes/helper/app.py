@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 
 from aiohttp import web
 
-from probes import __version__
+from probes import __version__, server_limits
 from probes.control_protocol import ErrorAnswer, RequestRefused, parse_control_request
 from probes.helper.service import ControlService
 from probes.helper.settings import HelperSettings
@@ -39,7 +40,12 @@ async def handle_control(request: web.Request) -> web.Response:
     too_large = f"body: larger than {settings.max_request_bytes} bytes"
     if request.content_length is not None and request.content_length > settings.max_request_bytes:
         return _error(400, too_large)
-    raw, oversized = await read_capped(request.content, settings.max_request_bytes)
+    try:  # a trickled body must not hold a connection and a handler for ever
+        raw, oversized = await asyncio.wait_for(
+            read_capped(request.content, settings.max_request_bytes),
+            server_limits.BODY_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return _error(408, f"body: not received within {server_limits.BODY_TIMEOUT_SECONDS:g} s")
     if oversized:
         return _error(400, too_large)
     try:
