@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,26 @@ class UrlOutcome:
     @property
     def anomalous(self) -> bool:
         return self.blocking not in (False, None)
+
+
+def summarize_measurement(measurement: dict[str, Any], target_id: str, *, state: str | None,
+                          confirmation: int, saved: bool) -> UrlOutcome:
+    """The few fields of a measurement a round reports (pure)."""
+    test_keys = measurement.get("test_keys") or {}
+    failure = (test_keys.get("dns_experiment_failure") or test_keys.get("http_experiment_failure")
+               or test_keys.get("control_failure"))
+    return UrlOutcome(
+        target_id=target_id,
+        url=measurement.get("input", ""),
+        measurement_uid=measurement.get("measurement_uid"),
+        blocking=test_keys.get("blocking"),
+        accessible=test_keys.get("accessible"),
+        blocking_method=test_keys.get("blocking_method"),
+        failure=failure,
+        state=state,
+        confirmation=confirmation,
+        saved=saved,
+    )
 
 
 def render_progress_line(done: int, total: int, anomalous: int, retests_done: int = 0,

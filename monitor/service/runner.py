@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
 from monitor.service.clock_watch import ClockWatch
-from monitor.service.progress import ProgressReporter, UrlOutcome
+from monitor.service.progress import ProgressReporter, UrlOutcome, summarize_measurement
 from monitor.service.round_health import RoundEvidence, degraded_reason
 from monitor.settings import ProbeSettings, ScheduleSettings, Settings
 from monitor.state import Observation, StateDecision, decide_next_state
@@ -148,26 +148,6 @@ class RoundResult:
             "failures": sum(1 for outcome in self.outcomes if outcome.failure),
             "errors": len(self.errors),
         }
-
-
-def summarize_measurement(measurement: dict[str, Any], target_id: str, *, state: str | None,
-                          confirmation: int, saved: bool) -> UrlOutcome:
-    """The few fields of a measurement a round reports (pure)."""
-    test_keys = measurement.get("test_keys") or {}
-    failure = (test_keys.get("dns_experiment_failure") or test_keys.get("http_experiment_failure")
-               or test_keys.get("control_failure"))
-    return UrlOutcome(
-        target_id=target_id,
-        url=measurement.get("input", ""),
-        measurement_uid=measurement.get("measurement_uid"),
-        blocking=test_keys.get("blocking"),
-        accessible=test_keys.get("accessible"),
-        blocking_method=test_keys.get("blocking_method"),
-        failure=failure,
-        state=state,
-        confirmation=confirmation,
-        saved=saved,
-    )
 
 
 # Something that runs a blocking store call on the store's own thread and awaits the result.
