@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 
 # Run as a script, this folder is on sys.path: the lab and process helpers of the engine's bench.
-from bench_measure import cpu_seconds, free_port, peak_rss_mb, wait_for_port
+from bench_measure import cpu_seconds, free_port, peak_rss_mb, start_lab, wait_for_port
 
 from lab import LabInfo, bulk_hostname
 from probes.control_protocol import build_control_request
@@ -73,23 +73,6 @@ def cpu_split_seconds(pid: int) -> tuple[float, float]:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / ticks, int(fields[12]) / ticks
-
-
-def start_lab(directory: Path, bulk_sites: int) -> tuple[subprocess.Popen[bytes], LabInfo]:
-    """`python -m lab` with bulk sites; stopped again if it does not come up in time."""
-    info_file = directory / "lab-info.json"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lab", "--workdir", str(directory / "lab"), "--info-file", str(info_file),
-         "--bulk-sites", str(bulk_sites)],
-        cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=(directory / "lab.log").open("wb"),
-    )
-    deadline = time.monotonic() + LAB_START_TIMEOUT
-    while not info_file.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise SystemExit(f"the lab did not start (exit {process.poll()}); see {directory / 'lab.log'}")
-        time.sleep(0.1)
-    return process, LabInfo.from_json(info_file.read_text())
 
 
 def start_helper(directory: Path, info: LabInfo, profile_file: Path | None,
@@ -302,7 +285,7 @@ def main() -> int:
         print("bench_helper: the lab needs root; skipped")
         return 0
     directory = Path(tempfile.mkdtemp(prefix="blockmon-bench-helper-"))
-    lab_process, info = start_lab(directory, arguments.sites)
+    lab_process, info = start_lab(directory, arguments.sites, LAB_START_TIMEOUT)
     try:
         requests = control_requests(info, max(arguments.requests, arguments.profile_requests), arguments.sites)
         report: dict[str, Any] = {

@@ -34,10 +34,12 @@ from probes.options import ProbeIdentity, ProbeOptions  # noqa: E402
 START_TIMEOUT = 60.0
 
 
-def wait_for_file(path: Path, process: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
+def wait_for_file(path: Path, process: subprocess.Popen[bytes], what: str,
+                  timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
     while not path.exists():
         if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()  # a lab still starting would otherwise outlive the benchmark
             raise SystemExit(f"{what} did not start (exit {process.poll()})")
         time.sleep(0.05)
 
@@ -54,14 +56,16 @@ def wait_for_port(host: str, port: int, process: subprocess.Popen[bytes], what: 
             time.sleep(0.1)
 
 
-def start_lab(directory: Path, bulk_sites: int) -> tuple[subprocess.Popen[bytes], LabInfo]:
+def start_lab(directory: Path, bulk_sites: int,
+              timeout: float = START_TIMEOUT) -> tuple[subprocess.Popen[bytes], LabInfo]:
+    """`python -m lab` with bulk sites; killed again if it does not come up within `timeout`."""
     info_file = directory / "lab-info.json"
     process = subprocess.Popen(
         [sys.executable, "-m", "lab", "--workdir", str(directory / "lab"), "--info-file", str(info_file),
          "--bulk-sites", str(bulk_sites)],
         cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=(directory / "lab.log").open("wb"),
     )
-    wait_for_file(info_file, process, "the lab")
+    wait_for_file(info_file, process, f"the lab (see {directory / 'lab.log'})", timeout)
     return process, LabInfo.from_json(info_file.read_text())
 
 

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
-import pytest
 
 from monitor.service.uploader import upload_pending
 from monitor.settings import CollectorSettings, Settings
@@ -26,20 +24,6 @@ VANTAGE = "kz-almaty-1"
 async def no_wait(_seconds: float) -> None:
     return None
 
-
-@pytest.fixture
-def probe_store(tmp_path: Path) -> Iterator[Store]:
-    store = open_store(f"sqlite:///{tmp_path / 'probe.db'}", spool=True)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def collector(tmp_path: Path) -> Iterator[CollectorProcess]:
-    process = CollectorProcess(database=f"sqlite:///{tmp_path / 'collector.db'}", workdir=tmp_path)
-    process.start()
-    yield process
-    process.stop()
 
 
 def settings_for(collector: CollectorProcess) -> Settings:

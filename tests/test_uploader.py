@@ -6,7 +6,6 @@ import asyncio
 import json
 import random
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -60,20 +59,6 @@ def test_backoff_grows_exponentially_within_its_cap() -> None:
         assert all(0 <= delay <= ceiling for delay in delays)
         assert max(delays) > ceiling / 2  # jittered over the whole range, not pinned low
 
-
-@pytest.fixture
-def probe_store(tmp_path: Path) -> Iterator[Store]:
-    store = open_store(f"sqlite:///{tmp_path / 'probe.db'}", spool=True)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def collector(tmp_path: Path) -> Iterator[CollectorProcess]:
-    process = CollectorProcess(database=f"sqlite:///{tmp_path / 'collector.db'}", workdir=tmp_path)
-    process.start()
-    yield process
-    process.stop()
 
 
 def probe_settings(collector: CollectorProcess, token: str, batch: int = 500) -> Settings:
