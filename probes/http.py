@@ -442,16 +442,15 @@ async def _exchange(
     body_limit: int,
     state: _ExchangeState,
 ) -> None:
-    reader, writer = streams
     target = request_target(url)
     connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_RESPONSE_HEAD)
     request = h11.Request(method="GET", target=target, headers=entry["request"]["headers_list"])
-    writer.write(connection.send(request) + connection.send(h11.EndOfMessage()))
-    await writer.drain()
+    streams.write(connection.send(request) + connection.send(h11.EndOfMessage()))
+    await streams.drain()
     while True:
         event = connection.next_event()
         if event is h11.NEED_DATA:
-            data = await reader.read(_READ_SIZE)
+            data = await streams.read(_READ_SIZE)
             if not data:
                 state.eof_seen = True
                 if entry["response"] is None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+from probes.connection import Connection, open_connection
 from probes.errors import NETWORK_ERRORS, classify_failure
 from probes.measurement_types import TcpConnect
 from probes.options import ProbeOptions
 
-Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+# The open connection a step hands to the next (TCP to TLS to HTTP).
+Streams = Connection
 
 # Large enough for one h11 read of a typical page chunk; asyncio's default is 64 KiB.
 STREAM_LIMIT = 256 * 1024
@@ -23,7 +25,7 @@ def format_endpoint(ip: str, port: int) -> str:
 async def probe_tcp(
     ip: str, port: int, options: ProbeOptions, *, started: float | None = None
 ) -> tuple[TcpConnect, Streams | None]:
-    """Connect within connect_timeout; the open streams are returned so TLS/HTTP reuse them."""
+    """Connect within connect_timeout; the open connection is returned so TLS/HTTP reuse it."""
     started = time.monotonic() if started is None else started
     t0 = time.monotonic() - started
     local_addr = (options.source_address, 0) if options.source_address else None
@@ -32,7 +34,7 @@ async def probe_tcp(
     try:
         # asyncio.timeout, unlike wait_for, runs the connect in this task (no task per step).
         async with asyncio.timeout(options.connect_timeout):
-            streams = await asyncio.open_connection(ip, port, local_addr=local_addr, limit=STREAM_LIMIT)
+            streams = await open_connection(ip, port, local_addr=local_addr, limit=STREAM_LIMIT)
     except NETWORK_ERRORS as error:
         failure = classify_failure(error)
     entry: TcpConnect = {
@@ -53,4 +55,4 @@ async def close_streams(streams: Streams | None) -> None:
     """
     if streams is None:
         return
-    streams[1].transport.abort()
+    streams.abort()

@@ -88,11 +88,8 @@ async def _handshake(
 ) -> Failure | None:
     context = client_context(options.ca_file, mode)
     try:
-        # Our own timeout: asyncio's ssl_handshake_timeout surfaces as a vague ConnectionAbortedError.
         async with asyncio.timeout(options.tls_timeout):
-            await streams[1].start_tls(
-                context, server_hostname=server_name, ssl_handshake_timeout=options.tls_timeout + 5
-            )
+            await streams.start_tls(context, server_hostname=server_name)
     except NETWORK_ERRORS as error:
         return classify_failure(error)
     return None
@@ -110,7 +107,8 @@ async def _record_presented_chain(
 
 
 def _record_session(entry: TlsHandshake, streams: Streams) -> None:
-    ssl_object = streams[1].get_extra_info("ssl_object")
+    ssl_object = streams.ssl_object
+    assert ssl_object is not None, "called after a handshake that succeeded"
     entry["tls_version"] = ssl_object.version()
     cipher = ssl_object.cipher()
     entry["cipher_suite"] = cipher[0] if cipher else None
@@ -119,7 +117,7 @@ def _record_session(entry: TlsHandshake, streams: Streams) -> None:
 
 
 def _peer_chain(streams: Streams) -> tuple[list[PeerCertificate], list[CertificateDescription]]:
-    ssl_object = streams[1].get_extra_info("ssl_object")
+    ssl_object = streams.ssl_object
     if ssl_object is None:
         return [], []
     ders = _unverified_chain_ders(ssl_object)

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from lab.certificates import certificate_pem, key_pem, make_lab_root
+from probes.connection import Connection, open_connection
 from probes.helper import SERVICE_KEY, HelperSettings, TTLCache, build_app
 from probes.helper.connections import IdleConnections
 from probes.helper.exchange import Exchange
@@ -155,7 +156,7 @@ async def test_no_page_or_exchange_outlives_its_request(tls_site) -> None:
 
 
 @pytest.fixture
-async def loopback_connections() -> AsyncIterator[list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]:
+async def loopback_connections() -> AsyncIterator[list[Connection]]:
     """Plain TCP connections to a loopback server that holds them open (or closes on request)."""
     held: list[asyncio.StreamWriter] = []
 
@@ -164,12 +165,12 @@ async def loopback_connections() -> AsyncIterator[list[tuple[asyncio.StreamReade
 
     server = await asyncio.start_server(hold, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    opened = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+    opened = [await open_connection("127.0.0.1", port, limit=65536) for _ in range(3)]
     try:
         yield opened
     finally:
-        for _, writer in opened:
-            writer.transport.abort()
+        for connection in opened:
+            connection.abort()
         for writer in held:
             writer.transport.abort()
         server.close()
@@ -182,7 +183,7 @@ async def test_idle_connections_are_bounded_in_number_and_time(loopback_connecti
     idle.keep_alive(("http", "b", "127.0.0.1", 80), b)
     idle.keep_alive(("http", "c", "127.0.0.1", 80), c)
     # Full: the oldest was closed to make room.
-    assert len(idle) == 2 and a[1].transport.is_closing()
+    assert len(idle) == 2 and a.is_closing()
     assert idle.take(("http", "a", "127.0.0.1", 80)) is None
     assert idle.take(("http", "b", "127.0.0.1", 80)) == (b, False) and len(idle) == 1
     assert idle.take(("http", "b", "127.0.0.1", 80)) is None
@@ -191,16 +192,16 @@ async def test_idle_connections_are_bounded_in_number_and_time(loopback_connecti
     brief.keep_alive(("http", "b", "127.0.0.1", 80), b)
     await asyncio.sleep(0.1)
     brief.close_expired()
-    assert len(brief) == 0 and b[1].transport.is_closing()
+    assert len(brief) == 0 and b.is_closing()
     await idle.close()
-    assert c[1].transport.is_closing()
+    assert c.is_closing()
 
 
 async def test_a_hand_over_goes_to_the_page_even_with_keep_alive_off(loopback_connections) -> None:
     a, b, _ = loopback_connections
     off = IdleConnections(size=0, idle_timeout=10)
     off.keep_alive(("http", "a", "127.0.0.1", 80), a)
-    assert a[1].transport.is_closing() and len(off) == 0
+    assert a.is_closing() and len(off) == 0
     off.hand_over(("http", "b", "127.0.0.1", 80), b)
     assert off.take(("http", "b", "127.0.0.1", 80)) == (b, True) and len(off) == 0
 
@@ -210,7 +211,7 @@ async def test_a_connection_the_peer_closed_while_parked_is_not_handed_out(loopb
     idle = IdleConnections(size=4, idle_timeout=30)
     key = ("http", "a", "127.0.0.1", 80)
     idle.keep_alive(key, a)
-    a[0].feed_eof()  # what the reader holds once the server's FIN has arrived
+    a.eof_received()  # what the connection holds once the server's FIN has arrived
     assert idle.take(key) is None and len(idle) == 0
 
 

@@ -116,10 +116,9 @@ class IdleConnections:
 
 
 def _is_open(streams: Streams) -> bool:
-    reader, writer = streams
-    # A peer that closed while the connection waited has left EOF in the reader.
-    return not writer.transport.is_closing() and not reader.at_eof()
+    # A peer that closed while the connection waited has left EOF behind.
+    return not streams.is_closing() and not streams.at_eof()
 
 
 def _abort(streams: Streams) -> None:
-    streams[1].transport.abort()
+    streams.abort()

@@ -50,11 +50,10 @@ async def exchange_get(
     An EOF before the response is complete raises EOFError, as aiohttp's ServerDisconnectedError
     and ClientPayloadError did (both classify as eof_error).
     """
-    reader, writer = streams
     connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_RESPONSE_HEAD)
     request = h11.Request(method="GET", target=target, headers=headers)
-    writer.write(connection.send(request) + connection.send(h11.EndOfMessage()))
-    await writer.drain()
+    streams.write(connection.send(request) + connection.send(h11.EndOfMessage()))
+    await streams.drain()
     response: h11.Response | None = None
     recorder: ThroughputRecorder | None = None
     body = bytearray()
@@ -68,7 +67,7 @@ async def exchange_get(
                 raise EOFError("connection closed before the response was complete") from error
             raise
         if event is h11.NEED_DATA:
-            data = await reader.read(_READ_SIZE)
+            data = await streams.read(_READ_SIZE)
             if not data:
                 if response is None:
                     raise EOFError("connection closed before a response")
@@ -84,7 +83,7 @@ async def exchange_get(
             if len(body) > body_limit:
                 ended_by = "bytes"
                 if counting is not None:
-                    ended_by = await _count_on(connection, reader, recorder, counting)
+                    ended_by = await _count_on(connection, streams, recorder, counting)
                 profile = recorder.profile(time.monotonic(), ended_by)
                 return _exchange(response, body[:body_limit], truncated=True, reusable=False,
                                  throughput=profile)
@@ -98,7 +97,7 @@ async def exchange_get(
         # InformationalResponse (1xx): the final response follows.
 
 
-async def _count_on(connection: h11.Connection, reader: asyncio.StreamReader,
+async def _count_on(connection: h11.Connection, streams: Streams,
                     recorder: ThroughputRecorder, budget: CountingBudget) -> str:
     """Read the rest of the body only counting it, within the budget; how the count ended."""
     remaining = max(budget.max_seconds - recorder.elapsed(time.monotonic()), 0.0)
@@ -107,7 +106,7 @@ async def _count_on(connection: h11.Connection, reader: asyncio.StreamReader,
             while recorder.total < budget.max_bytes:
                 event = connection.next_event()
                 if event is h11.NEED_DATA:
-                    data = await reader.read(_READ_SIZE)
+                    data = await streams.read(_READ_SIZE)
                     if not data:
                         return "eof"
                     connection.receive_data(data)
