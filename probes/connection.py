@@ -36,6 +36,7 @@ class Connection(asyncio.Protocol):
         self._incoming: ssl.MemoryBIO | None = None
         self._outgoing: ssl.MemoryBIO | None = None
         self._handshake: asyncio.Future[None] | None = None
+        self._holding_finished = False
 
     # asyncio.Protocol -----------------------------------------------------------------------
 
@@ -122,6 +123,7 @@ class Connection(asyncio.Protocol):
             self._transport.write(data)
             return
         self._tls.write(data)
+        self._holding_finished = False
         self._flush_tls()
 
     async def drain(self) -> None:
@@ -166,6 +168,8 @@ class Connection(asyncio.Protocol):
 
     def abort(self) -> None:
         """Drop the connection at once (no TLS close_notify, no FIN wait)."""
+        if self._holding_finished:
+            self._release_finished()  # a handshake completes on the wire, as before
         if self._transport is not None:
             self._transport.abort()
 
@@ -184,10 +188,13 @@ class Connection(asyncio.Protocol):
                 self._flush_tls()  # the alert, if OpenSSL wrote one
                 self._fail_handshake(error)
                 return
-            self._flush_tls()
+            # The client's Finished waits for the request written behind it (at the latest until
+            # the loop's next turn): one packet instead of two, for us and for the server.
             waiter, self._handshake = self._handshake, None
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(None)  # schedules the step first, then the release below
+            self._holding_finished = True
+            asyncio.get_running_loop().call_soon(self._release_finished)
         while True:
             try:
                 chunk = tls.read(_TLS_READ_SIZE)
@@ -204,8 +211,14 @@ class Connection(asyncio.Protocol):
             self._buffer += chunk
         self._flush_tls()
 
+    def _release_finished(self) -> None:
+        self._holding_finished = False
+        self._flush_tls()
+
     def _flush_tls(self) -> None:
         assert self._outgoing is not None
+        if self._holding_finished:
+            return
         if self._outgoing.pending and self._transport is not None and not self._transport.is_closing():
             self._transport.write(self._outgoing.read())
 
