@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import aiohttp
+import json
 
+from probes.control_client import ControlClient
 from probes.control_protocol import (
     ControlAnswer,
     ControlAnswerError,
@@ -11,7 +12,7 @@ from probes.control_protocol import (
     parse_control_answer,
 )
 from probes.errors import NETWORK_ERRORS, classify_failure
-from probes.http import REQUEST_HEADERS, read_capped
+from probes.http import REQUEST_HEADERS
 from probes.options import ProbeOptions
 
 # A control answer is a few KiB; an endless one must not fill the probe's memory.
@@ -19,7 +20,7 @@ MAX_CONTROL_ANSWER_BYTES = 4 * 1024 * 1024
 
 
 async def fetch_control(
-    session: aiohttp.ClientSession, options: ProbeOptions, url: str, addresses: list[str]
+    session: ControlClient, options: ProbeOptions, url: str, addresses: list[str]
 ) -> tuple[ControlAnswer, str | None]:
     """POST to options.helper_url; returns (control, control_failure), ({}, None) without a helper."""
     if not options.helper_url:
@@ -27,16 +28,16 @@ async def fetch_control(
     headers = {"Content-Type": "application/json"}
     if options.helper_token:
         headers["Authorization"] = f"Bearer {options.helper_token}"
-    body = build_control_request(url, addresses, REQUEST_HEADERS)
-    timeout = aiohttp.ClientTimeout(total=options.control_timeout)
+    body = json.dumps(build_control_request(url, addresses, REQUEST_HEADERS)).encode()
     try:
-        async with session.post(options.helper_url, json=body, headers=headers, timeout=timeout) as reply:
-            payload, oversized = await read_capped(reply.content, MAX_CONTROL_ANSWER_BYTES)
-            if oversized or reply.status != 200:
-                # The vocabulary is closed; a refusal (401/403/503) is an unusable helper answer.
-                return {}, "http_invalid_response"
+        reply = await session.post(options.helper_url, body, headers, timeout=options.control_timeout,
+                                   limit=MAX_CONTROL_ANSWER_BYTES)
     except NETWORK_ERRORS as error:
         return {}, classify_failure(error)
+    if reply.oversized or reply.status != 200:
+        # The vocabulary is closed; a refusal (401/403/503) is an unusable helper answer.
+        return {}, "http_invalid_response"
+    payload = reply.body
     try:
         return parse_control_answer(payload), None
     except ControlAnswerError:

@@ -11,12 +11,11 @@ from datetime import UTC, datetime
 from typing import Any, TypedDict, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
-import aiohttp
-
 from probes import __version__
 from probes.analysis import analyze
 from probes.asn import AsnDatabase, annotate_dns_answers, cached_asn_database, open_asn_database
 from probes.control import fetch_control
+from probes.control_client import ControlClient
 from probes.control_protocol import ControlAnswer
 from probes.dns import addresses_from_queries, is_ip_literal, probe_dns, resolvers_for
 from probes.endpoints import DEFAULT_PORTS
@@ -114,7 +113,7 @@ async def measure_url(
     url: str,
     options: ProbeOptions,
     *,
-    session: aiohttp.ClientSession | None = None,
+    session: ControlClient | None = None,
     annotations: Mapping[str, str] | None = None,
     report_id: str = "adhoc",
     test_start_time: datetime | None = None,
@@ -131,7 +130,7 @@ async def measure_url(
     started = time.monotonic()
     own_session = session is None and options.helper_url is not None
     if own_session:
-        session = aiohttp.ClientSession()
+        session = ControlClient()
     try:
         observed = await _collect_observations(url, options, session, started)
         observed["x_throughput"] = await probe_throughput(
@@ -173,7 +172,7 @@ async def measure_url(
 
 
 async def _collect_observations(
-    url: str, options: ProbeOptions, session: aiohttp.ClientSession | None, started: float
+    url: str, options: ProbeOptions, session: ControlClient | None, started: float
 ) -> ObservationKeys:
     scheme, host, port = url_endpoint(url)
     if is_ip_literal(host):
@@ -361,8 +360,7 @@ async def measure_many(
     test_start_time = datetime.now(UTC)
     pending = iter(urls)
     measured = 0
-    connector = aiohttp.TCPConnector(limit=max(concurrency, 1))
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with ControlClient(max_idle=max(concurrency, 1)) as session:
 
         async def worker() -> None:
             nonlocal measured

@@ -6,10 +6,9 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import aiohttp
-
 from probes.analysis_throttle import MIN_RATE_BYTES, is_throttling_candidate
 from probes.control import fetch_control
+from probes.control_client import ControlClient
 from probes.http import HopSteps, fetch_one, probe_http, url_endpoint
 from probes.options import ProbeOptions
 from probes.tcp import format_endpoint, probe_tcp
@@ -27,7 +26,7 @@ async def probe_throughput(
     url: str,
     observed: Mapping[str, Any],
     options: ProbeOptions,
-    session: aiohttp.ClientSession | None,
+    session: ControlClient | None,
     *,
     throughput_url: str | None = None,
     baseline_urls: Sequence[str] = (),

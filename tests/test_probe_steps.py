@@ -30,6 +30,7 @@ from cryptography.x509.oid import NameOID
 
 from probes.certificates import describe_certificate
 from probes.control import fetch_control
+from probes.control_client import ControlClient
 from probes.control_protocol import control_shape_error
 from probes.dns import addresses_from_queries, parse_resolver, probe_dns
 from probes.errors import InvalidInput, classify_failure
@@ -805,7 +806,7 @@ async def test_control_request_shape_and_token(control_server):
 
     url, received = control_server
     options = replace(OPTIONS, helper_url=url, helper_token="sesame")
-    async with aiohttp.ClientSession() as session:
+    async with ControlClient() as session:
         control, failure = await fetch_control(session, options, "https://good.test/", ["127.0.0.5", "::1"])
     assert failure is None and control["dns"]["addrs"] == ["127.0.0.5"]
     body = received[0]
@@ -819,7 +820,7 @@ async def test_control_refusal_and_down_helper_are_failures(control_server):
     from dataclasses import replace
 
     url, _ = control_server
-    async with aiohttp.ClientSession() as session:
+    async with ControlClient() as session:
         refused = await fetch_control(session, replace(OPTIONS, helper_url=url), "http://good.test/", [])
         down = await fetch_control(
             session, replace(OPTIONS, helper_url=f"http://{LOOPBACK}:{_closed_port()}/"), "http://good.test/", []
@@ -863,7 +864,7 @@ async def test_a_control_answer_of_another_shape_is_a_failure(control):
     # A broken or foreign helper's answer once reached the analysis and crashed the measurement.
     runner, port = await serve_control_bytes([json.dumps(control).encode()])
     try:
-        async with aiohttp.ClientSession() as session:
+        async with ControlClient() as session:
             answer = await fetch_control(session, replace(OPTIONS, helper_url=f"http://{LOOPBACK}:{port}/"), "http://good.test/", [])
     finally:
         await runner.cleanup()
@@ -879,7 +880,7 @@ async def test_a_control_answer_is_read_whole_and_an_oversized_one_refused():
     huge = [b" " * 65536] * (MAX_CONTROL_ANSWER_BYTES // 65536 + 2) + [b"{}"]
     huge_runner, huge_port = await serve_control_bytes(huge)
     try:
-        async with aiohttp.ClientSession() as session:
+        async with ControlClient() as session:
             whole = await fetch_control(session, replace(OPTIONS, helper_url=f"http://{LOOPBACK}:{port}/"),
                                         "http://good.test/", [])
             oversized = await fetch_control(

@@ -5,10 +5,8 @@ from __future__ import annotations
 import statistics
 import time
 from collections import deque
+from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
-from types import SimpleNamespace
-
-import aiohttp
 
 from monitor.service.round_health import CLOCK_SKEW_LIMIT_SECONDS
 
@@ -29,10 +27,10 @@ def clock_skew(date_header: str | None, local_time: float) -> float | None:
 
 
 class ClockWatch:
-    """Collects the skew of each helper answer through an aiohttp trace on the helper session.
+    """Collects the skew of each helper answer, handed over by the control client.
 
         watch = ClockWatch()
-        session = aiohttp.ClientSession(trace_configs=[watch.trace_config()])
+        client = ControlClient(on_answer=watch.observe_headers)
         ...
         watch.skew_since(round_started)   # median seconds ahead, or None without answers
     """
@@ -50,12 +48,6 @@ class ClockWatch:
         skews = [skew for at, skew in self._samples if at >= started]
         return statistics.median(skews) if skews else None
 
-    def trace_config(self) -> aiohttp.TraceConfig:
-        trace = aiohttp.TraceConfig()
-
-        async def on_request_end(_session: aiohttp.ClientSession, _context: SimpleNamespace,
-                                 params: aiohttp.TraceRequestEndParams) -> None:
-            self.observe(params.response.headers.get("Date"), time.time())
-
-        trace.on_request_end.append(on_request_end)
-        return trace
+    def observe_headers(self, headers: Mapping[str, str]) -> None:
+        """A control answer's headers (names in lower case), as the control client gives them."""
+        self.observe(headers.get("date"), time.time())

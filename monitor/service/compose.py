@@ -8,8 +8,6 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TextIO
 
-import aiohttp
-
 from monitor.schema import PROBE_DATABASE
 from monitor.service.clock_watch import ClockWatch
 from monitor.service.plan import RunningService, ServiceCannotStart, ServicePlan, schedule_for
@@ -19,6 +17,7 @@ from monitor.service.scheduler import MonitorScheduler
 from monitor.signals import ShutdownRequest
 from monitor.store import Store, StoreError, open_store
 from monitor.store.writer import StoreWriter
+from probes.control_client import ControlClient
 
 log = logging.getLogger("blockmon.run")
 
@@ -48,8 +47,8 @@ async def _with_store(plan: ServicePlan, body: Callable[[Runner], Awaitable[int]
                                  vantage_id=settings.probe.vantage_id)
         if probe_options.helper_url is not None:
             # One connection pool to the control helper for the whole service, not one per URL.
-            # Its trace reads the helper's Date header on each answer: a round checks the clock.
-            session = aiohttp.ClientSession(trace_configs=[clock_watch.trace_config()])
+            # It hands each answer's Date header to the clock watch: a round checks the clock.
+            session = ControlClient(on_answer=clock_watch.observe_headers)
         runner = Runner(settings, recorder, plan.target_lists, probe_options,
                         config=plan.runner_config, measure=plan.measure, session=session,
                         clock_watch=clock_watch)

@@ -24,7 +24,7 @@ from probes.throughput_probe import rate_arguments, with_vantage_baselines
 from targets.model import Target, TargetList
 
 if TYPE_CHECKING:
-    import aiohttp
+    from probes.control_client import ControlClient
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class Runner:
         config: RunnerConfig | None = None,
         measure: MeasureFunction | None = None,
         schedule_retest: ScheduleRetest | None = None,
-        session: aiohttp.ClientSession | None = None,
+        session: ControlClient | None = None,
         clock_watch: ClockWatch | None = None,
     ) -> None:
         self.settings = settings
@@ -241,8 +241,8 @@ class Runner:
         self.probe_options = with_vantage_baselines(probe_options, lists)
         self.config = config or RunnerConfig.from_settings(settings)
         self.measure = measure or _default_measure()
-        # One aiohttp session for every control-helper call of the service (its connection
-        # pool is reused); None lets each measurement open its own (or skip the control).
+        # One control client for every control-helper call of the service (its kept-alive
+        # connections are reused); None lets each measurement open its own (or skip the control).
         self.session = session
         self.clock_watch = clock_watch or ClockWatch()  # the helper's Date headers on `session`
         self.schedule_retest = schedule_retest or self._retest_later

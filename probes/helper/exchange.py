@@ -50,13 +50,30 @@ async def exchange_get(
     An EOF before the response is complete raises EOFError, as aiohttp's ServerDisconnectedError
     and ClientPayloadError did (both classify as eof_error).
     """
+    return await exchange(streams, "GET", target, headers, body_limit, counting=counting)
+
+
+async def exchange(
+    streams: Streams,
+    method: str,
+    target: str,
+    headers: list[tuple[str, str]],
+    body_limit: int,
+    *,
+    body: bytes = b"",
+    counting: CountingBudget | None = None,
+) -> Exchange:
+    """One request (`body` sent with it, headers to say its length) and its response, as exchange_get."""
     connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_RESPONSE_HEAD)
-    request = h11.Request(method="GET", target=target, headers=headers)
-    streams.write(connection.send(request) + connection.send(h11.EndOfMessage()))
+    request = h11.Request(method=method, target=target, headers=headers)
+    message = connection.send(request)
+    if body:
+        message += connection.send(h11.Data(data=body))
+    streams.write(message + connection.send(h11.EndOfMessage()))
     await streams.drain()
     response: h11.Response | None = None
     recorder: ThroughputRecorder | None = None
-    body = bytearray()
+    received = bytearray()
     eof_seen = False
     while True:
         try:
@@ -79,18 +96,18 @@ async def exchange_get(
         elif isinstance(event, h11.Data):
             assert recorder is not None, "h11 gives the response before its body"
             recorder.add(time.monotonic(), len(event.data))
-            body += event.data
-            if len(body) > body_limit:
+            received += event.data
+            if len(received) > body_limit:
                 ended_by = "bytes"
                 if counting is not None:
                     ended_by = await _count_on(connection, streams, recorder, counting)
                 profile = recorder.profile(time.monotonic(), ended_by)
-                return _exchange(response, body[:body_limit], truncated=True, reusable=False,
+                return _exchange(response, received[:body_limit], truncated=True, reusable=False,
                                  throughput=profile)
         elif isinstance(event, h11.EndOfMessage):
             reusable = connection.our_state is h11.DONE and connection.their_state is h11.DONE
             whole = recorder.profile(time.monotonic(), "eof") if recorder else None
-            return _exchange(response, body, truncated=False, reusable=reusable,
+            return _exchange(response, received, truncated=False, reusable=reusable,
                              throughput=whole)
         elif isinstance(event, h11.ConnectionClosed):
             raise EOFError("connection closed before the response was complete")
