@@ -1,4 +1,4 @@
-"""HTTP step: a browser-like GET with h11 over an open connection, following redirects hop by hop."""
+"""HTTP step: a browser-like GET over an open connection, following redirects hop by hop."""
 
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import dns.exception
 import dns.name
-import h11
 
 from probes.bogons import is_bogon
 from probes.dns import addresses_from_queries, is_ip_literal, is_valid_hostname, probe_dns
 from probes.endpoints import DEFAULT_PORTS, request_target
 from probes.errors import NETWORK_ERRORS, classify_failure
+from probes.http_stream import ResponseStream
+from probes.http_wire import ResponseHead
 from probes.measurement_types import DnsQuery, TcpConnect, TlsHandshake
 from probes.options import ProbeOptions
 from probes.tcp import Streams, close_streams, format_endpoint, probe_tcp
@@ -38,9 +39,6 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _READ_SIZE = 65536
-# A response head may be this long, as in Chrome; h11's default (16 KiB) fails honest sites that
-# send many cookies or a long CSP, which the control's aiohttp reads (128 fields of 8 KiB).
-_MAX_RESPONSE_HEAD = 256 * 1024
 # Found with plain searches, not one backtracking regex: "<title" repeated over 64 KiB made
 # r"<title[^>]*>(.*?)</title" scan to the end from each one (4 s of CPU in the helper's loop).
 _TITLE_OPEN = re.compile(rb"<title", re.IGNORECASE)
@@ -386,11 +384,10 @@ async def fetch_one(
         else:
             entry["failure"], ended_by = "generic_timeout_error", "failure"
     except NETWORK_ERRORS as error:
-        # A peer that closes mid-message makes h11 complain about the protocol; it is an early EOF.
-        eof = isinstance(error, h11.RemoteProtocolError) and state.eof_seen
+        # A peer that closes mid-message is an early EOF (probes/http_stream.py says which).
         ended_by = "failure"
         if not state.discarding:
-            entry["failure"] = "eof_error" if eof else classify_failure(error)
+            entry["failure"] = classify_failure(error)
     finally:
         await close_streams(streams)
     if entry["response"] is not None:
@@ -405,10 +402,9 @@ async def fetch_one(
 
 
 class _ExchangeState:
-    __slots__ = ("eof_seen", "recorder", "discarding", "ended_by", "timeout", "byte_budget", "seconds_budget")
+    __slots__ = ("recorder", "discarding", "ended_by", "timeout", "byte_budget", "seconds_budget")
 
     def __init__(self, recorder: ThroughputRecorder, options: ProbeOptions) -> None:
-        self.eof_seen = False
         self.recorder = recorder
         # True once the body reached its cap: what comes after is only counted.
         self.discarding = False
@@ -442,46 +438,32 @@ async def _exchange(
     body_limit: int,
     state: _ExchangeState,
 ) -> None:
-    target = request_target(url)
-    connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_RESPONSE_HEAD)
-    request = h11.Request(method="GET", target=target, headers=entry["request"]["headers_list"])
-    streams.write(connection.send(request) + connection.send(h11.EndOfMessage()))
-    await streams.drain()
-    while True:
-        event = connection.next_event()
-        if event is h11.NEED_DATA:
-            data = await streams.read(_READ_SIZE)
-            if not data:
-                state.eof_seen = True
-                if entry["response"] is None:
-                    raise EOFError("connection closed before a response")
-            connection.receive_data(data)
-        elif isinstance(event, h11.Response):
-            entry["response"] = _response_entry(event)
-        elif isinstance(event, h11.Data):
-            state.recorder.add(time.monotonic(), len(event.data))
-            if not state.discarding:
-                room = body_limit - len(body)
-                body += event.data[:room]
-                if len(event.data) > room:
-                    entry["response"]["body_is_truncated"] = True
-                    state.start_discarding()
-            spent = state.budget_spent() if state.discarding else None
-            if spent is not None:
-                state.ended_by = spent
-                return
-        elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+    headers = [(name, value) for name, value in entry["request"]["headers_list"]]
+    stream = ResponseStream(streams, "GET", request_target(url), headers)
+    await stream.send()
+    entry["response"] = _response_entry(await stream.head())
+    while (data := await stream.chunk()) is not None:
+        state.recorder.add(time.monotonic(), len(data))
+        if not state.discarding:
+            room = body_limit - len(body)
+            body += data[:room]
+            if len(data) > room:
+                entry["response"]["body_is_truncated"] = True
+                state.start_discarding()
+        spent = state.budget_spent() if state.discarding else None
+        if spent is not None:
+            state.ended_by = spent
             return
 
 
-def _response_entry(event: h11.Response) -> dict[str, Any]:
-    # raw_items keeps the header names as the server spelled them (h11 lowercases the rest).
-    headers_list = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in event.headers.raw_items()]
+def _response_entry(head: ResponseHead) -> dict[str, Any]:
+    # The header names as the server spelled them, values as sent (latin-1, as h11's raw_items).
+    headers_list = [[k.decode("latin-1"), v.decode("latin-1")] for k, v in head.headers]
     headers: dict[str, str] = {}
     for key, value in headers_list:
         headers.setdefault(key, value)
     return {
-        "code": event.status_code,
+        "code": head.status,
         "headers": headers,
         "headers_list": headers_list,
         "body": "",
