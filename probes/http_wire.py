@@ -9,6 +9,7 @@ answers None and the caller hands the bytes to h11 (probes/http_stream.py). Pure
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -92,8 +93,7 @@ def encode_request(method: str, target: str, headers: list[tuple[str, str]], bod
     hosts: list[bytes] = []
     others: list[bytes] = []
     for name, value in fields:
-        field = _HEADER_FIELD.fullmatch(name + b": " + value)
-        if field is None or field.group(2) != value:
+        if not _is_plain_field(name, value):
             return None
         lowered = name.lower()
         if lowered in (b"transfer-encoding", b"connection"):
@@ -105,3 +105,10 @@ def encode_request(method: str, target: str, headers: list[tuple[str, str]], bod
 
 
 _TOKEN_RE = re.compile(_TOKEN)
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_plain_field(name: bytes, value: bytes) -> bool:
+    # Requests repeat the same few headers (User-Agent, Accept, ...): each is checked once.
+    field = _HEADER_FIELD.fullmatch(name + b": " + value)
+    return field is not None and field.group(2) == value
