@@ -19,13 +19,14 @@ class Helper:
     """An aiohttp server that answers POST / with the JSON it got, counting its connections."""
 
     def __init__(self) -> None:
-        self.connections: set[int] = set()
+        self.connections: set[tuple[str, int]] = set()
         self.bodies: list[dict] = []
         self.close_after_answer = False
         self.chunked = False
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.connections.add(id(request.transport))
+        # The client's address and port name the connection (an id() may be reused once freed).
+        self.connections.add(request.transport.get_extra_info("peername"))
         self.bodies.append(await request.json())
         headers = {"Connection": "close"} if self.close_after_answer else {}
         if self.chunked:
