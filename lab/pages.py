@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import secrets
@@ -41,10 +42,16 @@ def _paragraphs(hostname: str) -> list[str]:
     return paragraphs
 
 
+@functools.lru_cache(maxsize=8192)
+def _body_html(hostname: str) -> str:
+    # The same for every page of a site: made once, not per request (it was ~6% of the lab's CPU).
+    return "\n".join(f"<p>{p}</p>" for p in _paragraphs(hostname))
+
+
 def render_site_page(hostname: str, path: str) -> str:
     """The real page of a lab site; its title names the host."""
     name = html.escape(hostname)
-    body = "\n".join(f"<p>{p}</p>" for p in _paragraphs(hostname))
+    body = _body_html(hostname)
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{name}</title></head>\n<body><h1>{name}</h1>\n"
