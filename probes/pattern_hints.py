@@ -63,6 +63,71 @@ def required_ascii_run(regex: re.Pattern[str]) -> tuple[str, bool] | None:
     return (best.lower(), True) if caseless else (best, False)
 
 
+@functools.cache
+def required_ascii_runs(regex: re.Pattern[str]) -> tuple[tuple[str, ...], bool] | None:
+    """Runs of ASCII characters of which every match contains one, and whether case-blind.
+
+    Looks into groups, required repeats and alternations (one run from each branch): the
+    most selective choice is kept, the one whose shortest run is longest. None when no choice
+    has runs of at least _MIN_RUN characters.
+    """
+    if sre_parser is None or not isinstance(regex.pattern, str):
+        return None
+    try:
+        parsed = sre_parser.parse(regex.pattern, regex.flags)
+    except (re.error, TypeError, ValueError):
+        return None
+    runs = _sequence_runs(list(parsed))
+    if runs is None:
+        return None
+    if parsed.state.flags & re.IGNORECASE:
+        return tuple(run.lower() for run in runs), True
+    return runs, False
+
+
+def _sequence_runs(items: list[tuple[Any, Any]]) -> tuple[str, ...] | None:
+    # Every item of a sequence takes part in a match: any one item's runs are required.
+    choices: list[tuple[str, ...]] = []
+    run = ""
+    for op, value in items + [(None, None)]:
+        if op is sre_constants.LITERAL and value < 128:
+            run += chr(value)
+            continue
+        if run:
+            choices.append((run,))
+            run = ""
+        inner = _item_runs(op, value)
+        if inner is not None:
+            choices.append(inner)
+    eligible = [runs for runs in choices if min(map(len, runs)) >= _MIN_RUN]
+    if not eligible:
+        return None
+    return max(eligible, key=lambda runs: (min(map(len, runs)), -len(runs)))
+
+
+def _item_runs(op: Any, value: Any) -> tuple[str, ...] | None:
+    if op is sre_constants.SUBPATTERN:
+        _, add_flags, del_flags, sub = value
+        if (add_flags | del_flags) & re.IGNORECASE:
+            return None  # a local case rule: the runs' comparison would differ
+        return _sequence_runs(list(sub))
+    if op is sre_constants.BRANCH:
+        _, alternatives = value
+        branch_runs: list[str] = []
+        for branch in alternatives:
+            runs = _sequence_runs(list(branch))
+            if runs is None:
+                return None  # a branch that needs no run: the alternation needs none
+            branch_runs.extend(runs)
+        return tuple(dict.fromkeys(branch_runs))
+    if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, sre_constants.POSSESSIVE_REPEAT):
+        low, _, sub = value
+        return _sequence_runs(list(sub)) if low >= 1 else None
+    if op is sre_constants.ATOMIC_GROUP:
+        return _sequence_runs(list(value))
+    return None
+
+
 def text_needs_non_ascii(text: str) -> bool:
     """For substring fingerprints matched on casefolded text: casefolding keeps ASCII ASCII."""
     return not text.casefold().isascii()
@@ -129,18 +194,19 @@ class PageText:
 
     def may_match(self, regex: re.Pattern[str]) -> bool:
         """False when the ASCII body cannot match: the regex needs a non-ASCII character or
-        an ASCII run the body lacks."""
+        ASCII runs (one of them) the body lacks."""
         if regex_needs_non_ascii(regex):
             return False
-        run = required_ascii_run(regex)
-        if run is None:
+        required = required_ascii_runs(regex)
+        if required is None:
             return True
-        text, caseless = run
+        runs, caseless = required
+        haystack = self.body
         if caseless:
             if self._lowered_body is None:
                 self._lowered_body = self.body.lower()
-            return text in self._lowered_body
-        return text in self.body
+            haystack = self._lowered_body
+        return any(run in haystack for run in runs)
 
     @property
     def normalized_title(self) -> str:

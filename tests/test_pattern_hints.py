@@ -8,7 +8,12 @@ import pytest
 
 from probes.analysis_compare import simhash_words
 from probes.fingerprints import default_fingerprints, match_http_blockpage
-from probes.pattern_hints import regex_needs_non_ascii, required_ascii_run
+from probes.pattern_hints import (
+    PageText,
+    regex_needs_non_ascii,
+    required_ascii_run,
+    required_ascii_runs,
+)
 
 
 @pytest.mark.parametrize(
@@ -95,3 +100,59 @@ def test_shortcuts_agree_with_trying_every_pattern(body, title):
 )
 def test_simhash_words_are_the_word_regex_words(text):
     assert simhash_words(text) == re.findall(r"\w+", text.casefold())
+
+
+@pytest.mark.parametrize(
+    ("pattern", "runs"),
+    [
+        (
+            "(?i)(this|the requested) (web ?site|site|page|url|resource) (has been|is) (blocked|restricted)",
+            (("blocked", "restricted"), True),
+        ),
+        ("x(abcde|fghij)", (("abcde", "fghij"), False)),
+        ("(?:abcd)+", (("abcd",), False)),
+        ("(?:abcd)*x", None),  # the group may match nothing
+        ("(?i)(abcde|f)", None),  # one branch needs no run of 4
+        ("(?-i:ABCD)efgh", (("efgh",), False)),  # a local case rule: its group makes no claim
+        ("(?i)Internet\\s?positif", (("internet",), True)),
+        ("a(b)c", None),
+    ],
+)
+def test_required_ascii_runs(pattern, runs):
+    assert required_ascii_runs(re.compile(pattern)) == runs
+
+
+ALTERNATION_BODIES = [
+    "<p>This site is blocked.</p>",
+    "<p>THE REQUESTED RESOURCE HAS BEEN RESTRICTED</p>",
+    "<p>the requested url is  blocked</p>",  # two spaces: no match, though both runs are there
+    "<p>blocked restricted</p>",
+    "<p>Nothing to see</p>",
+    "<p>" + "Lorem ipsum dolor sit amet. " * 100 + "this page is restricted</p>",
+]
+
+
+@pytest.mark.parametrize("body", ALTERNATION_BODIES)
+def test_alternation_runs_agree_with_trying_every_pattern(body):
+    match = match_http_blockpage(default_fingerprints(), body, {}, "News")
+    expected = _naive_match(body, "News")
+    assert (match.id if match else None) == expected
+
+
+def test_a_page_without_any_run_skips_the_regex():
+    page = PageText("<p>Nothing to see</p>", None)
+    regex = re.compile("(?i)(this|the requested) (site|page) (has been|is) (blocked|restricted)")
+    assert page.may_match(regex) is False
+    assert PageText("<p>It is BLOCKED</p>", None).may_match(regex) is True
+
+
+@pytest.mark.parametrize("body", [b for b in BODIES + ALTERNATION_BODIES if b.isascii()])
+def test_may_match_is_false_only_where_the_regex_finds_nothing(body):
+    page = PageText(body, None)
+    database = default_fingerprints()
+    regexes = [f.regex for f in database.blockpages if f.pattern_kind == "body_regex"]
+    regexes += [entry.regex for entry in database.false_positives]
+    for regex in regexes:
+        assert regex is not None
+        if not page.may_match(regex):
+            assert regex.search(body) is None, regex.pattern
