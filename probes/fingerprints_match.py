@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from probes.bogons import parse_ip
 from probes.measurement_types import (
     CertificateDescription,
     Confidence,
@@ -200,12 +201,7 @@ def _blockpage_match(fingerprint: BlockpageFingerprint, evidence: str) -> Match:
 
 def match_dns_blockpage(db: FingerprintDB, addresses: list[str] | tuple[str, ...]) -> Match | None:
     """The first DNS blockpage fingerprint covering one of the answer addresses."""
-    parsed: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
-    for text in addresses:
-        try:
-            parsed.append(ipaddress.ip_address(text))
-        except ValueError:
-            continue
+    parsed = [address for address in map(parse_ip, addresses) if address is not None]
     for fingerprint in db.blockpages:
         if fingerprint.kind != "dns_blockpage" or fingerprint.network is None:
             continue
