@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Sequence
@@ -238,9 +239,27 @@ def parse_distinguished_name(text: str | None) -> dict[str, list[str]]:
     return attributes
 
 
-def _name_matches(pattern: tuple[tuple[str, str], ...], name: dict[str, list[str]]) -> bool:
+# A handful of issuers and subjects come back on every handshake: each is parsed and casefolded
+# once. The cached maps are only read.
+@functools.lru_cache(maxsize=1024)
+def _cached_folded_name(text: str | None) -> dict[str, tuple[str, ...]]:
+    return _fold(parse_distinguished_name(text))
+
+
+def _folded_name(text: Any) -> dict[str, tuple[str, ...]]:
+    # Foreign chains may hold anything there: only text is remembered.
+    if text is None or isinstance(text, str):
+        return _cached_folded_name(text)
+    return _fold(parse_distinguished_name(text))
+
+
+def _fold(name: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
+    return {attribute: tuple(value.casefold() for value in values) for attribute, values in name.items()}
+
+
+def _name_matches(pattern: tuple[tuple[str, str], ...], name: dict[str, tuple[str, ...]]) -> bool:
     for attribute, wanted in pattern:
-        values = [value.casefold() for value in name.get(attribute, [])]
+        values = name.get(attribute, ())
         if wanted.endswith("*"):
             if not any(value.startswith(wanted[:-1]) for value in values):
                 return False
@@ -252,28 +271,37 @@ def _name_matches(pattern: tuple[tuple[str, str], ...], name: dict[str, list[str
 def match_interception_ca(db: FingerprintDB, chain: Sequence[CertificateDescription]) -> Match | None:
     """The interception CA a certificate chain shows: by fingerprint first (any certificate in the
     chain), then by subject or issuer name; `matched_by` says which."""
+    # Each certificate's fingerprints, read once for all the CAs.
+    fingerprints = [
+        [(key, str(certificate.get(key) or "").lower()) for key in _FINGERPRINT_KEYS]
+        for certificate in chain
+    ]
     for ca in db.interception_cas:
-        for position, certificate in enumerate(chain):
-            for key, known in (
-                ("sha256", ca.sha256),
-                ("sha1", ca.sha1),
-                ("spki_sha256", ca.spki_sha256),
-            ):
-                value = str(certificate.get(key) or "").lower()
-                if value and value in known:
+        for position, values in enumerate(fingerprints):
+            for key, value in values:
+                if value and value in _known_fingerprints(ca, key):
                     return _ca_match(ca, chain, key, f"certificate #{position} {key} {value}")
     for position, certificate in enumerate(chain):
         for field_name, text in (
             ("issuer", certificate.get("issuer")),
             ("subject", certificate.get("subject")),
         ):
-            name = parse_distinguished_name(text)
+            name = _folded_name(text)
             for ca in db.interception_cas:
                 if any(_name_matches(pattern, name) for pattern in ca.names):
                     return _ca_match(
                         ca, chain, field_name, f"certificate #{position} {field_name} {text}"
                     )
     return None
+
+
+_FINGERPRINT_KEYS = ("sha256", "sha1", "spki_sha256")
+
+
+def _known_fingerprints(ca: InterceptionCA, key: str) -> frozenset[str]:
+    if key == "sha256":
+        return ca.sha256
+    return ca.sha1 if key == "sha1" else ca.spki_sha256
 
 
 def _ca_match(

@@ -126,6 +126,20 @@ def test_interception_ca_by_name() -> None:
     assert match_interception_ca(DB, []) is None
 
 
+def test_interception_ca_matches_are_the_same_when_asked_again() -> None:
+    # Names are parsed once per text and fingerprints read once per chain: same answers each time.
+    known_sha256 = "89107C8E50E029B7B5F4FF0CCD2956BCC9D0C8BA2BFB6A58374ED63A6B034A30"  # upper case
+    chains = [
+        [{"subject": "CN=a.kz", "issuer": "CN=Qaznet Trust Network,C=KZ"}],
+        [{"subject": "CN=a.kz", "issuer": "CN=x", "sha1": "00" * 20}, {"sha256": known_sha256}],
+        [{"subject": "CN=a.kz", "issuer": None}],
+    ]
+    expected = [("kz.qaznet_trust_network", "issuer"), ("kz.isca_root", "sha256"), None]
+    for _ in range(2):
+        found = [match_interception_ca(DB, chain) for chain in chains]
+        assert [(m.id, m.matched_by) if m else None for m in found] == expected
+
+
 def test_distinguished_names_with_escapes() -> None:
     assert parse_distinguished_name(r"CN=Acme\, Inc,O=X+OU=Y,C=KZ") == {
         "CN": ["Acme, Inc"],
