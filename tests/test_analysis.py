@@ -200,6 +200,26 @@ def test_parse_ip_and_is_ip_address(text: str, address: str | None) -> None:
     assert is_ip_literal(text) is (address is not None or text == "[::1]")
 
 
+def test_copy_json_is_a_deep_copy_of_plain_data() -> None:
+    from collections import OrderedDict
+
+    from probes.analysis_observe import copy_json
+
+    class Name(str):
+        pass
+
+    original = {"a": [1, 2.5, {"b": None, "c": [True]}], "d": OrderedDict(e="f"), "g": ("h", [1]),
+                "n": Name("x")}
+    copied = copy_json(original)
+    assert copied == original
+    assert copied["a"] is not original["a"] and copied["a"][2] is not original["a"][2]
+    assert type(copied["d"]) is dict and copied["d"] == {"e": "f"}
+    assert copied["g"] == ("h", [1]) and copied["g"][1] is not original["g"][1]  # deep-copied
+    assert copied["n"] is original["n"]
+    copied["a"][2]["c"].append(False)
+    assert original["a"][2]["c"] == [True]
+
+
 def test_body_length_proportion_threshold() -> None:
     assert compare_body_lengths(7100, 10000) is True
     assert compare_body_lengths(6900, 10000) is False
