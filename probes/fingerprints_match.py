@@ -6,7 +6,7 @@ import functools
 import ipaddress
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from probes.bogons import parse_ip
@@ -17,7 +17,14 @@ from probes.measurement_types import (
     FingerprintRecord,
     InterceptionDetails,
 )
-from probes.pattern_hints import PageText, normalize_text, normalized_pattern, text_needs_non_ascii
+from probes.pattern_hints import (
+    PageText,
+    normalize_text,
+    normalized_pattern,
+    regex_needs_non_ascii,
+    required_ascii_runs,
+    text_needs_non_ascii,
+)
 
 PatternKind = Literal["body_substring", "body_regex", "header", "title", "dns_address", "dns_cidr"]
 
@@ -95,10 +102,51 @@ class Match:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpCheck:
+    """An HTTP blockpage fingerprint and what a page needs to match it, worked out once."""
+
+    fingerprint: BlockpageFingerprint
+    # No ASCII body can match (a Cyrillic phrase or regex): skipped on ASCII pages.
+    needs_non_ascii: bool = False
+    # A body regex's ASCII runs, one of which an ASCII body must contain (None: no such hint).
+    runs: tuple[str, ...] | None = None
+    caseless: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class FingerprintDB:
     blockpages: tuple[BlockpageFingerprint, ...]
     false_positives: tuple[FalsePositive, ...]
     interception_cas: tuple[InterceptionCA, ...]
+    # The HTTP blockpage fingerprints in order, with their prefilters (from blockpages), and
+    # those of them an ASCII body can match (most pages are ASCII).
+    http_checks: tuple[HttpCheck, ...] = field(init=False, repr=False, compare=False)
+    ascii_http_checks: tuple[HttpCheck, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        checks = _http_checks(self.blockpages)
+        object.__setattr__(self, "http_checks", checks)
+        object.__setattr__(self, "ascii_http_checks", tuple(c for c in checks if not c.needs_non_ascii))
+
+
+def _http_checks(blockpages: Sequence[BlockpageFingerprint]) -> tuple[HttpCheck, ...]:
+    checks = []
+    for fingerprint in blockpages:
+        if fingerprint.kind != "http_blockpage":
+            continue
+        if fingerprint.pattern_kind == "body_substring":
+            checks.append(HttpCheck(fingerprint, text_needs_non_ascii(fingerprint.pattern)))
+        elif fingerprint.pattern_kind == "body_regex" and fingerprint.regex is not None:
+            required = required_ascii_runs(fingerprint.regex)
+            checks.append(HttpCheck(
+                fingerprint,
+                regex_needs_non_ascii(fingerprint.regex),
+                required[0] if required else None,
+                required[1] if required else False,
+            ))
+        else:
+            checks.append(HttpCheck(fingerprint))
+    return tuple(checks)
 
 
 # ---------------------------------------------------------------- matching
@@ -146,12 +194,12 @@ def match_http_blockpage(
     """The first HTTP blockpage fingerprint matching a response, unless the page is on the
     false-positive list."""
     page = PageText(body or "", title)
-    for fingerprint in db.blockpages:
-        if fingerprint.kind != "http_blockpage":
-            continue
+    ascii_body = page.body.isascii()
+    for check in db.ascii_http_checks if ascii_body else db.http_checks:
+        fingerprint = check.fingerprint
         if fingerprint.max_body_length is not None and len(page.body) > fingerprint.max_body_length:
             continue
-        evidence = _http_evidence(fingerprint, page, headers)
+        evidence = _http_evidence(check, page, ascii_body, headers)
         if evidence is not None:
             # The false-positive list is read only for pages that matched (most do not).
             if detect_false_positive(db, body) is not None:
@@ -161,18 +209,23 @@ def match_http_blockpage(
 
 
 def _http_evidence(
-    fingerprint: BlockpageFingerprint,
+    check: HttpCheck,
     page: PageText,
+    ascii_body: bool,
     headers: dict[str, Any] | list[Any] | None,
 ) -> str | None:
+    fingerprint = check.fingerprint
     if fingerprint.pattern_kind == "body_substring":
-        if not page.body or (page.body.isascii() and text_needs_non_ascii(fingerprint.pattern)):
+        if not page.body or (ascii_body and check.needs_non_ascii):
             return None
         if normalized_pattern(fingerprint.pattern) in page.normalized_body:
             return f"body contains {fingerprint.pattern!r}"
     elif fingerprint.pattern_kind == "body_regex":
         assert fingerprint.regex is not None
-        if page.body.isascii() and not page.may_match(fingerprint.regex):
+        if ascii_body and (
+            check.needs_non_ascii
+            or (check.runs is not None and not page.contains_any(check.runs, check.caseless))
+        ):
             return None
         found = fingerprint.regex.search(page.body)
         if found:

@@ -198,9 +198,10 @@ class PageText:
         if regex_needs_non_ascii(regex):
             return False
         required = required_ascii_runs(regex)
-        if required is None:
-            return True
-        runs, caseless = required
+        return required is None or self.contains_any(*required)
+
+    def contains_any(self, runs: tuple[str, ...], caseless: bool) -> bool:
+        """Whether the ASCII body contains one of `runs` (lower case when `caseless`)."""
         haystack = self.body
         if caseless:
             if self._lowered_body is None:

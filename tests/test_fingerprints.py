@@ -126,6 +126,24 @@ def test_interception_ca_by_name() -> None:
     assert match_interception_ca(DB, []) is None
 
 
+def test_http_checks_are_the_http_fingerprints_in_order_with_their_prefilters() -> None:
+    http = [f for f in DB.blockpages if f.kind == "http_blockpage"]
+    assert [check.fingerprint for check in DB.http_checks] == http
+    checks = {check.fingerprint.id: check for check in DB.http_checks}
+    assert checks["kz.phrase.requested_resource_restricted"].needs_non_ascii  # Cyrillic phrase
+    assert checks["zz.phrase.resource_blocked_ru"].needs_non_ascii  # Cyrillic regex
+    site_blocked = checks["zz.phrase.site_blocked_en"]
+    assert (site_blocked.needs_non_ascii, site_blocked.runs, site_blocked.caseless) == (
+        False, ("blocked", "restricted"), True)
+    assert checks["ru.rostelecom.warning_redirect"].runs is None  # a header: no body hint
+    assert list(DB.ascii_http_checks) == [c for c in DB.http_checks if not c.needs_non_ascii]
+    # A database made from others' parts works its checks out again.
+    rebuilt = type(DB)(DB.blockpages[:3], DB.false_positives, DB.interception_cas)
+    assert [c.fingerprint for c in rebuilt.http_checks] == [f for f in DB.blockpages[:3]
+                                                            if f.kind == "http_blockpage"]
+    assert rebuilt == type(DB)(DB.blockpages[:3], DB.false_positives, DB.interception_cas)
+
+
 def test_interception_ca_matches_are_the_same_when_asked_again() -> None:
     # Names are parsed once per text and fingerprints read once per chain: same answers each time.
     known_sha256 = "89107C8E50E029B7B5F4FF0CCD2956BCC9D0C8BA2BFB6A58374ED63A6B034A30"  # upper case
