@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
 from collections.abc import Sequence
@@ -122,11 +121,19 @@ class FingerprintDB:
     # those of them an ASCII body can match (most pages are ASCII).
     http_checks: tuple[HttpCheck, ...] = field(init=False, repr=False, compare=False)
     ascii_http_checks: tuple[HttpCheck, ...] = field(init=False, repr=False, compare=False)
+    # Every interception CA's certificate fingerprints, to pass over chains that show none.
+    ca_fingerprints: frozenset[str] = field(init=False, repr=False, compare=False)
+    # The interception CA (or None) each issuer or subject met so far names (bounded, see
+    # _ca_named): the one mutable part, a memo of a pure function of the text.
+    ca_by_name: dict[str, InterceptionCA | None] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         checks = _http_checks(self.blockpages)
         object.__setattr__(self, "http_checks", checks)
         object.__setattr__(self, "ascii_http_checks", tuple(c for c in checks if not c.needs_non_ascii))
+        object.__setattr__(self, "ca_fingerprints", frozenset().union(
+            *(ca.sha256 | ca.sha1 | ca.spki_sha256 for ca in self.interception_cas)))
+        object.__setattr__(self, "ca_by_name", {})
 
 
 def _http_checks(blockpages: Sequence[BlockpageFingerprint]) -> tuple[HttpCheck, ...]:
@@ -292,22 +299,32 @@ def parse_distinguished_name(text: str | None) -> dict[str, list[str]]:
     return attributes
 
 
-# A handful of issuers and subjects come back on every handshake: each is parsed and casefolded
-# once. The cached maps are only read.
-@functools.lru_cache(maxsize=1024)
-def _cached_folded_name(text: str | None) -> dict[str, tuple[str, ...]]:
-    return _fold(parse_distinguished_name(text))
+def _ca_named(db: FingerprintDB, text: Any) -> InterceptionCA | None:
+    """The first interception CA whose name patterns match an issuer or subject."""
+    if not isinstance(text, str):
+        return _first_ca_named(db.interception_cas, text)  # foreign data: not remembered
+    # A handful of issuers and subjects come back on every handshake: each is judged once.
+    found = db.ca_by_name.get(text, _UNSEEN)
+    if found is _UNSEEN:
+        if len(db.ca_by_name) >= _CA_BY_NAME_SIZE:
+            db.ca_by_name.clear()
+        found = db.ca_by_name[text] = _first_ca_named(db.interception_cas, text)
+    return found  # type: ignore[return-value]
 
 
-def _folded_name(text: Any) -> dict[str, tuple[str, ...]]:
-    # Foreign chains may hold anything there: only text is remembered.
-    if text is None or isinstance(text, str):
-        return _cached_folded_name(text)
-    return _fold(parse_distinguished_name(text))
+_UNSEEN = object()
+_CA_BY_NAME_SIZE = 4096
 
 
-def _fold(name: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
-    return {attribute: tuple(value.casefold() for value in values) for attribute, values in name.items()}
+def _first_ca_named(cas: tuple[InterceptionCA, ...], text: Any) -> InterceptionCA | None:
+    name = {
+        attribute: tuple(value.casefold() for value in values)
+        for attribute, values in parse_distinguished_name(text).items()
+    }
+    for ca in cas:
+        if any(_name_matches(pattern, name) for pattern in ca.names):
+            return ca
+    return None
 
 
 def _name_matches(pattern: tuple[tuple[str, str], ...], name: dict[str, tuple[str, ...]]) -> bool:
@@ -329,22 +346,21 @@ def match_interception_ca(db: FingerprintDB, chain: Sequence[CertificateDescript
         [(key, str(certificate.get(key) or "").lower()) for key in _FINGERPRINT_KEYS]
         for certificate in chain
     ]
-    for ca in db.interception_cas:
-        for position, values in enumerate(fingerprints):
-            for key, value in values:
-                if value and value in _known_fingerprints(ca, key):
-                    return _ca_match(ca, chain, key, f"certificate #{position} {key} {value}")
+    known = db.ca_fingerprints
+    if any(value and value in known for values in fingerprints for _, value in values):
+        for ca in db.interception_cas:
+            for position, values in enumerate(fingerprints):
+                for key, value in values:
+                    if value and value in _known_fingerprints(ca, key):
+                        return _ca_match(ca, chain, key, f"certificate #{position} {key} {value}")
     for position, certificate in enumerate(chain):
         for field_name, text in (
             ("issuer", certificate.get("issuer")),
             ("subject", certificate.get("subject")),
         ):
-            name = _folded_name(text)
-            for ca in db.interception_cas:
-                if any(_name_matches(pattern, name) for pattern in ca.names):
-                    return _ca_match(
-                        ca, chain, field_name, f"certificate #{position} {field_name} {text}"
-                    )
+            named = _ca_named(db, text)
+            if named is not None:
+                return _ca_match(named, chain, field_name, f"certificate #{position} {field_name} {text}")
     return None
 
 

@@ -158,6 +158,23 @@ def test_interception_ca_matches_are_the_same_when_asked_again() -> None:
         assert [(m.id, m.matched_by) if m else None for m in found] == expected
 
 
+def test_each_database_remembers_its_own_ca_names_within_a_bound(monkeypatch) -> None:
+    import probes.fingerprints_match as matching
+
+    qaznet = [{"subject": "CN=a.kz", "issuer": "CN=Qaznet Trust Network,C=KZ"}]
+    assert match_interception_ca(DB, qaznet).id == "kz.qaznet_trust_network"  # type: ignore[union-attr]
+    others = tuple(ca for ca in DB.interception_cas if ca.id != "kz.qaznet_trust_network")
+    without = type(DB)(DB.blockpages, DB.false_positives, others)
+    assert match_interception_ca(without, qaznet) is None
+    assert without.ca_fingerprints == frozenset().union(
+        *(ca.sha256 | ca.sha1 | ca.spki_sha256 for ca in others))
+    monkeypatch.setattr(matching, "_CA_BY_NAME_SIZE", 2)
+    for n in range(5):
+        match_interception_ca(without, [{"subject": f"CN=site{n}", "issuer": "CN=x"}])
+        assert len(without.ca_by_name) <= 2
+    assert match_interception_ca(without, qaznet) is None
+
+
 def test_distinguished_names_with_escapes() -> None:
     assert parse_distinguished_name(r"CN=Acme\, Inc,O=X+OU=Y,C=KZ") == {
         "CN": ["Acme, Inc"],
