@@ -305,7 +305,26 @@ STAGES: list[tuple[str, Callable[[Case, Any], None]]] = [
 ]
 
 
-def time_stages(cases: list[Case], database: AsnDatabase, repeat: int) -> dict[str, float]:
+# Caches of per-measurement data (addresses, certificates, names, words): --cold empties them
+# before each pass, as for a round of sites never seen before. Absent ones are skipped.
+DATA_CACHES = (("probes.bogons", "parse_ip"), ("probes.bogons", "_cached_is_bogon"),
+               ("probes.certificates", "_cached_description"), ("probes.dns", "_query_template"),
+               ("probes.analysis_compare", "_spread_word"), ("urllib.parse", "urlsplit"))
+
+
+def empty_data_caches() -> None:
+    from probes.fingerprints_load import default_fingerprints  # noqa: PLC0415
+
+    for module, name in DATA_CACHES:
+        function = getattr(sys.modules.get(module), name, None)
+        if function is not None and hasattr(function, "cache_clear"):
+            function.cache_clear()
+    memo = getattr(default_fingerprints(), "ca_by_name", None)
+    if memo is not None:
+        memo.clear()
+
+
+def time_stages(cases: list[Case], database: AsnDatabase, repeat: int, cold: bool = False) -> dict[str, float]:
     """µs per measurement of each stage: the best of `repeat` passes over every case.
 
     The garbage collector is off while a pass runs: the replay keeps every measurement alive,
@@ -316,6 +335,8 @@ def time_stages(cases: list[Case], database: AsnDatabase, repeat: int) -> dict[s
         best = float("inf")
         for _ in range(repeat):
             gc.collect()
+            if cold:
+                empty_data_caches()
             gc.disable()
             started = time.process_time()  # CPU time: a shared machine's waits do not count
             for case in cases:
@@ -369,6 +390,8 @@ def main() -> int:
     parser.add_argument("--no-golden", action="store_true", help="replay only --measurements")
     parser.add_argument("--ooni-real", type=Path, default=OONI_REAL, help="OONI measurements (JSON lines)")
     parser.add_argument("--repeat", type=int, default=5, help="timed passes per stage (the best counts)")
+    parser.add_argument("--cold", action="store_true",
+                        help="empty the caches of per-measurement data before each timed pass")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--dump", type=Path, default=None,
                         help="write each replayed measurement's store JSON here (to diff two trees)")
@@ -389,6 +412,7 @@ def main() -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "load_average": [round(value, 2) for value in os.getloadavg()],
         "repeat": arguments.repeat,
+        "cold": arguments.cold,
         "sets": {},
     }
     for name, cases in sets.items():
@@ -406,7 +430,7 @@ def main() -> int:
             # Replayed verdicts other than the recorded (or golden) ones.
             "verdicts_differing": differing,
             "stored_json_bytes_per_measurement": round(stored / len(cases)),
-            "us_per_measurement": time_stages(cases, database, arguments.repeat),
+            "us_per_measurement": time_stages(cases, database, arguments.repeat, arguments.cold),
             "profile": profile_stages(cases, database, max(1, 200 // len(cases)), arguments.top),
         }
     if arguments.dump:
