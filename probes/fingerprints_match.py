@@ -18,10 +18,12 @@ from probes.measurement_types import (
 )
 from probes.pattern_hints import (
     PageText,
+    learn_case_exceptions,
     normalize_text,
     normalized_pattern,
     regex_needs_non_ascii,
     required_ascii_runs,
+    required_runs,
     text_needs_non_ascii,
 )
 
@@ -110,6 +112,9 @@ class HttpCheck:
     # A body regex's ASCII runs, one of which an ASCII body must contain (None: no such hint).
     runs: tuple[str, ...] | None = None
     caseless: bool = False
+    # For pages that are not ASCII: groups of runs of any characters (PageText.may_contain).
+    text_runs: tuple[tuple[str, ...], ...] | None = None
+    text_caseless: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +128,8 @@ class FingerprintDB:
     ascii_http_checks: tuple[HttpCheck, ...] = field(init=False, repr=False, compare=False)
     # Every interception CA's certificate fingerprints, to pass over chains that show none.
     ca_fingerprints: frozenset[str] = field(init=False, repr=False, compare=False)
+    # The characters of the checks' text_runs (pattern_hints.learn_case_exceptions).
+    text_characters: frozenset[str] = field(init=False, repr=False, compare=False)
     # The interception CA (or None) each issuer or subject met so far names (bounded, see
     # _ca_named): the one mutable part, a memo of a pure function of the text.
     ca_by_name: dict[str, InterceptionCA | None] = field(init=False, repr=False, compare=False)
@@ -134,6 +141,8 @@ class FingerprintDB:
         object.__setattr__(self, "ca_fingerprints", frozenset().union(
             *(ca.sha256 | ca.sha1 | ca.spki_sha256 for ca in self.interception_cas)))
         object.__setattr__(self, "ca_by_name", {})
+        object.__setattr__(self, "text_characters", frozenset(
+            "".join(run for c in checks if c.text_caseless for runs in c.text_runs or () for run in runs)))
 
 
 def _http_checks(blockpages: Sequence[BlockpageFingerprint]) -> tuple[HttpCheck, ...]:
@@ -145,11 +154,14 @@ def _http_checks(blockpages: Sequence[BlockpageFingerprint]) -> tuple[HttpCheck,
             checks.append(HttpCheck(fingerprint, text_needs_non_ascii(fingerprint.pattern)))
         elif fingerprint.pattern_kind == "body_regex" and fingerprint.regex is not None:
             required = required_ascii_runs(fingerprint.regex)
+            text = required_runs(fingerprint.regex)
             checks.append(HttpCheck(
                 fingerprint,
                 regex_needs_non_ascii(fingerprint.regex),
                 required[0] if required else None,
                 required[1] if required else False,
+                text[0] if text else None,
+                text[1] if text else False,
             ))
         else:
             checks.append(HttpCheck(fingerprint))
@@ -202,6 +214,9 @@ def match_http_blockpage(
     false-positive list."""
     page = PageText(body or "", title)
     ascii_body = page.body.isascii()
+    if not ascii_body:
+        # Every regex's characters at once: the engine is asked over all code points once.
+        learn_case_exceptions(db.text_characters)
     for check in db.ascii_http_checks if ascii_body else db.http_checks:
         fingerprint = check.fingerprint
         if fingerprint.max_body_length is not None and len(page.body) > fingerprint.max_body_length:
@@ -232,6 +247,10 @@ def _http_evidence(
         if ascii_body and (
             check.needs_non_ascii
             or (check.runs is not None and not page.contains_any(check.runs, check.caseless))
+        ):
+            return None
+        if not ascii_body and check.text_runs is not None and not page.may_contain(
+            check.text_runs, check.text_caseless
         ):
             return None
         found = fingerprint.regex.search(page.body)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 import importlib
 import re
+import sys
+from collections.abc import Iterable
 from typing import Any
 
 sre_constants: Any
@@ -77,7 +79,7 @@ def required_ascii_runs(regex: re.Pattern[str]) -> tuple[tuple[str, ...], bool] 
         parsed = sre_parser.parse(regex.pattern, regex.flags)
     except (re.error, TypeError, ValueError):
         return None
-    runs = _sequence_runs(list(parsed))
+    runs = _sequence_runs(list(parsed), 128)
     if runs is None:
         return None
     if parsed.state.flags & re.IGNORECASE:
@@ -85,47 +87,108 @@ def required_ascii_runs(regex: re.Pattern[str]) -> tuple[tuple[str, ...], bool] 
     return runs, False
 
 
-def _sequence_runs(items: list[tuple[Any, Any]]) -> tuple[str, ...] | None:
-    # Every item of a sequence takes part in a match: any one item's runs are required.
+@functools.cache
+def required_runs(regex: re.Pattern[str]) -> tuple[tuple[tuple[str, ...], ...], bool] | None:
+    """For pages that are not ASCII: groups of runs (of any characters) such that every match
+    contains one run of each group, and whether case-blind. All groups, not only the best:
+    "доступ" is on many Russian pages, "доступ" with "ограничен" or "заблокирован" on few.
+
+    Case-blind runs hold true only where `str.lower()` agrees with the regex engine, which
+    PageText.may_contain checks (case_exceptions).
+    """
+    if sre_parser is None or not isinstance(regex.pattern, str):
+        return None
+    try:
+        parsed = sre_parser.parse(regex.pattern, regex.flags)
+    except (re.error, TypeError, ValueError):
+        return None
+    groups = tuple(dict.fromkeys(_sequence_choices(list(parsed), sys.maxunicode + 1)))
+    if not groups:
+        return None
+    if parsed.state.flags & re.IGNORECASE:
+        if any(len(character.lower()) != 1 for runs in groups for run in runs for character in run):
+            return None  # a letter lower() turns into two (the dotted capital I): no claim
+        return tuple(tuple(run.lower() for run in runs) for runs in groups), True
+    return groups, False
+
+
+def _sequence_runs(items: list[tuple[Any, Any]], limit: int) -> tuple[str, ...] | None:
+    # The most selective of a sequence's required choices: its shortest run is the longest.
+    choices = _sequence_choices(items, limit)
+    if not choices:
+        return None
+    return max(choices, key=lambda runs: (min(map(len, runs)), -len(runs)))
+
+
+def _sequence_choices(items: list[tuple[Any, Any]], limit: int) -> list[tuple[str, ...]]:
+    """Every choice of runs (one of which a match contains) the sequence requires."""
+    # Every item of a sequence takes part in a match: each item's choices are required.
     choices: list[tuple[str, ...]] = []
     run = ""
     for op, value in items + [(None, None)]:
-        if op is sre_constants.LITERAL and value < 128:
+        if op is sre_constants.LITERAL and value < limit:
             run += chr(value)
             continue
         if run:
             choices.append((run,))
             run = ""
-        inner = _item_runs(op, value)
-        if inner is not None:
-            choices.append(inner)
-    eligible = [runs for runs in choices if min(map(len, runs)) >= _MIN_RUN]
-    if not eligible:
-        return None
-    return max(eligible, key=lambda runs: (min(map(len, runs)), -len(runs)))
+        choices += _item_choices(op, value, limit)
+    return [runs for runs in choices if min(map(len, runs)) >= _MIN_RUN]
 
 
-def _item_runs(op: Any, value: Any) -> tuple[str, ...] | None:
+def _item_choices(op: Any, value: Any, limit: int) -> list[tuple[str, ...]]:
     if op is sre_constants.SUBPATTERN:
         _, add_flags, del_flags, sub = value
         if (add_flags | del_flags) & re.IGNORECASE:
-            return None  # a local case rule: the runs' comparison would differ
-        return _sequence_runs(list(sub))
+            return []  # a local case rule: the runs' comparison would differ
+        return _sequence_choices(list(sub), limit)
     if op is sre_constants.BRANCH:
         _, alternatives = value
         branch_runs: list[str] = []
         for branch in alternatives:
-            runs = _sequence_runs(list(branch))
+            runs = _sequence_runs(list(branch), limit)
             if runs is None:
-                return None  # a branch that needs no run: the alternation needs none
+                return []  # a branch that needs no run: the alternation needs none
             branch_runs.extend(runs)
-        return tuple(dict.fromkeys(branch_runs))
+        return [tuple(dict.fromkeys(branch_runs))]
     if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, sre_constants.POSSESSIVE_REPEAT):
         low, _, sub = value
-        return _sequence_runs(list(sub)) if low >= 1 else None
+        return _sequence_choices(list(sub), limit) if low >= 1 else []
     if op is sre_constants.ATOMIC_GROUP:
-        return _sequence_runs(list(value))
-    return None
+        return _sequence_choices(list(value), limit)
+    return []
+
+
+@functools.cache
+def case_exceptions(characters: frozenset[str]) -> str:
+    """The characters a case-blind regex takes for one of `characters` (lower case) although
+    their `lower()` is not that character (the rounded Cyrillic ve for "в", the dotless i for
+    "i", the capital sigma that lowers to a final sigma), sorted, in one string.
+    """
+    learn_case_exceptions(characters)
+    return "".join(sorted(set().union(*(_CASE_EXCEPTIONS[character] for character in characters))))
+
+
+# Lower-case character -> its exceptions, learnt from the regex engine itself.
+_CASE_EXCEPTIONS: dict[str, frozenset[str]] = {}
+
+
+def learn_case_exceptions(characters: Iterable[str]) -> None:
+    """Ask the regex engine, over every code point at once (~0.3 s, a 4 MB string let go after),
+    which characters it matches case-blind with each of `characters` not yet learnt."""
+    unknown = sorted(set(characters) - _CASE_EXCEPTIONS.keys())
+    if not unknown:
+        return
+    everything = "".join(map(chr, range(sys.maxunicode + 1)))
+    candidates = set(re.findall("[" + "".join(map(re.escape, unknown)) + "]", everything, re.IGNORECASE))
+    del everything
+    for character in unknown:
+        _CASE_EXCEPTIONS[character] = frozenset(
+            found
+            for found in candidates
+            if (found.lower() != character or found == "\u03a3")
+            and re.fullmatch(re.escape(character), found, re.IGNORECASE)
+        )
 
 
 def text_needs_non_ascii(text: str) -> bool:
@@ -199,6 +262,16 @@ class PageText:
             return False
         required = required_ascii_runs(regex)
         return required is None or self.contains_any(*required)
+
+    def may_contain(self, groups: tuple[tuple[str, ...], ...], caseless: bool) -> bool:
+        """False when the body (of any characters) lacks every run of one of `groups`, as a
+        regex reads them (required_runs)."""
+        if caseless:
+            exceptions = case_exceptions(frozenset("".join(run for runs in groups for run in runs)))
+            # One substring scan per character: a character class search is ~15 ns a character.
+            if any(character in self.body for character in exceptions):
+                return True  # lower() would not say what the regex engine does: no claim
+        return all(self.contains_any(runs, caseless) for runs in groups)
 
     def contains_any(self, runs: tuple[str, ...], caseless: bool) -> bool:
         """Whether the ASCII body contains one of `runs` (lower case when `caseless`)."""

@@ -137,6 +137,9 @@ def test_http_checks_are_the_http_fingerprints_in_order_with_their_prefilters() 
         False, ("blocked", "restricted"), True)
     assert checks["ru.rostelecom.warning_redirect"].runs is None  # a header: no body hint
     assert list(DB.ascii_http_checks) == [c for c in DB.http_checks if not c.needs_non_ascii]
+    resource_blocked = checks["zz.phrase.resource_blocked_ru"]
+    assert resource_blocked.text_runs == (("ресурс", "сайт"), ("заблокирован",))
+    assert resource_blocked.text_caseless and set("заблокирован") <= DB.text_characters
     # A database made from others' parts works its checks out again.
     rebuilt = type(DB)(DB.blockpages[:3], DB.false_positives, DB.interception_cas)
     assert [c.fingerprint for c in rebuilt.http_checks] == [f for f in DB.blockpages[:3]

@@ -10,9 +10,11 @@ from probes.analysis_compare import simhash_words
 from probes.fingerprints import default_fingerprints, match_http_blockpage
 from probes.pattern_hints import (
     PageText,
+    case_exceptions,
     regex_needs_non_ascii,
     required_ascii_run,
     required_ascii_runs,
+    required_runs,
 )
 
 
@@ -156,3 +158,54 @@ def test_may_match_is_false_only_where_the_regex_finds_nothing(body):
         assert regex is not None
         if not page.may_match(regex):
             assert regex.search(body) is None, regex.pattern
+
+
+# Not ASCII: runs of any characters, read through lower() only where the engine agrees.
+NON_ASCII_BODIES = [
+    "<p>Доступ к ресурсу ОГРАНИЧЕН</p>",
+    "<p>ДОСТУП ограничен</p>",
+    "<p>дᲂступ ограничен</p>",  # the rounded o: the regex engine takes it for "о", lower() does not
+    "<p>ресурс заблᲂкирован</p>",
+    "<p>Ресурс был заблокирован</p>",
+    "<p>ресурс шекᲅелген</p>",
+    "<p>Новости дня: погода, курс валют</p>",
+    "<p>internet posıtıf ü</p>",  # the dotless i
+    "<p>THİS SITE IS BLOCKED é</p>",  # the dotted capital I
+    "<p>This ſite is reſtricted é</p>",  # the long s
+]
+
+
+@pytest.mark.parametrize("body", NON_ASCII_BODIES)
+def test_non_ascii_runs_agree_with_trying_every_pattern(body):
+    match = match_http_blockpage(default_fingerprints(), body, {}, "News")
+    expected = _naive_match(body, "News")
+    assert (match.id if match else None) == expected
+
+
+@pytest.mark.parametrize("body", NON_ASCII_BODIES)
+def test_may_contain_is_false_only_where_the_regex_finds_nothing(body):
+    page = PageText(body, None)
+    for fingerprint in default_fingerprints().blockpages:
+        if fingerprint.pattern_kind != "body_regex" or fingerprint.regex is None:
+            continue
+        required = required_runs(fingerprint.regex)
+        if required is not None and not page.may_contain(*required):
+            assert fingerprint.regex.search(body) is None, fingerprint.id
+
+
+def test_required_runs_and_case_exceptions():
+    assert required_runs(re.compile("(?i)(ресурс|сайт)\\s+(был\\s+)?заблокирован")) == (
+        (("ресурс", "сайт"), ("заблокирован",)), True)
+    assert required_runs(re.compile("Доступ\\s+ограничен")) == ((("Доступ",), ("ограничен",)), False)
+    assert required_runs(re.compile("(?i)доступ\\s+(к\\s+[^<]{0,40}\\s+)?(ограничен|запрещ[её]н|заблокирован)")) == (
+        (("доступ",), ("ограничен", "запрещ", "заблокирован")), True)
+    assert required_runs(re.compile("(?i)İstanbul")) is None  # lower() makes two letters of İ
+    assert case_exceptions(frozenset("во")) == "ᲀᲂ"
+    assert case_exceptions(frozenset("ab")) == ""
+    assert set(case_exceptions(frozenset("is"))) >= {"ı", "İ", "ſ"}
+    assert set(case_exceptions(frozenset("σ"))) >= {"Σ", "ς"}
+    page = PageText("<p>Сайт ЗАБЛОКИРОВАН</p>", None)
+    assert page.may_contain((("заблокирован",),), True)
+    assert not page.may_contain((("заблокирован",),), False)
+    assert not page.may_contain((("сайт",), ("ограничен",)), True)  # one group lacking suffices
+    assert not PageText("<p>Погода</p>", None).may_contain((("заблокирован",),), True)
