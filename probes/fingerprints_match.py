@@ -18,9 +18,9 @@ from probes.measurement_types import (
 )
 from probes.pattern_hints import (
     PageText,
-    learn_case_exceptions,
     normalize_text,
     normalized_pattern,
+    odd_characters,
     regex_needs_non_ascii,
     required_ascii_runs,
     required_runs,
@@ -115,6 +115,8 @@ class HttpCheck:
     # For pages that are not ASCII: groups of runs of any characters (PageText.may_contain).
     text_runs: tuple[tuple[str, ...], ...] | None = None
     text_caseless: bool = False
+    # A substring fingerprint's longest word, normalized (PageText.may_hold_word).
+    word: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +130,10 @@ class FingerprintDB:
     ascii_http_checks: tuple[HttpCheck, ...] = field(init=False, repr=False, compare=False)
     # Every interception CA's certificate fingerprints, to pass over chains that show none.
     ca_fingerprints: frozenset[str] = field(init=False, repr=False, compare=False)
-    # The characters of the checks' text_runs (pattern_hints.learn_case_exceptions).
+    # The letters of the checks' case-blind text_runs and their substring words: what
+    # pattern_hints.odd_characters is asked about for pages that are not ASCII.
     text_characters: frozenset[str] = field(init=False, repr=False, compare=False)
+    text_words: tuple[str, ...] = field(init=False, repr=False, compare=False)
     # The interception CA (or None) each issuer or subject met so far names (bounded, see
     # _ca_named): the one mutable part, a memo of a pure function of the text.
     ca_by_name: dict[str, InterceptionCA | None] = field(init=False, repr=False, compare=False)
@@ -143,6 +147,7 @@ class FingerprintDB:
         object.__setattr__(self, "ca_by_name", {})
         object.__setattr__(self, "text_characters", frozenset(
             "".join(run for c in checks if c.text_caseless for runs in c.text_runs or () for run in runs)))
+        object.__setattr__(self, "text_words", tuple(sorted({c.word for c in checks if c.word})))
 
 
 def _http_checks(blockpages: Sequence[BlockpageFingerprint]) -> tuple[HttpCheck, ...]:
@@ -151,7 +156,10 @@ def _http_checks(blockpages: Sequence[BlockpageFingerprint]) -> tuple[HttpCheck,
         if fingerprint.kind != "http_blockpage":
             continue
         if fingerprint.pattern_kind == "body_substring":
-            checks.append(HttpCheck(fingerprint, text_needs_non_ascii(fingerprint.pattern)))
+            words = normalized_pattern(fingerprint.pattern).split()
+            checks.append(HttpCheck(
+                fingerprint, text_needs_non_ascii(fingerprint.pattern), word=max(words, key=len, default="")
+            ))
         elif fingerprint.pattern_kind == "body_regex" and fingerprint.regex is not None:
             required = required_ascii_runs(fingerprint.regex)
             text = required_runs(fingerprint.regex)
@@ -214,14 +222,13 @@ def match_http_blockpage(
     false-positive list."""
     page = PageText(body or "", title)
     ascii_body = page.body.isascii()
-    if not ascii_body:
-        # Every regex's characters at once: the engine is asked over all code points once.
-        learn_case_exceptions(db.text_characters)
+    # Where lower() may not read the page as the regex engine or casefold() do (odd characters).
+    odd = "" if ascii_body else odd_characters(db.text_characters, db.text_words)
     for check in db.ascii_http_checks if ascii_body else db.http_checks:
         fingerprint = check.fingerprint
         if fingerprint.max_body_length is not None and len(page.body) > fingerprint.max_body_length:
             continue
-        evidence = _http_evidence(check, page, ascii_body, headers)
+        evidence = _http_evidence(check, page, ascii_body, odd, headers)
         if evidence is not None:
             # The false-positive list is read only for pages that matched (most do not).
             if detect_false_positive(db, body) is not None:
@@ -234,12 +241,15 @@ def _http_evidence(
     check: HttpCheck,
     page: PageText,
     ascii_body: bool,
+    odd: str,
     headers: dict[str, Any] | list[Any] | None,
 ) -> str | None:
     fingerprint = check.fingerprint
     if fingerprint.pattern_kind == "body_substring":
         if not page.body or (ascii_body and check.needs_non_ascii):
             return None
+        if not ascii_body and check.word and not page.may_hold_word(check.word, odd):
+            return None  # spares casefolding a page that is not ASCII
         if normalized_pattern(fingerprint.pattern) in page.normalized_body:
             return f"body contains {fingerprint.pattern!r}"
     elif fingerprint.pattern_kind == "body_regex":
@@ -250,7 +260,7 @@ def _http_evidence(
         ):
             return None
         if not ascii_body and check.text_runs is not None and not page.may_contain(
-            check.text_runs, check.text_caseless
+            check.text_runs, check.text_caseless, odd
         ):
             return None
         found = fingerprint.regex.search(page.body)
