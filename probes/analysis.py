@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +17,7 @@ from probes.analysis_observe import (
     redirect_hop_entries,
     verified_addresses,
 )
-from probes.bogons import IPNetwork, parse_networks
+from probes.bogons import IPNetwork, is_ip_address, parse_networks
 from probes.fingerprints_load import default_fingerprints
 from probes.fingerprints_match import (
     FingerprintDB,
@@ -181,11 +180,7 @@ def _control_shows_same_page(
 
 
 def is_ip_literal(hostname: str) -> bool:
-    try:
-        ipaddress.ip_address(hostname.strip("[]"))
-    except ValueError:
-        return False
-    return True
+    return is_ip_address(hostname.strip("[]"))
 
 
 def _is_text_response(page: HttpResponse) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -11,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from probes.bogons import IPNetwork, is_bogon
+from probes.bogons import IPNetwork, is_bogon, parse_ip
 from probes.measurement_types import DnsConsistency, HttpResponse
 
 # OONI compares only header *names* that few servers send: these are sent by nearly everyone, so
@@ -85,10 +84,8 @@ def format_endpoint(ip: str, port: int) -> str:
 
 
 def is_ipv6(ip: str) -> bool:
-    try:
-        return ipaddress.ip_address(ip).version == 6
-    except ValueError:
-        return False
+    address = parse_ip(ip)
+    return address is not None and address.version == 6
 
 
 # ---------------------------------------------------------------- DNS

@@ -23,6 +23,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 
+from probes.bogons import is_ip_address
 from probes.dns_wire import TYPE_A, TYPE_AAAA, TYPE_CNAME, Reply, read_reply
 from probes.errors import NETWORK_ERRORS, InvalidInput, classify_failure
 from probes.measurement_types import DnsAnswer, DnsQuery, QueryType, ResolverEngine
@@ -96,15 +97,7 @@ def addresses_from_queries(queries: Sequence[DnsQuery]) -> list[str]:
 
 
 def is_ip_literal(host: str) -> bool:
-    text = host.strip("[]")
-    if ":" not in text and not text[-1:].isdigit():
-        # No IPv6 without a colon, no IPv4 ending in a letter: spares a failed parse per name.
-        return False
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+    return is_ip_address(host.strip("[]"))
 
 
 def is_valid_hostname(hostname: str) -> bool:

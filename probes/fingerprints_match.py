@@ -5,9 +5,10 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from probes.bogons import parse_ip
 from probes.measurement_types import (
     CertificateDescription,
     Confidence,
@@ -15,7 +16,16 @@ from probes.measurement_types import (
     FingerprintRecord,
     InterceptionDetails,
 )
-from probes.pattern_hints import PageText, normalize_text, normalized_pattern, text_needs_non_ascii
+from probes.pattern_hints import (
+    PageText,
+    normalize_text,
+    normalized_pattern,
+    odd_characters,
+    regex_needs_non_ascii,
+    required_ascii_runs,
+    required_runs,
+    text_needs_non_ascii,
+)
 
 PatternKind = Literal["body_substring", "body_regex", "header", "title", "dns_address", "dns_cidr"]
 
@@ -93,10 +103,77 @@ class Match:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpCheck:
+    """An HTTP blockpage fingerprint and what a page needs to match it, worked out once."""
+
+    fingerprint: BlockpageFingerprint
+    # No ASCII body can match (a Cyrillic phrase or regex): skipped on ASCII pages.
+    needs_non_ascii: bool = False
+    # A body regex's ASCII runs, one of which an ASCII body must contain (None: no such hint).
+    runs: tuple[str, ...] | None = None
+    caseless: bool = False
+    # For pages that are not ASCII: groups of runs of any characters (PageText.may_contain).
+    text_runs: tuple[tuple[str, ...], ...] | None = None
+    text_caseless: bool = False
+    # A substring fingerprint's longest word, normalized (PageText.may_hold_word).
+    word: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class FingerprintDB:
     blockpages: tuple[BlockpageFingerprint, ...]
     false_positives: tuple[FalsePositive, ...]
     interception_cas: tuple[InterceptionCA, ...]
+    # The HTTP blockpage fingerprints in order, with their prefilters (from blockpages), and
+    # those of them an ASCII body can match (most pages are ASCII).
+    http_checks: tuple[HttpCheck, ...] = field(init=False, repr=False, compare=False)
+    ascii_http_checks: tuple[HttpCheck, ...] = field(init=False, repr=False, compare=False)
+    # Every interception CA's certificate fingerprints, to pass over chains that show none.
+    ca_fingerprints: frozenset[str] = field(init=False, repr=False, compare=False)
+    # The letters of the checks' case-blind text_runs and their substring words: what
+    # pattern_hints.odd_characters is asked about for pages that are not ASCII.
+    text_characters: frozenset[str] = field(init=False, repr=False, compare=False)
+    text_words: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    # The interception CA (or None) each issuer or subject met so far names (bounded, see
+    # _ca_named): the one mutable part, a memo of a pure function of the text.
+    ca_by_name: dict[str, InterceptionCA | None] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        checks = _http_checks(self.blockpages)
+        object.__setattr__(self, "http_checks", checks)
+        object.__setattr__(self, "ascii_http_checks", tuple(c for c in checks if not c.needs_non_ascii))
+        object.__setattr__(self, "ca_fingerprints", frozenset().union(
+            *(ca.sha256 | ca.sha1 | ca.spki_sha256 for ca in self.interception_cas)))
+        object.__setattr__(self, "ca_by_name", {})
+        object.__setattr__(self, "text_characters", frozenset(
+            "".join(run for c in checks if c.text_caseless for runs in c.text_runs or () for run in runs)))
+        object.__setattr__(self, "text_words", tuple(sorted({c.word for c in checks if c.word})))
+
+
+def _http_checks(blockpages: Sequence[BlockpageFingerprint]) -> tuple[HttpCheck, ...]:
+    checks = []
+    for fingerprint in blockpages:
+        if fingerprint.kind != "http_blockpage":
+            continue
+        if fingerprint.pattern_kind == "body_substring":
+            words = normalized_pattern(fingerprint.pattern).split()
+            checks.append(HttpCheck(
+                fingerprint, text_needs_non_ascii(fingerprint.pattern), word=max(words, key=len, default="")
+            ))
+        elif fingerprint.pattern_kind == "body_regex" and fingerprint.regex is not None:
+            required = required_ascii_runs(fingerprint.regex)
+            text = required_runs(fingerprint.regex)
+            checks.append(HttpCheck(
+                fingerprint,
+                regex_needs_non_ascii(fingerprint.regex),
+                required[0] if required else None,
+                required[1] if required else False,
+                text[0] if text else None,
+                text[1] if text else False,
+            ))
+        else:
+            checks.append(HttpCheck(fingerprint))
+    return tuple(checks)
 
 
 # ---------------------------------------------------------------- matching
@@ -144,12 +221,14 @@ def match_http_blockpage(
     """The first HTTP blockpage fingerprint matching a response, unless the page is on the
     false-positive list."""
     page = PageText(body or "", title)
-    for fingerprint in db.blockpages:
-        if fingerprint.kind != "http_blockpage":
-            continue
+    ascii_body = page.body.isascii()
+    # Where lower() may not read the page as the regex engine or casefold() do (odd characters).
+    odd = "" if ascii_body else odd_characters(db.text_characters, db.text_words)
+    for check in db.ascii_http_checks if ascii_body else db.http_checks:
+        fingerprint = check.fingerprint
         if fingerprint.max_body_length is not None and len(page.body) > fingerprint.max_body_length:
             continue
-        evidence = _http_evidence(fingerprint, page, headers)
+        evidence = _http_evidence(check, page, ascii_body, odd, headers)
         if evidence is not None:
             # The false-positive list is read only for pages that matched (most do not).
             if detect_false_positive(db, body) is not None:
@@ -159,18 +238,30 @@ def match_http_blockpage(
 
 
 def _http_evidence(
-    fingerprint: BlockpageFingerprint,
+    check: HttpCheck,
     page: PageText,
+    ascii_body: bool,
+    odd: str,
     headers: dict[str, Any] | list[Any] | None,
 ) -> str | None:
+    fingerprint = check.fingerprint
     if fingerprint.pattern_kind == "body_substring":
-        if not page.body or (page.body.isascii() and text_needs_non_ascii(fingerprint.pattern)):
+        if not page.body or (ascii_body and check.needs_non_ascii):
             return None
+        if not ascii_body and check.word and not page.may_hold_word(check.word, odd):
+            return None  # spares casefolding a page that is not ASCII
         if normalized_pattern(fingerprint.pattern) in page.normalized_body:
             return f"body contains {fingerprint.pattern!r}"
     elif fingerprint.pattern_kind == "body_regex":
         assert fingerprint.regex is not None
-        if page.body.isascii() and not page.may_match(fingerprint.regex):
+        if ascii_body and (
+            check.needs_non_ascii
+            or (check.runs is not None and not page.contains_any(check.runs, check.caseless))
+        ):
+            return None
+        if not ascii_body and check.text_runs is not None and not page.may_contain(
+            check.text_runs, check.text_caseless, odd
+        ):
             return None
         found = fingerprint.regex.search(page.body)
         if found:
@@ -200,12 +291,7 @@ def _blockpage_match(fingerprint: BlockpageFingerprint, evidence: str) -> Match:
 
 def match_dns_blockpage(db: FingerprintDB, addresses: list[str] | tuple[str, ...]) -> Match | None:
     """The first DNS blockpage fingerprint covering one of the answer addresses."""
-    parsed: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
-    for text in addresses:
-        try:
-            parsed.append(ipaddress.ip_address(text))
-        except ValueError:
-            continue
+    parsed = [address for address in map(parse_ip, addresses) if address is not None]
     for fingerprint in db.blockpages:
         if fingerprint.kind != "dns_blockpage" or fingerprint.network is None:
             continue
@@ -242,9 +328,37 @@ def parse_distinguished_name(text: str | None) -> dict[str, list[str]]:
     return attributes
 
 
-def _name_matches(pattern: tuple[tuple[str, str], ...], name: dict[str, list[str]]) -> bool:
+def _ca_named(db: FingerprintDB, text: Any) -> InterceptionCA | None:
+    """The first interception CA whose name patterns match an issuer or subject."""
+    if not isinstance(text, str):
+        return _first_ca_named(db.interception_cas, text)  # foreign data: not remembered
+    # A handful of issuers and subjects come back on every handshake: each is judged once.
+    found = db.ca_by_name.get(text, _UNSEEN)
+    if found is _UNSEEN:
+        if len(db.ca_by_name) >= _CA_BY_NAME_SIZE:
+            db.ca_by_name.clear()
+        found = db.ca_by_name[text] = _first_ca_named(db.interception_cas, text)
+    return found  # type: ignore[return-value]
+
+
+_UNSEEN = object()
+_CA_BY_NAME_SIZE = 4096
+
+
+def _first_ca_named(cas: tuple[InterceptionCA, ...], text: Any) -> InterceptionCA | None:
+    name = {
+        attribute: tuple(value.casefold() for value in values)
+        for attribute, values in parse_distinguished_name(text).items()
+    }
+    for ca in cas:
+        if any(_name_matches(pattern, name) for pattern in ca.names):
+            return ca
+    return None
+
+
+def _name_matches(pattern: tuple[tuple[str, str], ...], name: dict[str, tuple[str, ...]]) -> bool:
     for attribute, wanted in pattern:
-        values = [value.casefold() for value in name.get(attribute, [])]
+        values = name.get(attribute, ())
         if wanted.endswith("*"):
             if not any(value.startswith(wanted[:-1]) for value in values):
                 return False
@@ -256,28 +370,36 @@ def _name_matches(pattern: tuple[tuple[str, str], ...], name: dict[str, list[str
 def match_interception_ca(db: FingerprintDB, chain: Sequence[CertificateDescription]) -> Match | None:
     """The interception CA a certificate chain shows: by fingerprint first (any certificate in the
     chain), then by subject or issuer name; `matched_by` says which."""
-    for ca in db.interception_cas:
-        for position, certificate in enumerate(chain):
-            for key, known in (
-                ("sha256", ca.sha256),
-                ("sha1", ca.sha1),
-                ("spki_sha256", ca.spki_sha256),
-            ):
-                value = str(certificate.get(key) or "").lower()
-                if value and value in known:
-                    return _ca_match(ca, chain, key, f"certificate #{position} {key} {value}")
+    # Each certificate's fingerprints, read once for all the CAs.
+    fingerprints = [
+        [(key, str(certificate.get(key) or "").lower()) for key in _FINGERPRINT_KEYS]
+        for certificate in chain
+    ]
+    known = db.ca_fingerprints
+    if any(value and value in known for values in fingerprints for _, value in values):
+        for ca in db.interception_cas:
+            for position, values in enumerate(fingerprints):
+                for key, value in values:
+                    if value and value in _known_fingerprints(ca, key):
+                        return _ca_match(ca, chain, key, f"certificate #{position} {key} {value}")
     for position, certificate in enumerate(chain):
         for field_name, text in (
             ("issuer", certificate.get("issuer")),
             ("subject", certificate.get("subject")),
         ):
-            name = parse_distinguished_name(text)
-            for ca in db.interception_cas:
-                if any(_name_matches(pattern, name) for pattern in ca.names):
-                    return _ca_match(
-                        ca, chain, field_name, f"certificate #{position} {field_name} {text}"
-                    )
+            named = _ca_named(db, text)
+            if named is not None:
+                return _ca_match(named, chain, field_name, f"certificate #{position} {field_name} {text}")
     return None
+
+
+_FINGERPRINT_KEYS = ("sha256", "sha1", "spki_sha256")
+
+
+def _known_fingerprints(ca: InterceptionCA, key: str) -> frozenset[str]:
+    if key == "sha256":
+        return ca.sha256
+    return ca.sha1 if key == "sha1" else ca.spki_sha256
 
 
 def _ca_match(

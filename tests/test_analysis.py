@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from probes.analysis import analyze, classify_tcp_blocking
+from probes.analysis import analyze, classify_tcp_blocking, is_ip_literal
 from probes.analysis_compare import (
     compare_body_lengths,
     compare_headers,
@@ -19,7 +19,7 @@ from probes.analysis_compare import (
     text_simhash,
 )
 from probes.analysis_decide import BLOCKING_OF_METHOD
-from probes.bogons import is_bogon
+from probes.bogons import is_bogon, is_ip_address, parse_ip, parse_networks
 from probes.ooni.normalise import normalise_test_keys
 from probes.vocabulary import BLOCKING_METHODS
 
@@ -172,6 +172,52 @@ def test_public_networks_make_lab_addresses_public() -> None:
     assert is_bogon("127.78.0.10", ["127.77.0.0/24"]) is True
     with pytest.raises(ValueError, match="not a CIDR"):
         is_bogon("127.0.0.1", ["127.77.0.0/33"])
+
+
+def test_remembered_bogon_answers_are_the_same_as_judged_ones() -> None:
+    # A tuple of ranges (what the probe and the helper pass) is remembered; a list is not.
+    for public in (["127.77.0.0/24"], ("127.77.0.0/24",), tuple(parse_networks(["127.77.0.0/24"]))):
+        for _ in range(2):
+            assert is_bogon("127.77.0.10", public) is False
+            assert is_bogon("[127.78.0.10]", public) is True
+            assert is_bogon("fe80::1%eth0", public) is True
+            assert is_bogon("8.8.8.8", public) is False
+    with pytest.raises(ValueError, match="not a CIDR"):
+        is_bogon("127.0.0.1", ("127.77.0.0/33",))
+    with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 address"):
+        is_bogon("site.example", ("127.77.0.0/24",))
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [("127.0.0.1", "127.0.0.1"), ("2001:DB8::1", "2001:db8::1"), ("site.example", None),
+     ("1.2.3", None), ("1.2.3.4 ", None), ("", None), ("[::1]", None)],
+)
+def test_parse_ip_and_is_ip_address(text: str, address: str | None) -> None:
+    parsed = parse_ip(text)
+    assert (None if parsed is None else str(parsed)) == address
+    assert is_ip_address(text) is (address is not None)
+    assert is_ip_literal(text) is (address is not None or text == "[::1]")
+
+
+def test_copy_json_is_a_deep_copy_of_plain_data() -> None:
+    from collections import OrderedDict
+
+    from probes.analysis_observe import copy_json
+
+    class Name(str):
+        pass
+
+    original = {"a": [1, 2.5, {"b": None, "c": [True]}], "d": OrderedDict(e="f"), "g": ("h", [1]),
+                "n": Name("x")}
+    copied = copy_json(original)
+    assert copied == original
+    assert copied["a"] is not original["a"] and copied["a"][2] is not original["a"][2]
+    assert type(copied["d"]) is dict and copied["d"] == {"e": "f"}
+    assert copied["g"] == ("h", [1]) and copied["g"][1] is not original["g"][1]  # deep-copied
+    assert copied["n"] is original["n"]
+    copied["a"][2]["c"].append(False)
+    assert original["a"][2]["c"] == [True]
 
 
 def test_body_length_proportion_threshold() -> None:

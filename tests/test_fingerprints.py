@@ -126,6 +126,58 @@ def test_interception_ca_by_name() -> None:
     assert match_interception_ca(DB, []) is None
 
 
+def test_http_checks_are_the_http_fingerprints_in_order_with_their_prefilters() -> None:
+    http = [f for f in DB.blockpages if f.kind == "http_blockpage"]
+    assert [check.fingerprint for check in DB.http_checks] == http
+    checks = {check.fingerprint.id: check for check in DB.http_checks}
+    assert checks["kz.phrase.requested_resource_restricted"].needs_non_ascii  # Cyrillic phrase
+    assert checks["zz.phrase.resource_blocked_ru"].needs_non_ascii  # Cyrillic regex
+    site_blocked = checks["zz.phrase.site_blocked_en"]
+    assert (site_blocked.needs_non_ascii, site_blocked.runs, site_blocked.caseless) == (
+        False, ("blocked", "restricted"), True)
+    assert checks["ru.rostelecom.warning_redirect"].runs is None  # a header: no body hint
+    assert list(DB.ascii_http_checks) == [c for c in DB.http_checks if not c.needs_non_ascii]
+    resource_blocked = checks["zz.phrase.resource_blocked_ru"]
+    assert resource_blocked.text_runs == (("ресурс", "сайт"), ("заблокирован",))
+    assert resource_blocked.text_caseless and set("заблокирован") <= DB.text_characters
+    # A database made from others' parts works its checks out again.
+    rebuilt = type(DB)(DB.blockpages[:3], DB.false_positives, DB.interception_cas)
+    assert [c.fingerprint for c in rebuilt.http_checks] == [f for f in DB.blockpages[:3]
+                                                            if f.kind == "http_blockpage"]
+    assert rebuilt == type(DB)(DB.blockpages[:3], DB.false_positives, DB.interception_cas)
+
+
+def test_interception_ca_matches_are_the_same_when_asked_again() -> None:
+    # Names are parsed once per text and fingerprints read once per chain: same answers each time.
+    known_sha256 = "89107C8E50E029B7B5F4FF0CCD2956BCC9D0C8BA2BFB6A58374ED63A6B034A30"  # upper case
+    chains = [
+        [{"subject": "CN=a.kz", "issuer": "CN=Qaznet Trust Network,C=KZ"}],
+        [{"subject": "CN=a.kz", "issuer": "CN=x", "sha1": "00" * 20}, {"sha256": known_sha256}],
+        [{"subject": "CN=a.kz", "issuer": None}],
+    ]
+    expected = [("kz.qaznet_trust_network", "issuer"), ("kz.isca_root", "sha256"), None]
+    for _ in range(2):
+        found = [match_interception_ca(DB, chain) for chain in chains]
+        assert [(m.id, m.matched_by) if m else None for m in found] == expected
+
+
+def test_each_database_remembers_its_own_ca_names_within_a_bound(monkeypatch) -> None:
+    import probes.fingerprints_match as matching
+
+    qaznet = [{"subject": "CN=a.kz", "issuer": "CN=Qaznet Trust Network,C=KZ"}]
+    assert match_interception_ca(DB, qaznet).id == "kz.qaznet_trust_network"  # type: ignore[union-attr]
+    others = tuple(ca for ca in DB.interception_cas if ca.id != "kz.qaznet_trust_network")
+    without = type(DB)(DB.blockpages, DB.false_positives, others)
+    assert match_interception_ca(without, qaznet) is None
+    assert without.ca_fingerprints == frozenset().union(
+        *(ca.sha256 | ca.sha1 | ca.spki_sha256 for ca in others))
+    monkeypatch.setattr(matching, "_CA_BY_NAME_SIZE", 2)
+    for n in range(5):
+        match_interception_ca(without, [{"subject": f"CN=site{n}", "issuer": "CN=x"}])
+        assert len(without.ca_by_name) <= 2
+    assert match_interception_ca(without, qaznet) is None
+
+
 def test_distinguished_names_with_escapes() -> None:
     assert parse_distinguished_name(r"CN=Acme\, Inc,O=X+OU=Y,C=KZ") == {
         "CN": ["Acme, Inc"],

@@ -8,7 +8,16 @@ import pytest
 
 from probes.analysis_compare import simhash_words
 from probes.fingerprints import default_fingerprints, match_http_blockpage
-from probes.pattern_hints import regex_needs_non_ascii, required_ascii_run
+from probes.pattern_hints import (
+    PageText,
+    case_exceptions,
+    casefold_exceptions,
+    odd_characters,
+    regex_needs_non_ascii,
+    required_ascii_run,
+    required_ascii_runs,
+    required_runs,
+)
 
 
 @pytest.mark.parametrize(
@@ -95,3 +104,128 @@ def test_shortcuts_agree_with_trying_every_pattern(body, title):
 )
 def test_simhash_words_are_the_word_regex_words(text):
     assert simhash_words(text) == re.findall(r"\w+", text.casefold())
+
+
+@pytest.mark.parametrize(
+    ("pattern", "runs"),
+    [
+        (
+            "(?i)(this|the requested) (web ?site|site|page|url|resource) (has been|is) (blocked|restricted)",
+            (("blocked", "restricted"), True),
+        ),
+        ("x(abcde|fghij)", (("abcde", "fghij"), False)),
+        ("(?:abcd)+", (("abcd",), False)),
+        ("(?:abcd)*x", None),  # the group may match nothing
+        ("(?i)(abcde|f)", None),  # one branch needs no run of 4
+        ("(?-i:ABCD)efgh", (("efgh",), False)),  # a local case rule: its group makes no claim
+        ("(?i)Internet\\s?positif", (("internet",), True)),
+        ("a(b)c", None),
+    ],
+)
+def test_required_ascii_runs(pattern, runs):
+    assert required_ascii_runs(re.compile(pattern)) == runs
+
+
+ALTERNATION_BODIES = [
+    "<p>This site is blocked.</p>",
+    "<p>THE REQUESTED RESOURCE HAS BEEN RESTRICTED</p>",
+    "<p>the requested url is  blocked</p>",  # two spaces: no match, though both runs are there
+    "<p>blocked restricted</p>",
+    "<p>Nothing to see</p>",
+    "<p>" + "Lorem ipsum dolor sit amet. " * 100 + "this page is restricted</p>",
+]
+
+
+@pytest.mark.parametrize("body", ALTERNATION_BODIES)
+def test_alternation_runs_agree_with_trying_every_pattern(body):
+    match = match_http_blockpage(default_fingerprints(), body, {}, "News")
+    expected = _naive_match(body, "News")
+    assert (match.id if match else None) == expected
+
+
+def test_a_page_without_any_run_skips_the_regex():
+    page = PageText("<p>Nothing to see</p>", None)
+    regex = re.compile("(?i)(this|the requested) (site|page) (has been|is) (blocked|restricted)")
+    assert page.may_match(regex) is False
+    assert PageText("<p>It is BLOCKED</p>", None).may_match(regex) is True
+
+
+@pytest.mark.parametrize("body", [b for b in BODIES + ALTERNATION_BODIES if b.isascii()])
+def test_may_match_is_false_only_where_the_regex_finds_nothing(body):
+    page = PageText(body, None)
+    database = default_fingerprints()
+    regexes = [f.regex for f in database.blockpages if f.pattern_kind == "body_regex"]
+    regexes += [entry.regex for entry in database.false_positives]
+    for regex in regexes:
+        assert regex is not None
+        if not page.may_match(regex):
+            assert regex.search(body) is None, regex.pattern
+
+
+# Not ASCII: runs of any characters, read through lower() only where the engine agrees.
+NON_ASCII_BODIES = [
+    "<p>Доступ к ресурсу ОГРАНИЧЕН</p>",
+    "<p>ДОСТУП ограничен</p>",
+    "<p>дᲂступ ограничен</p>",  # the rounded o: the regex engine takes it for "о", lower() does not
+    "<p>ресурс заблᲂкирован</p>",
+    "<p>Ресурс был заблокирован</p>",
+    "<p>ресурс шекᲅелген</p>",
+    "<p>Новости дня: погода, курс валют</p>",
+    "<p>internet posıtıf ü</p>",  # the dotless i
+    "<p>THİS SITE IS BLOCKED é</p>",  # the dotted capital I
+    "<p>This ſite is reſtricted é</p>",  # the long s
+    "<p>ДОСТУП К ЗАПРАШИВАЕМОМУ\nРЕСУРСУ ОГРАНИЧЕН</p>",
+    "<p>Доступ к запрашиваемᲂму ресурсу ограничен</p>",  # casefold() makes the rounded o an o
+    "<p>Ресурсқа қолжетімділік ШЕКТЕЛГЕН</p>",
+]
+
+
+@pytest.mark.parametrize("body", NON_ASCII_BODIES)
+def test_non_ascii_runs_agree_with_trying_every_pattern(body):
+    match = match_http_blockpage(default_fingerprints(), body, {}, "News")
+    expected = _naive_match(body, "News")
+    assert (match.id if match else None) == expected
+
+
+@pytest.mark.parametrize("body", NON_ASCII_BODIES)
+def test_may_contain_is_false_only_where_the_regex_finds_nothing(body):
+    page = PageText(body, None)
+    for fingerprint in default_fingerprints().blockpages:
+        if fingerprint.pattern_kind != "body_regex" or fingerprint.regex is None:
+            continue
+        required = required_runs(fingerprint.regex)
+        if required is None:
+            continue
+        odd = case_exceptions(frozenset("".join(run for runs in required[0] for run in runs)))
+        if not page.may_contain(*required, odd):
+            assert fingerprint.regex.search(body) is None, fingerprint.id
+
+
+def test_required_runs_and_case_exceptions():
+    assert required_runs(re.compile("(?i)(ресурс|сайт)\\s+(был\\s+)?заблокирован")) == (
+        (("ресурс", "сайт"), ("заблокирован",)), True)
+    assert required_runs(re.compile("Доступ\\s+ограничен")) == ((("Доступ",), ("ограничен",)), False)
+    assert required_runs(re.compile("(?i)доступ\\s+(к\\s+[^<]{0,40}\\s+)?(ограничен|запрещ[её]н|заблокирован)")) == (
+        (("доступ",), ("ограничен", "запрещ", "заблокирован")), True)
+    assert required_runs(re.compile("(?i)İstanbul")) is None  # lower() makes two letters of İ
+    assert case_exceptions(frozenset("во")) == "ᲀᲂ"
+    assert case_exceptions(frozenset("ab")) == ""
+    assert set(case_exceptions(frozenset("is"))) >= {"ı", "İ", "ſ"}
+    assert set(case_exceptions(frozenset("σ"))) >= {"Σ", "ς"}
+    page = PageText("<p>Сайт ЗАБЛОКИРОВАН</p>", None)
+    odd = case_exceptions(frozenset("сайтограничензаблокирован"))
+    assert page.may_contain((("заблокирован",),), True, odd)
+    assert not page.may_contain((("заблокирован",),), False, odd)
+    assert not page.may_contain((("сайт",), ("ограничен",)), True, odd)  # one group lacking suffices
+    assert not PageText("<p>Погода</p>", None).may_contain((("заблокирован",),), True, odd)
+    assert PageText("<p>Пᲂгода</p>", None).may_contain((("заблокирован",),), True, odd)  # odd: no claim
+
+
+def test_may_hold_word_reads_lower_case_only_where_casefold_agrees():
+    assert casefold_exceptions("запрашиваемому") == "ᲀᲂ"  # the rounded в and о
+    assert "\u03a3" in casefold_exceptions("σ")
+    odd = casefold_exceptions("запрашиваемому")
+    assert PageText("ЗАПРАШИВАЕМОМУ", None).may_hold_word("запрашиваемому", odd)
+    assert PageText("запрашиваемᲂму", None).may_hold_word("запрашиваемому", odd)
+    assert not PageText("новости дня", None).may_hold_word("запрашиваемому", odd)
+    assert set(odd_characters(frozenset("во"), ("запрашиваемому",))) == set("ᲀᲂ")

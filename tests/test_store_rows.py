@@ -30,6 +30,15 @@ def test_row_has_every_column_and_the_whole_measurement() -> None:
     assert json.loads(row["json"]) == measurement
 
 
+def test_json_column_is_compact_utf8_json_as_before() -> None:
+    # The bytes readers and older stores hold: json.dumps(ensure_ascii=False, compact separators).
+    measurement = synthetic_measurement(blocking="http-diff", accessible=False)
+    measurement["test_keys"]["x_analysis_notes"] = ["http: «Доступ ограничен» — 1.5e-07 s", "\u2028"]
+    measurement["test_runtime"] = 0.1 + 0.2
+    row = measurement_row(measurement, target_id=None, run_id=None, confirmation=0)
+    assert row["json"] == json.dumps(measurement, ensure_ascii=False, separators=(",", ":"))
+
+
 def test_row_without_annotations_defaults_the_vantage() -> None:
     measurement = synthetic_measurement()
     del measurement["annotations"]
