@@ -21,6 +21,7 @@ from probes.dns import addresses_from_queries, is_ip_literal, probe_dns, resolve
 from probes.endpoints import DEFAULT_PORTS
 from probes.errors import InvalidInput
 from probes.fingerprints_load import fingerprints_with_extras
+from probes.fingerprints_match import warm_up
 from probes.http import (
     HopSteps,
     is_bogon_address,
@@ -336,6 +337,12 @@ def _resolver_network(resolver_ip: str, database: AsnDatabase | None) -> _Resolv
     }
 
 
+def prepare(options: ProbeOptions) -> None:
+    """What every measurement reads, loaded and worked out before any is in flight (the
+    fingerprints and their one-off tables): a first Russian page must not stall a round's steps."""
+    warm_up(fingerprints_with_extras(options.extra_fingerprints))
+
+
 def _analysis_keys(test_keys: ObservationKeys, options: ProbeOptions) -> AnalysisKeys:
     # The packaged fingerprints (plus [probe] extra_fingerprints), loaded once per process.
     verdict = analyze(test_keys, public_networks=public_networks_of(options),
@@ -357,6 +364,7 @@ async def measure_many(
     `on_result(url, measurement, None)` for each measurement, `on_result(url, None, error)` when a
     URL cannot be measured; one bad URL never stops the others.
     """
+    prepare(options)
     test_start_time = datetime.now(UTC)
     pending = iter(urls)
     measured = 0

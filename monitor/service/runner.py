@@ -212,6 +212,15 @@ class StoreRecorder:
         return result
 
 
+def _prepare_engine(options: ProbeOptions) -> None:
+    from probes.measure import prepare  # the engine; imported late, as measure_url
+
+    try:
+        prepare(options)
+    except Exception as error:  # e.g. a bad extra fingerprints file: each measurement says so
+        log.warning("the engine could not prepare before the round: %s", error)
+
+
 def _default_measure() -> MeasureFunction:
     from probes.measure import measure_url  # the engine; imported late so tests may swap it
 
@@ -267,6 +276,7 @@ class Runner:
                         ) -> RoundResult:
         """One pass over a list; returns when each URL is measured and stored (or on stop)."""
         target_list = self.lists[list_name]
+        _prepare_engine(self.probe_options)
         run_id = await self.store.start_run(list_name)
         result = RoundResult(list_name=list_name, run_id=run_id)
         result.evidence.helper_configured = self.probe_options.helper_url is not None
