@@ -111,8 +111,10 @@ class _CountedConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
         if self.cap.limit and self.cap.open[address] >= self.cap.limit:
-            if isinstance(transport, asyncio.WriteTransport):
-                transport.write(_TOO_MANY)
+            # uvloop's transports have write() without subclassing asyncio.WriteTransport.
+            write = getattr(transport, "write", None)
+            if write is not None:
+                write(_TOO_MANY)
             transport.close()
             return
         self.address = address
