@@ -52,7 +52,7 @@ class ControlClient:
         self.max_idle = max_idle
         self.on_answer = on_answer
         self._idle: dict[tuple[str, str, int], list[Connection]] = {}
-        self._closed = False
+        self.closed = False
 
     async def post(
         self, url: str, body: bytes, headers: Mapping[str, str], *, timeout: float, limit: int
@@ -90,7 +90,7 @@ class ControlClient:
                 raise
 
     async def close(self) -> None:
-        self._closed = True
+        self.closed = True
         for connections in self._idle.values():
             for connection in connections:
                 connection.abort()
@@ -106,7 +106,7 @@ class ControlClient:
         headers: dict[str, str] = {}
         for name, value in reply.headers:
             headers.setdefault(name.lower(), value)
-        if reply.reusable and not self._closed and len(self._idle.get(origin, ())) < self.max_idle:
+        if reply.reusable and not self.closed and len(self._idle.get(origin, ())) < self.max_idle:
             self._idle.setdefault(origin, []).append(connection)
         else:
             connection.abort()
