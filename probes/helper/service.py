@@ -9,6 +9,7 @@ from aiohttp import web
 from probes.control_protocol import ControlAnswer, ParsedControlRequest, RequestRefused
 from probes.dns import is_ip_literal
 from probes.endpoints import split_host_port
+from probes.helper import garbage
 from probes.helper.answer import build_control_answer
 from probes.helper.page import PageFetcher
 from probes.helper.settings import HelperSettings
@@ -29,8 +30,10 @@ class ControlService:
 
     async def start(self, _app: web.Application | None = None) -> None:
         await self.pages.start()
+        garbage.tune_for_serving()
 
     async def stop(self, _app: web.Application | None = None) -> None:
+        garbage.restore()
         await self.pages.stop()
 
     async def control(self, request: ParsedControlRequest) -> ControlAnswer:
