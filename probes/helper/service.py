@@ -61,14 +61,20 @@ class ControlService:
         # check leaves its connection for the page (one handshake); the others close theirs.
         page_endpoint = format_endpoint(addresses[0], request.port) if addresses else None
         page_key = (request.scheme, request.host, addresses[0], request.port) if addresses else None
-        page_task = asyncio.ensure_future(self.pages.fetch_page(request))
         checks = [
             steps.check_endpoint(e, server_name, park=page_key if e == page_endpoint else None)
             for e in endpoints
         ]
-        # The usual single endpoint is awaited here: a gather of one would be one more task.
-        results = [await checks[0]] if len(checks) == 1 else await asyncio.gather(*checks)
-        page = await page_task
+        if len(checks) == 1:
+            # The usual single endpoint: the page needs its check (or has nothing to wait for),
+            # so check, then fetch, in this task; the page's deadline still counts from now.
+            deadline = asyncio.get_running_loop().time() + self.settings.http_timeout
+            results = [await checks[0]]
+            page = await self.pages.fetch_page(request, deadline)
+        else:
+            page_task = asyncio.ensure_future(self.pages.fetch_page(request))
+            results = await asyncio.gather(*checks)
+            page = await page_task
         return build_control_answer(
             addresses=addresses,
             dns_failure=dns_failure,
