@@ -65,9 +65,9 @@ class ControlService:
             steps.check_endpoint(e, server_name, park=page_key if e == page_endpoint else None)
             for e in endpoints
         ]
-        if len(checks) == 1:
-            # The usual single endpoint: the page needs its check (or has nothing to wait for),
-            # so check, then fetch, in this task; the page's deadline still counts from now.
+        if endpoints == [page_endpoint]:
+            # The usual single endpoint, the page's: the page would wait for its check anyway, so
+            # check, then fetch, in this task; the page's deadline still counts from now.
             deadline = asyncio.get_running_loop().time() + self.settings.http_timeout
             results = [await checks[0]]
             page = await self.pages.fetch_page(request, deadline)
