@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
-from probes.helper import garbage
+from probes.helper import ControlService, HelperSettings, garbage
 
 
 def test_tuned_while_a_helper_serves_and_restored_after_the_last() -> None:
@@ -26,3 +27,22 @@ def test_restore_without_a_start_changes_nothing() -> None:
     before = gc.get_threshold()
     garbage.restore()
     assert gc.get_threshold() == before
+
+
+async def test_a_full_collection_runs_every_interval(monkeypatch) -> None:
+    full: list[int] = []
+    monkeypatch.setattr(gc, "collect", lambda generation=2: full.append(generation))
+    collector = asyncio.get_running_loop().create_task(garbage.collect_old_garbage(0.01))
+    await asyncio.sleep(0.1)
+    collector.cancel()
+    assert len(full) >= 3 and set(full) == {2}
+
+
+async def test_a_service_collects_while_started_and_stops_with_it() -> None:
+    service = ControlService(HelperSettings())
+    await service.start()
+    collector = service._collector
+    assert collector is not None and not collector.done()
+    await service.stop()
+    await asyncio.sleep(0)
+    assert collector.cancelled() and service._collector is None

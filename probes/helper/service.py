@@ -27,12 +27,17 @@ class ControlService:
         self.slots = asyncio.Semaphore(settings.max_concurrency)
         self.waiting = 0
         self.served = 0
+        self._collector: asyncio.Task[None] | None = None
 
     async def start(self, _app: web.Application | None = None) -> None:
         await self.pages.start()
         garbage.tune_for_serving()
+        self._collector = asyncio.get_running_loop().create_task(garbage.collect_old_garbage())
 
     async def stop(self, _app: web.Application | None = None) -> None:
+        if self._collector is not None:
+            self._collector.cancel()
+            self._collector = None
         garbage.restore()
         await self.pages.stop()
 
