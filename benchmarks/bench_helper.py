@@ -164,7 +164,7 @@ def soak(directory: Path, info: LabInfo, requests: list[dict[str, Any]], concurr
         load_before = os.getloadavg()
         result = asyncio.run(drive(helper_url, requests, concurrency, helper.pid))
         count = len(requests)
-        cpu_ms = {name: round((cpu_seconds(pid) - cpu_before[name]) * 1000 / count, 2)
+        cpu_ms: dict[str, float | str] = {name: round((cpu_seconds(pid) - cpu_before[name]) * 1000 / count, 2)
                   for name, pid in (("helper", helper.pid), ("lab", lab_pid))}
         cpu_ms["bench client"] = round((time.process_time() - bench_before) * 1000 / count, 2)
         user, system = (after - before for after, before in zip(cpu_split_seconds(helper.pid), split_before, strict=True))
@@ -226,6 +226,8 @@ def profile(directory: Path, info: LabInfo, requests: list[dict[str, Any]], conc
         "answers_not_honest": result["problems"],
         # Inclusive (cumulative) time; coroutines count only while they run, not while awaiting.
         "inclusive_ms_per_request": steps,
+        # Deterministic where CPU times are not (a loaded machine): Python calls one request makes.
+        "function_calls_per_request": round(stats.total_calls / count, 1),  # type: ignore[attr-defined]
         "made_per_request": made,
         "top_self_time_ms_per_request": {name(key): round(value[2] * 1000 / count, 3) for key, value in by_self},
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -171,10 +172,11 @@ def parse_control_request(payload: object, max_addresses: int) -> ParsedControlR
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         raise RequestRefused(400, f"http_request: only http and https URLs, not {scheme or 'none'!r}")
-    if not parts.hostname:
+    hostname = parts.hostname  # parsed from the netloc at each access
+    if not hostname:
         raise RequestRefused(400, f"http_request: no host in {url[:200]!r}")
-    if not is_valid_hostname(parts.hostname):
-        raise RequestRefused(400, f"http_request: host {parts.hostname[:200]!r} is not a valid DNS name")
+    if not is_valid_hostname(hostname):
+        raise RequestRefused(400, f"http_request: host {hostname[:200]!r} is not a valid DNS name")
     endpoints_field = payload.get("tcp_connect", [])
     if not isinstance(endpoints_field, list) or not all(isinstance(e, str) for e in endpoints_field):
         raise RequestRefused(400, 'tcp_connect: expected a list of "ip:port" strings')
@@ -187,22 +189,28 @@ def parse_control_request(payload: object, max_addresses: int) -> ParsedControlR
     if not isinstance(headers_field, dict):
         raise RequestRefused(400, "http_request_headers: expected an object of name -> [values]")
     return ParsedControlRequest(
-        url, scheme, parts.hostname, port or DEFAULT_PORTS[scheme], endpoints, _forwarded(headers_field)
+        url, scheme, hostname, port or DEFAULT_PORTS[scheme], endpoints, _forwarded(headers_field)
     )
 
 
+_FORWARDED_BY_LOWER = {name.lower(): name for name in FORWARDED_HEADERS}
+
+
 def _forwarded(headers_field: dict[Any, Any]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for name in FORWARDED_HEADERS:
-        for key, values in headers_field.items():
-            if (
-                key.lower() == name.lower()
-                and isinstance(values, list)
-                and values
-                and isinstance(values[0], str)
-            ):
-                headers[name] = values[0][:1024]
-    return headers
+    # One pass over the probe's headers: of a name sent twice (in two cases) the last one counts;
+    # the result lists them in FORWARDED_HEADERS' order.
+    found: dict[str, str] = {}
+    for key, values in headers_field.items():
+        name = _FORWARDED_BY_LOWER.get(key.lower())
+        if name is not None and isinstance(values, list) and values and isinstance(values[0], str):
+            found[name] = values[0][:1024]
+    return {name: found[name] for name in FORWARDED_HEADERS if name in found}
+
+
+# Dotted-quad IPv4 exactly as ipaddress reads and writes it (ASCII digits, no leading zero, at
+# most 255): such an address is its own canonical form, without building an IPv4Address.
+_CANONICAL_IPV4 = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+                             r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
 
 
 def _parse_endpoint(text: str) -> str:
@@ -210,6 +218,8 @@ def _parse_endpoint(text: str) -> str:
         host, port = split_host_port(text)
     except ValueError:
         raise RequestRefused(400, f"tcp_connect: {text[:100]!r} has no valid port") from None
+    if _CANONICAL_IPV4.fullmatch(host):
+        return f"{host}:{port}"
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:

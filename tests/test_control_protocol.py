@@ -68,6 +68,33 @@ def test_duplicate_endpoints_collapse_and_ipv6_is_written_in_brackets() -> None:
     assert parsed.endpoints == ("[2001:db8::1]:80", "1.2.3.4:80")
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "written"),
+    [
+        ("1.2.3.4:80", "1.2.3.4:80"),
+        ("0.0.0.0:443", "0.0.0.0:443"),
+        ("255.255.255.255:8080", "255.255.255.255:8080"),
+        ("[::ffff:1.2.3.4]:80", "[::ffff:102:304]:80"),
+    ],
+)
+def test_an_endpoint_is_written_as_ipaddress_writes_it(endpoint: str, written: str) -> None:
+    assert parse_control_request({"http_request": "http://a.kz/", "tcp_connect": [endpoint]}, 16).endpoints == (written,)
+
+
+@pytest.mark.parametrize("endpoint", ["01.2.3.4:80", "256.1.1.1:80", "1.2.3:80", "1.2.3.4.5:80", "1.2.3.\u0664:80"])
+def test_an_ipv4_address_ipaddress_refuses_is_refused(endpoint: str) -> None:
+    with pytest.raises(RequestRefused) as refused:
+        parse_control_request({"http_request": "http://a.kz/", "tcp_connect": [endpoint]}, 16)
+    assert refused.value.reason == f'tcp_connect: {endpoint!r} is not "ip:port"'
+
+
+def test_forwarded_headers_in_their_order_the_last_of_a_name_sent_twice() -> None:
+    headers = {"accept": ["a/1"], "Cookie": ["secret"], "User-Agent": ["UA"], "ACCEPT": ["a/2"],
+               "Accept-Language": [5], "Host": ["evil.kz"]}
+    parsed = parse_control_request({"http_request": "http://a.kz/", "http_request_headers": headers}, 16)
+    assert list(parsed.headers.items()) == [("User-Agent", "UA"), ("Accept", "a/2")]
+
+
 def _answer() -> ControlAnswer:
     check = EndpointCheck(True, None, TlsCheck("a.kz", None, [{"subject": "CN=a.kz", "issuer": "CN=CA", "sans": ["a.kz"]}]))
     return build_control_answer(

@@ -73,8 +73,12 @@ class PageFetcher:
     async def stop(self) -> None:
         await self.steps.connections.close()
 
-    async def fetch_page(self, request: ParsedControlRequest) -> tuple[HttpRequestAnswer, PageBody]:
-        """GET the URL, following redirects itself; the body read is capped at body_limit."""
+    async def fetch_page(
+        self, request: ParsedControlRequest, deadline: float | None = None
+    ) -> tuple[HttpRequestAnswer, PageBody]:
+        """GET the URL, following redirects itself; the body read is capped at body_limit.
+
+        The fetch ends by `deadline` (the loop's clock), by default http_timeout from now."""
         result: HttpRequestAnswer = {
             "body_length": -1,
             "failure": None,
@@ -85,7 +89,14 @@ class PageFetcher:
         }
         page = PageBody()
         try:
-            async with asyncio.timeout(self.settings.http_timeout):
+            now = asyncio.get_running_loop().time()
+            if deadline is None:
+                deadline = now + self.settings.http_timeout
+            elif deadline <= now:
+                # The check this page waited for outlasted the page's time: a timeout, as when
+                # the page fetch ran beside the check and gave up waiting.
+                raise TimeoutError
+            async with asyncio.timeout_at(deadline):
                 exchange = await self._follow(request)
         except FetchFailure as failure:
             result["failure"] = failure.failure

@@ -9,6 +9,7 @@ from aiohttp import web
 from probes.control_protocol import ControlAnswer, ParsedControlRequest, RequestRefused
 from probes.dns import is_ip_literal
 from probes.endpoints import split_host_port
+from probes.helper import garbage
 from probes.helper.answer import build_control_answer
 from probes.helper.page import PageFetcher
 from probes.helper.settings import HelperSettings
@@ -26,11 +27,18 @@ class ControlService:
         self.slots = asyncio.Semaphore(settings.max_concurrency)
         self.waiting = 0
         self.served = 0
+        self._collector: asyncio.Task[None] | None = None
 
     async def start(self, _app: web.Application | None = None) -> None:
         await self.pages.start()
+        garbage.tune_for_serving()
+        self._collector = asyncio.get_running_loop().create_task(garbage.collect_old_garbage())
 
     async def stop(self, _app: web.Application | None = None) -> None:
+        if self._collector is not None:
+            self._collector.cancel()
+            self._collector = None
+        garbage.restore()
         await self.pages.stop()
 
     async def control(self, request: ParsedControlRequest) -> ControlAnswer:
@@ -58,14 +66,20 @@ class ControlService:
         # check leaves its connection for the page (one handshake); the others close theirs.
         page_endpoint = format_endpoint(addresses[0], request.port) if addresses else None
         page_key = (request.scheme, request.host, addresses[0], request.port) if addresses else None
-        page_task = asyncio.ensure_future(self.pages.fetch_page(request))
         checks = [
             steps.check_endpoint(e, server_name, park=page_key if e == page_endpoint else None)
             for e in endpoints
         ]
-        # The usual single endpoint is awaited here: a gather of one would be one more task.
-        results = [await checks[0]] if len(checks) == 1 else await asyncio.gather(*checks)
-        page = await page_task
+        if endpoints == [page_endpoint]:
+            # The usual single endpoint, the page's: the page would wait for its check anyway, so
+            # check, then fetch, in this task; the page's deadline still counts from now.
+            deadline = asyncio.get_running_loop().time() + self.settings.http_timeout
+            results = [await checks[0]]
+            page = await self.pages.fetch_page(request, deadline)
+        else:
+            page_task = asyncio.ensure_future(self.pages.fetch_page(request))
+            results = await asyncio.gather(*checks)
+            page = await page_task
         return build_control_answer(
             addresses=addresses,
             dns_failure=dns_failure,
