@@ -17,6 +17,7 @@ import dns.exception
 import dns.name
 
 from probes.bogons import is_bogon
+from probes.connection import Connection
 from probes.dns import addresses_from_queries, is_ip_literal, is_valid_hostname, probe_dns
 from probes.endpoints import DEFAULT_PORTS, request_target
 from probes.errors import NETWORK_ERRORS, classify_failure
@@ -24,7 +25,7 @@ from probes.http_stream import ResponseStream
 from probes.http_wire import ResponseHead
 from probes.measurement_types import DnsQuery, TcpConnect, TlsHandshake
 from probes.options import ProbeOptions
-from probes.tcp import Streams, close_streams, format_endpoint, probe_tcp
+from probes.tcp import close_connection, format_endpoint, probe_tcp
 from probes.throughput import ThroughputProfile, ThroughputRecorder
 from probes.tls import probe_tls
 
@@ -190,12 +191,12 @@ async def probe_http(
     url: str,
     options: ProbeOptions,
     *,
-    streams: Streams | None = None,
+    connection: Connection | None = None,
     address: str | None = None,
     started: float | None = None,
     hop_steps: HopSteps | None = None,
 ) -> list[dict[str, Any]]:
-    """GET `url` (over `streams` when given) and every redirect; requests[] most recent first.
+    """GET `url` (over `connection` when given) and every redirect; requests[] most recent first.
 
     Redirect hops take fresh DNS, TCP and TLS steps of their own, as a browser would; their
     entries go to `hop_steps` when given.
@@ -205,12 +206,12 @@ async def probe_http(
     requests: list[dict[str, Any]] = []
     current = url
     while True:
-        if streams is None:
+        if connection is None:
             steps.hop = len(requests)  # 0 is the URL itself, 1 its first redirect target
             entry = await _fetch_fresh(current, options, started, steps)
         else:
-            entry = await fetch_one(current, streams, address or "", options, started=started)
-            streams = None
+            entry = await fetch_one(current, connection, address or "", options, started=started)
+            connection = None
         requests.insert(0, entry)
         next_url = _redirect_target(current, entry)
         if next_url is None:
@@ -296,18 +297,18 @@ async def _fetch_fresh(url: str, options: ProbeOptions, started: float, steps: H
         if is_bogon_address(ip, options):
             continue  # never connect to a bogon: a lying resolver may point us anywhere
         last_address = format_endpoint(ip, port)
-        tcp_entry, streams = await probe_tcp(ip, port, options, started=started)
+        tcp_entry, connection = await probe_tcp(ip, port, options, started=started)
         steps.add("tcp_connect", tcp_entry)
-        if streams is None:
+        if connection is None:
             failure = tcp_entry["status"]["failure"]
             continue
         if scheme == "https":
-            tls_entry, streams = await probe_tls(ip, port, host, options, streams=streams, started=started)
+            tls_entry, connection = await probe_tls(ip, port, host, options, connection=connection, started=started)
             steps.add("tls_handshakes", tls_entry)
-            if streams is None:
+            if connection is None:
                 failure = tls_entry["failure"]
                 continue
-        return await fetch_one(url, streams, last_address, options, started=started)
+        return await fetch_one(url, connection, last_address, options, started=started)
     entry = new_request_entry(url, last_address, t0)
     entry["failure"] = failure or "unknown_failure"
     entry["t"] = round(time.monotonic() - started, 6)
@@ -360,9 +361,9 @@ def _host_header(url: str) -> str:
 
 
 async def fetch_one(
-    url: str, streams: Streams, address: str, options: ProbeOptions, *, started: float | None = None
+    url: str, connection: Connection, address: str, options: ProbeOptions, *, started: float | None = None
 ) -> dict[str, Any]:
-    """One GET over already-open streams, which it closes; the response is kept even if partial.
+    """One GET over already-open connection, which it closes; the response is kept even if partial.
 
     Past body_limit the body is read on and discarded, up to the throughput budget, so that
     `x_throughput` (a blockmon addition) has a rate even for a page larger than the cap.
@@ -375,7 +376,7 @@ async def fetch_one(
     try:
         async with asyncio.timeout(options.http_timeout) as timeout:
             state.timeout = timeout
-            await _exchange(url, streams, entry, body, options.body_limit, state)
+            await _exchange(url, connection, entry, body, options.body_limit, state)
         ended_by = state.ended_by
     except TimeoutError:
         # A timeout while only counting bytes past the cap ends the rate's budget, not the fetch.
@@ -389,7 +390,7 @@ async def fetch_one(
         if not state.discarding:
             entry["failure"] = classify_failure(error)
     finally:
-        await close_streams(streams)
+        await close_connection(connection)
     if entry["response"] is not None:
         response = entry["response"]
         content_type = _header(response["headers_list"], "content-type")
@@ -432,14 +433,14 @@ class _ExchangeState:
 
 async def _exchange(
     url: str,
-    streams: Streams,
+    connection: Connection,
     entry: dict[str, Any],
     body: bytearray,
     body_limit: int,
     state: _ExchangeState,
 ) -> None:
     headers = [(name, value) for name, value in entry["request"]["headers_list"]]
-    stream = ResponseStream(streams, "GET", request_target(url), headers)
+    stream = ResponseStream(connection, "GET", request_target(url), headers)
     await stream.send()
     entry["response"] = _response_entry(await stream.head())
     while (data := await stream.chunk()) is not None:

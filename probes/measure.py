@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 from probes import __version__
 from probes.analysis import analyze
 from probes.asn import AsnDatabase, annotate_dns_answers, cached_asn_database, open_asn_database
+from probes.connection import Connection
 from probes.control import fetch_control
 from probes.control_client import ControlClient
 from probes.control_protocol import ControlAnswer
@@ -42,7 +43,7 @@ from probes.measurement_types import (
     TlsHandshake,
 )
 from probes.options import ProbeOptions
-from probes.tcp import Streams, close_streams, format_endpoint, probe_tcp
+from probes.tcp import close_connection, format_endpoint, probe_tcp
 from probes.throughput_probe import probe_throughput
 from probes.tls import probe_tls
 
@@ -194,16 +195,16 @@ async def _collect_observations(
     try:
         tcp_results = await _gather_all([probe_tcp(ip, port, options, started=started) for ip in public])
         tcp_connect = [entry for entry, _ in tcp_results]
-        connections: list[tuple[str, Streams]] = [
-            (ip, streams) for ip, (_, streams) in zip(public, tcp_results, strict=True) if streams
+        connections: list[tuple[str, Connection]] = [
+            (ip, connection) for ip, (_, connection) in zip(public, tcp_results, strict=True) if connection
         ]
         tls_handshakes: list[TlsHandshake] = []
         if scheme == "https" and connections:
             tls_results = await _gather_all(
-                [probe_tls(ip, port, host, options, streams=streams, started=started) for ip, streams in connections]
+                [probe_tls(ip, port, host, options, connection=connection, started=started) for ip, connection in connections]
             )
             tls_handshakes = [entry for entry, _ in tls_results]
-            connections = [(ip, streams) for (ip, _), (_, streams) in zip(connections, tls_results, strict=True) if streams]
+            connections = [(ip, connection) for (ip, _), (_, connection) in zip(connections, tls_results, strict=True) if connection]
         hop_steps = HopSteps()
         requests = await _fetch_first(url, port, connections, tcp_connect, tls_handshakes, options, started, hop_steps)
         # Redirect hops' own steps come after the measured URL's, as they happened.
@@ -243,7 +244,7 @@ async def _collect_observations(
 async def _fetch_first(
     url: str,
     port: int,
-    connections: list[tuple[str, Streams]],
+    connections: list[tuple[str, Connection]],
     tcp_connect: list[TcpConnect],
     tls_handshakes: list[TlsHandshake],
     options: ProbeOptions,
@@ -253,10 +254,10 @@ async def _fetch_first(
     """HTTP over the first working connection (one handshake per measurement, as OONI LTE)."""
     if not connections:
         return _unreachable_requests(url, port, tcp_connect, tls_handshakes, started)
-    (ip, streams), spare = connections[0], connections[1:]
-    await _gather_all([close_streams(other) for _, other in spare])
+    (ip, connection), spare = connections[0], connections[1:]
+    await _gather_all([close_connection(other) for _, other in spare])
     requests = await probe_http(
-        url, options, streams=streams, address=format_endpoint(ip, port), started=started, hop_steps=hop_steps
+        url, options, connection=connection, address=format_endpoint(ip, port), started=started, hop_steps=hop_steps
     )
     # probes/http.py returns plain dicts of this shape.
     return cast(list[HttpTransaction], requests)
@@ -308,8 +309,8 @@ async def _sni_retry(
     ip: str, port: int, server_name: str | None, options: ProbeOptions, started: float
 ) -> TlsHandshake:
     # Unverified: a neutral name cannot match the certificate; what counts is getting through.
-    entry, streams = await probe_tls(ip, port, server_name, options, verify=False, started=started)
-    await close_streams(streams)
+    entry, connection = await probe_tls(ip, port, server_name, options, verify=False, started=started)
+    await close_connection(connection)
     entry["x_sni_retry"] = True
     return entry
 

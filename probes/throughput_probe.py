@@ -105,16 +105,16 @@ async def _fetch_with_neutral_sni(url: str, address: str, options: ProbeOptions)
         "profile": None,
     }
     rate_options = _rate_options(options)
-    tcp_entry, streams = await probe_tcp(ip, port, rate_options)
-    if streams is None:
+    tcp_entry, connection = await probe_tcp(ip, port, rate_options)
+    if connection is None:
         entry["failure"] = tcp_entry["status"]["failure"]
         return entry
-    tls_entry, streams = await probe_tls(ip, port, NEUTRAL_SERVER_NAME, rate_options, verify=False, streams=streams)
+    tls_entry, connection = await probe_tls(ip, port, NEUTRAL_SERVER_NAME, rate_options, verify=False, connection=connection)
     entry["tls_handshake_seconds"] = round(tls_entry["t"] - tls_entry["t0"], 6)
-    if streams is None:
+    if connection is None:
         entry["failure"] = tls_entry["failure"]
         return entry
-    fetched = await fetch_one(url, streams, format_endpoint(ip, port), rate_options)  # closes them
+    fetched = await fetch_one(url, connection, format_endpoint(ip, port), rate_options)  # closes them
     entry["failure"] = fetched["failure"]
     entry["profile"] = fetched.get("x_throughput")
     return entry

@@ -9,10 +9,11 @@ import time
 from typing import Literal
 
 from probes.certificates import describe_certificate, peer_certificate_entry
+from probes.connection import Connection
 from probes.errors import NETWORK_ERRORS, classify_failure
 from probes.measurement_types import CertificateDescription, PeerCertificate, TlsHandshake
 from probes.options import ProbeOptions
-from probes.tcp import Streams, close_streams, format_endpoint, probe_tcp
+from probes.tcp import close_connection, format_endpoint, probe_tcp
 from probes.vocabulary import Failure
 
 VerifyMode = Literal["full", "chain", "none"]
@@ -41,10 +42,10 @@ async def probe_tls(
     options: ProbeOptions,
     *,
     verify: bool = True,
-    streams: Streams | None = None,
+    connection: Connection | None = None,
     started: float | None = None,
-) -> tuple[TlsHandshake, Streams | None]:
-    """Handshake over `streams` (or a fresh connection); returns the entry and the TLS streams.
+) -> tuple[TlsHandshake, Connection | None]:
+    """Handshake over `connection` (or a fresh connection); returns the entry and the TLS connection.
 
     On a verification failure the entry also carries the chain the server presented, fetched by
     one unverified handshake to the same address: an interception issuer is the evidence.
@@ -64,32 +65,32 @@ async def probe_tls(
         "t0": round(t0, 6),
         "t": round(t0, 6),  # the end, set below on every path
     }
-    if streams is None:
-        tcp_entry, streams = await probe_tcp(ip, port, options, started=started)
-        if streams is None:
+    if connection is None:
+        tcp_entry, connection = await probe_tcp(ip, port, options, started=started)
+        if connection is None:
             entry["failure"] = tcp_entry["status"]["failure"]
             entry["t"] = tcp_entry["t"]
             return entry, None
     mode: VerifyMode = "none" if not verify else ("full" if server_name else "chain")
-    failure = await _handshake(streams, server_name, options, mode)
+    failure = await _handshake(connection, server_name, options, mode)
     entry["t"] = round(time.monotonic() - started, 6)
     if failure is None:
-        _record_session(entry, streams)
-        return entry, streams
+        _record_session(entry, connection)
+        return entry, connection
     entry["failure"] = failure
-    await close_streams(streams)
+    await close_connection(connection)
     if verify and failure.startswith("ssl_") and failure != "ssl_failed_handshake":
         await _record_presented_chain(entry, ip, port, server_name, options)
     return entry, None
 
 
 async def _handshake(
-    streams: Streams, server_name: str | None, options: ProbeOptions, mode: VerifyMode
+    connection: Connection, server_name: str | None, options: ProbeOptions, mode: VerifyMode
 ) -> Failure | None:
     context = client_context(options.ca_file, mode)
     try:
         async with asyncio.timeout(options.tls_timeout):
-            await streams.start_tls(context, server_hostname=server_name)
+            await connection.start_tls(context, server_hostname=server_name)
     except NETWORK_ERRORS as error:
         return classify_failure(error)
     return None
@@ -98,26 +99,26 @@ async def _handshake(
 async def _record_presented_chain(
     entry: TlsHandshake, ip: str, port: int, server_name: str | None, options: ProbeOptions
 ) -> None:
-    _, streams = await probe_tcp(ip, port, options)
-    if streams is None:
+    _, connection = await probe_tcp(ip, port, options)
+    if connection is None:
         return
-    if await _handshake(streams, server_name, options, "none") is None:
-        entry["peer_certificates"], entry["certificate_chain"] = _peer_chain(streams)
-    await close_streams(streams)
+    if await _handshake(connection, server_name, options, "none") is None:
+        entry["peer_certificates"], entry["certificate_chain"] = _peer_chain(connection)
+    await close_connection(connection)
 
 
-def _record_session(entry: TlsHandshake, streams: Streams) -> None:
-    ssl_object = streams.ssl_object
+def _record_session(entry: TlsHandshake, connection: Connection) -> None:
+    ssl_object = connection.ssl_object
     assert ssl_object is not None, "called after a handshake that succeeded"
     entry["tls_version"] = ssl_object.version()
     cipher = ssl_object.cipher()
     entry["cipher_suite"] = cipher[0] if cipher else None
     entry["negotiated_protocol"] = ssl_object.selected_alpn_protocol()
-    entry["peer_certificates"], entry["certificate_chain"] = _peer_chain(streams)
+    entry["peer_certificates"], entry["certificate_chain"] = _peer_chain(connection)
 
 
-def _peer_chain(streams: Streams) -> tuple[list[PeerCertificate], list[CertificateDescription]]:
-    ssl_object = streams.ssl_object
+def _peer_chain(connection: Connection) -> tuple[list[PeerCertificate], list[CertificateDescription]]:
+    ssl_object = connection.ssl_object
     if ssl_object is None:
         return [], []
     ders = _unverified_chain_ders(ssl_object)

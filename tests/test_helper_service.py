@@ -7,17 +7,17 @@ import asyncio
 
 import pytest
 
+from probes.connection import Connection
 from probes.control_protocol import parse_control_request
 from probes.helper import ControlService, HelperSettings
 from probes.helper.steps import EndpointCheck
-from probes.tcp import Streams
 
 
 def _service(check_seconds: float, monkeypatch: pytest.MonkeyPatch) -> tuple[ControlService, list[str]]:
     service = ControlService(HelperSettings(allow_private=True, http_timeout=0.3))
     connected: list[str] = []
 
-    async def slow_refused(endpoint: str, server_name: str | None) -> tuple[EndpointCheck, Streams | None]:
+    async def slow_refused(endpoint: str, server_name: str | None) -> tuple[EndpointCheck, Connection | None]:
         connected.append(endpoint)
         await asyncio.sleep(check_seconds)
         return EndpointCheck(False, "connection_refused", None), None

@@ -36,7 +36,7 @@ from probes.dns import addresses_from_queries, parse_resolver, probe_dns
 from probes.errors import InvalidInput, classify_failure
 from probes.http import HopSteps, decode_body, detect_charset, extract_title, fetch_one, probe_http
 from probes.options import ProbeOptions
-from probes.tcp import close_streams, probe_tcp
+from probes.tcp import close_connection, probe_tcp
 from probes.tls import probe_tls
 
 LOOPBACK = "127.0.0.1"
@@ -309,18 +309,18 @@ async def test_tcp_success_returns_open_streams(tcp_server):
         writer.close()
 
     port = await tcp_server(handler)
-    entry, streams = await probe_tcp(LOOPBACK, port, ProbeOptions(source_address="127.0.0.7"))
+    entry, connection = await probe_tcp(LOOPBACK, port, ProbeOptions(source_address="127.0.0.7"))
     assert entry["status"] == {"success": True, "failure": None, "blocked": None}
     assert entry["ip"] == LOOPBACK and entry["port"] == port and entry["t"] >= entry["t0"]
-    assert streams is not None
-    await close_streams(streams)
+    assert connection is not None
+    await close_connection(connection)
     await asyncio.sleep(0.05)
     assert peers == ["127.0.0.7"]
 
 
 async def test_tcp_closed_port_is_connection_refused():
-    entry, streams = await probe_tcp(LOOPBACK, _closed_port(), OPTIONS)
-    assert streams is None
+    entry, connection = await probe_tcp(LOOPBACK, _closed_port(), OPTIONS)
+    assert connection is None
     assert entry["status"] == {"success": False, "failure": "connection_refused", "blocked": None}
 
 
@@ -338,8 +338,8 @@ async def test_tcp_full_backlog_is_a_timeout():
             filler.connect_ex((LOOPBACK, port))
             fillers.append(filler)
         await asyncio.sleep(0.1)
-        entry, streams = await probe_tcp(LOOPBACK, port, ProbeOptions(connect_timeout=0.4))
-        assert streams is None
+        entry, connection = await probe_tcp(LOOPBACK, port, ProbeOptions(connect_timeout=0.4))
+        assert connection is None
         assert entry["status"]["failure"] == "generic_timeout_error"
     finally:
         for filler in fillers:
@@ -435,9 +435,9 @@ def _tls_options(pki: _Pki, **changes) -> ProbeOptions:
 
 async def test_tls_success_records_session_and_chain(pki, tls_server):
     port = await tls_server()
-    entry, streams = await probe_tls(LOOPBACK, port, "good.test", _tls_options(pki))
-    assert streams is not None
-    await close_streams(streams)
+    entry, connection = await probe_tls(LOOPBACK, port, "good.test", _tls_options(pki))
+    assert connection is not None
+    await close_connection(connection)
     assert entry["failure"] is None
     assert entry["address"] == f"{LOOPBACK}:{port}" and entry["server_name"] == "good.test"
     assert entry["tls_version"] == "TLSv1.3" and entry["cipher_suite"].startswith("TLS_")
@@ -450,16 +450,16 @@ async def test_tls_success_records_session_and_chain(pki, tls_server):
 async def test_tls_over_existing_tcp_connection(pki, tls_server):
     port = await tls_server()
     _, tcp_streams = await probe_tcp(LOOPBACK, port, OPTIONS)
-    entry, streams = await probe_tls(LOOPBACK, port, "good.test", _tls_options(pki), streams=tcp_streams)
-    assert entry["failure"] is None and streams is tcp_streams
-    await close_streams(streams)
+    entry, connection = await probe_tls(LOOPBACK, port, "good.test", _tls_options(pki), connection=tcp_streams)
+    assert entry["failure"] is None and connection is tcp_streams
+    await close_connection(connection)
 
 
 async def test_tls_unknown_authority_still_records_presented_chain(pki, tls_server):
     port = await tls_server()
     # No ca_file: the system store does not know the test root.
-    entry, streams = await probe_tls(LOOPBACK, port, "good.test", OPTIONS)
-    assert streams is None
+    entry, connection = await probe_tls(LOOPBACK, port, "good.test", OPTIONS)
+    assert connection is None
     assert entry["failure"] == "ssl_unknown_authority"
     assert entry["certificate_chain"][0]["issuer"] == pki.ca_name
     assert entry["certificate_chain"][0]["sans"] == ["good.test"]
@@ -487,8 +487,8 @@ async def test_tls_expired_certificate_is_invalid_certificate(pki, tls_server):
 
 async def test_tls_unverified_handshake_succeeds_with_any_name(pki, tls_server):
     port = await tls_server()
-    entry, streams = await probe_tls(LOOPBACK, port, None, OPTIONS, verify=False)
-    await close_streams(streams)
+    entry, connection = await probe_tls(LOOPBACK, port, None, OPTIONS, verify=False)
+    await close_connection(connection)
     assert entry["failure"] is None and entry["no_tls_verify"] is True and entry["server_name"] is None
 
 
@@ -516,8 +516,8 @@ async def test_tls_cut_handshakes(pki, tcp_server, behaviour, failure):
             await asyncio.sleep(2)
 
     port = await tcp_server(handler)
-    entry, streams = await probe_tls(LOOPBACK, port, "good.test", _tls_options(pki, tls_timeout=0.4))
-    assert streams is None
+    entry, connection = await probe_tls(LOOPBACK, port, "good.test", _tls_options(pki, tls_timeout=0.4))
+    assert connection is None
     assert entry["failure"] == failure
 
 
@@ -552,9 +552,9 @@ async def _http_server(tcp_server, respond: Callable[[bytes], bytes | None]) -> 
 
 
 async def _get(port: int, path: str = "/", options: ProbeOptions = OPTIONS) -> list[dict]:
-    _, streams = await probe_tcp(LOOPBACK, port, options)
-    assert streams is not None
-    return await probe_http(f"http://{LOOPBACK}:{port}{path}", options, streams=streams, address=f"{LOOPBACK}:{port}")
+    _, connection = await probe_tcp(LOOPBACK, port, options)
+    assert connection is not None
+    return await probe_http(f"http://{LOOPBACK}:{port}{path}", options, connection=connection, address=f"{LOOPBACK}:{port}")
 
 
 async def test_http_records_browser_request_and_response(tcp_server):
@@ -629,10 +629,10 @@ async def test_http_redirect_hops_record_their_own_connections(tcp_server):
         return _page("New home")
 
     port = await _http_server(tcp_server, respond)
-    _, streams = await probe_tcp(LOOPBACK, port, OPTIONS)
+    _, connection = await probe_tcp(LOOPBACK, port, OPTIONS)
     steps = HopSteps()
     requests = await probe_http(
-        f"http://{LOOPBACK}:{port}/old", OPTIONS, streams=streams, address=f"{LOOPBACK}:{port}", hop_steps=steps
+        f"http://{LOOPBACK}:{port}/old", OPTIONS, connection=connection, address=f"{LOOPBACK}:{port}", hop_steps=steps
     )
     assert [r["response"]["code"] for r in requests] == [200, 301, 302]
     # The first request used the connection it was given; each redirect hop opened its own.
@@ -688,9 +688,9 @@ async def test_http_non_ascii_path_and_redirect_go_out_percent_encoded(tcp_serve
     port = await _http_server(tcp_server, respond)
     address, _ = dns_server
     options = _with_resolver(address)
-    _, streams = await probe_tcp(LOOPBACK, port, options)
+    _, connection = await probe_tcp(LOOPBACK, port, options)
     requests = await probe_http(
-        f"http://{LOOPBACK}:{port}/қазақ", options, streams=streams, address=f"{LOOPBACK}:{port}"
+        f"http://{LOOPBACK}:{port}/қазақ", options, connection=connection, address=f"{LOOPBACK}:{port}"
     )
     assert [r["failure"] for r in requests] == [None, None]
     assert heads[0].startswith(b"GET /%D2%9B%D0%B0%D0%B7%D0%B0%D2%9B HTTP/1.1\r\n")
@@ -733,8 +733,8 @@ async def test_https_get_over_tls_streams(pki, tls_server):
     port = server.sockets[0].getsockname()[1]
     try:
         options = _tls_options(pki)
-        _, streams = await probe_tls(LOOPBACK, port, "good.test", options)
-        entry = await fetch_one(f"https://good.test:{port}/", streams, f"{LOOPBACK}:{port}", options)
+        _, connection = await probe_tls(LOOPBACK, port, "good.test", options)
+        entry = await fetch_one(f"https://good.test:{port}/", connection, f"{LOOPBACK}:{port}", options)
         assert entry["failure"] is None and entry["response"]["title"] == "Secure & co"
     finally:
         server.close()

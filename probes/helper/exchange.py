@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import h11
 
+from probes.connection import Connection
 from probes.http_stream import ResponseStream
 from probes.http_wire import ResponseHead
-from probes.tcp import Streams
 from probes.throughput import ThroughputProfile, ThroughputRecorder
 
 
@@ -37,7 +37,7 @@ class CountingBudget:
 
 
 async def exchange_get(
-    streams: Streams,
+    connection: Connection,
     target: str,
     headers: list[tuple[str, str]],
     body_limit: int,
@@ -48,11 +48,11 @@ async def exchange_get(
     An EOF before the response is complete raises EOFError, as aiohttp's ServerDisconnectedError
     and ClientPayloadError did (both classify as eof_error).
     """
-    return await exchange(streams, "GET", target, headers, body_limit, counting=counting)
+    return await exchange(connection, "GET", target, headers, body_limit, counting=counting)
 
 
 async def exchange(
-    streams: Streams,
+    connection: Connection,
     method: str,
     target: str,
     headers: list[tuple[str, str]],
@@ -62,7 +62,7 @@ async def exchange(
     counting: CountingBudget | None = None,
 ) -> Exchange:
     """One request (`body` sent with it, headers to say its length) and its response, as exchange_get."""
-    stream = ResponseStream(streams, method, target, headers, body)
+    stream = ResponseStream(connection, method, target, headers, body)
     await stream.send()
     head = await stream.head()
     recorder = ThroughputRecorder(time.monotonic())

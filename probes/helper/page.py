@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from urllib.parse import urljoin
 
 from probes.analysis_compare import text_simhash
+from probes.connection import Connection
 from probes.control_protocol import HttpRequestAnswer, ParsedControlRequest
 from probes.dns import is_ip_literal
 from probes.endpoints import request_target
@@ -27,7 +28,7 @@ from probes.http import (
     response_header,
     url_endpoint,
 )
-from probes.tcp import Streams, close_streams, format_endpoint
+from probes.tcp import close_connection, format_endpoint
 from probes.throughput import (
     CONTROL_THROUGHPUT_BYTES,
     CONTROL_THROUGHPUT_SECONDS,
@@ -184,15 +185,15 @@ class PageFetcher:
             if waiting is None:
                 # The check came from the cache, so this origin was asked before: this GET opens
                 # a connection of its own, and keeps it alive for the next.
-                connected, streams = await self.steps.connect(endpoint, server_name)
-                if streams is None:
+                connected, connection = await self.steps.connect(endpoint, server_name)
+                if connection is None:
                     failure = connected.failure or "unknown_failure"
                     continue
-                waiting = (streams, False)
+                waiting = (connection, False)
             # A first contact's connection (handed over by its check) is closed after the page:
             # kept alive, thousands of distinct sites would each hold one.
-            streams, handed_over = waiting
-            return await self._exchange(streams, key, target, lines, keep_alive=not handed_over)
+            connection, handed_over = waiting
+            return await self._exchange(connection, key, target, lines, keep_alive=not handed_over)
         raise FetchFailure(failure)
 
     async def _allowed_addresses(self, host: str) -> list[str]:
@@ -212,7 +213,7 @@ class PageFetcher:
 
     async def _exchange(
         self,
-        streams: Streams,
+        connection: Connection,
         key: ConnectionKey,
         target: str,
         lines: list[tuple[str, str]],
@@ -221,15 +222,15 @@ class PageFetcher:
     ) -> Exchange:
         try:
             # Read on past the cap, only counting, for a rate the probe's compares with.
-            exchange = await exchange_get(streams, target, lines, self.settings.body_limit,
+            exchange = await exchange_get(connection, target, lines, self.settings.body_limit,
                                           _CONTROL_COUNTING)
         except BaseException:
-            await close_streams(streams)
+            await close_connection(connection)
             raise
         if exchange.reusable and keep_alive:
-            self.steps.connections.keep_alive(key, streams)
+            self.steps.connections.keep_alive(key, connection)
         else:
-            await close_streams(streams)
+            await close_connection(connection)
         return exchange
 
 

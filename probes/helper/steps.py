@@ -7,13 +7,14 @@ from typing import cast
 
 from probes.asn import open_asn_database
 from probes.bogons import is_bogon, parse_networks
+from probes.connection import Connection
 from probes.control_protocol import CertificateEntry
 from probes.dns import addresses_from_queries, is_ip_literal, probe_dns
 from probes.endpoints import split_host_port
 from probes.helper.cache import TTLCache
 from probes.helper.connections import ConnectionKey, IdleConnections
 from probes.helper.settings import HelperSettings
-from probes.tcp import Streams, close_streams, probe_tcp
+from probes.tcp import close_connection, probe_tcp
 from probes.tls import probe_tls
 
 
@@ -95,23 +96,23 @@ class HelperSteps:
         """
 
         async def measure() -> EndpointCheck:
-            check, streams = await self.connect(endpoint, server_name)
-            if streams is not None and park is not None:
-                self.connections.hand_over(park, streams)
+            check, connection = await self.connect(endpoint, server_name)
+            if connection is not None and park is not None:
+                self.connections.hand_over(park, connection)
             else:
-                await close_streams(streams)
+                await close_connection(connection)
             return check
 
         return await self.endpoint_cache.get((endpoint, server_name), measure)
 
-    async def connect(self, endpoint: str, server_name: str | None) -> tuple[EndpointCheck, Streams | None]:
+    async def connect(self, endpoint: str, server_name: str | None) -> tuple[EndpointCheck, Connection | None]:
         """A fresh TCP connection (and verified TLS handshake when server_name is given)."""
         ip, port = split_host_port(endpoint)
-        tcp_entry, streams = await probe_tcp(ip, port, self.options)
+        tcp_entry, connection = await probe_tcp(ip, port, self.options)
         tcp_success, tcp_failure = bool(tcp_entry["status"]["success"]), tcp_entry["status"]["failure"]
-        if streams is None or server_name is None:
-            return EndpointCheck(tcp_success, tcp_failure, None), streams
-        tls_entry, tls_streams = await probe_tls(ip, port, server_name, self.options, streams=streams)
+        if connection is None or server_name is None:
+            return EndpointCheck(tcp_success, tcp_failure, None), connection
+        tls_entry, tls_connection = await probe_tls(ip, port, server_name, self.options, connection=connection)
         # The probe's certificate description is the answer's entry, field for field.
         chain = cast(list[CertificateEntry], tls_entry["certificate_chain"])
-        return EndpointCheck(tcp_success, tcp_failure, TlsCheck(server_name, tls_entry["failure"], chain)), tls_streams
+        return EndpointCheck(tcp_success, tcp_failure, TlsCheck(server_name, tls_entry["failure"], chain)), tls_connection
