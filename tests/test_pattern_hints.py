@@ -229,3 +229,13 @@ def test_may_hold_word_reads_lower_case_only_where_casefold_agrees():
     assert PageText("запрашиваемᲂму", None).may_hold_word("запрашиваемому", odd)
     assert not PageText("новости дня", None).may_hold_word("запрашиваемому", odd)
     assert set(odd_characters(frozenset("во"), ("запрашиваемому",))) == set("ᲀᲂ")
+
+
+def test_every_code_point_is_all_of_unicode_in_order() -> None:
+    import sys
+
+    from probes.pattern_hints import every_code_point
+
+    text = every_code_point()
+    assert len(text) == sys.maxunicode + 1
+    assert text == "".join(map(chr, range(sys.maxunicode + 1)))
