@@ -6,8 +6,8 @@ network), and promotes them to the older generations, which it then walks again:
 distinct-site request, 7% of the helper's CPU (benchmarks/bench_helper.py). At 10,000 most of a
 request's objects are freed by their reference counts first. Young cyclic garbage (closed
 transports, closures) then waits for at most 10,000 allocations, a few MB. Garbage that had
-been promoted first (a connection that lived through young collections, then closed: with its
-256 KiB TLS read buffer) would wait for the old generation to grow by a quarter, so RSS crept
+been promoted first (a connection that lived through young collections, then closed, with its
+TLS state and buffers) would wait for the old generation to grow by a quarter, so RSS crept
 up by MBs over a 20,000-request soak: a full collection every FULL_COLLECTION_SECONDS frees it.
 """
 
