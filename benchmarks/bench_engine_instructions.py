@@ -25,8 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bench_measure  # noqa: E402
 
-from probes.options import ProbeIdentity, ProbeOptions  # noqa: E402
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -39,14 +37,7 @@ def main() -> int:
     lab, info = bench_measure.start_lab(directory, arguments.sites)
     helper, helper_url = bench_measure.start_helper(directory, info, "uvloop" if arguments.uvloop else "asyncio")
     try:
-        options = ProbeOptions(
-            identity=ProbeIdentity(probe_cc="KZ", vantage_id="bench"),
-            resolvers=(info.censored_resolver,),
-            source_address=info.censored_source,
-            ca_file=info.ca_file,
-            lab_public_ranges=(info.public_range,),
-            helper_url=helper_url,
-        )
+        options = bench_measure.lab_options(info, helper_url)
         urls = bench_measure.bench_urls(arguments.urls, arguments.sites)
         if arguments.uvloop:
             import uvloop  # noqa: PLC0415 - optional: only when asked for

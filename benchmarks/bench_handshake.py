@@ -50,23 +50,24 @@ def handshake(client: ssl.SSLContext, server: ssl.SSLContext) -> tuple[float, fl
     client_cpu = server_cpu = 0.0
     client_done = server_done = False
     while not (client_done and server_done):
-        started = time.process_time()
-        try:
-            client_side.do_handshake()
-            client_done = True
-        except ssl.SSLWantReadError:
-            pass
-        client_cpu += time.process_time() - started
+        client_done, cpu = _step(client_side)
+        client_cpu += cpu
         to_server.write(from_client.read())
-        started = time.process_time()
-        try:
-            server_side.do_handshake()
-            server_done = True
-        except ssl.SSLWantReadError:
-            pass
-        server_cpu += time.process_time() - started
+        server_done, cpu = _step(server_side)
+        server_cpu += cpu
         to_client.write(from_server.read())
     return client_cpu, server_cpu
+
+
+def _step(side: ssl.SSLObject) -> tuple[bool, float]:
+    """One do_handshake() call: (whether the handshake is done, its CPU seconds)."""
+    started = time.process_time()
+    try:
+        side.do_handshake()
+        done = True
+    except ssl.SSLWantReadError:
+        done = False
+    return done, time.process_time() - started
 
 
 def main() -> int:

@@ -106,6 +106,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def lab_options(info: LabInfo, helper_url: str | None) -> ProbeOptions:
+    """A probe at the lab's censored vantage, with the lab's CA, ranges and resolver."""
+    return ProbeOptions(
+        identity=ProbeIdentity(probe_cc="KZ", vantage_id="bench"),
+        resolvers=(info.censored_resolver,),
+        source_address=info.censored_source,
+        ca_file=info.ca_file,
+        lab_public_ranges=(info.public_range,),
+        helper_url=helper_url,
+    )
+
+
 def bench_urls(count: int, sites: int) -> list[str]:
     return [f"https://{bulk_hostname(n % sites + 1)}/page/{n // sites}" for n in range(count)]
 
@@ -260,14 +272,7 @@ def main() -> int:
         helper_url = None
         if not arguments.no_helper:
             helper_process, helper_url = start_helper(directory, info, "uvloop" if arguments.uvloop else "asyncio")
-        options = ProbeOptions(
-            identity=ProbeIdentity(probe_cc="KZ", vantage_id="bench"),
-            resolvers=(info.censored_resolver,),
-            source_address=info.censored_source,
-            ca_file=info.ca_file,
-            lab_public_ranges=(info.public_range,),
-            helper_url=helper_url,
-        )
+        options = lab_options(info, helper_url)
         urls = bench_urls(arguments.urls, arguments.sites)
         pids = {"engine": os.getpid(), "lab": lab_process.pid}
         if helper_process:

@@ -29,14 +29,21 @@ _ASCII_CHARACTERS = [chr(code) for code in range(128)]
 _MIN_RUN = 4
 
 
+def _parsed(regex: re.Pattern[str]) -> Any:
+    """The regex's parse tree; None where it cannot be read here (no parser, bytes, refused)."""
+    if sre_parser is None or not isinstance(regex.pattern, str):
+        return None
+    try:
+        return sre_parser.parse(regex.pattern, regex.flags)
+    except (re.error, TypeError, ValueError):
+        return None
+
+
 @functools.cache
 def regex_needs_non_ascii(regex: re.Pattern[str]) -> bool:
     """True when every match of `regex` contains a non-ASCII character (so ASCII text cannot match)."""
-    if sre_parser is None or not isinstance(regex.pattern, str):
-        return False
-    try:
-        parsed = sre_parser.parse(regex.pattern, regex.flags)
-    except (re.error, TypeError, ValueError):
+    parsed = _parsed(regex)
+    if parsed is None:
         return False
     return _sequence_needs_non_ascii(list(parsed), parsed.state.flags)
 
@@ -48,11 +55,8 @@ def required_ascii_run(regex: re.Pattern[str]) -> tuple[str, bool] | None:
     Only top-level literals count (a sequence's items all take part in a match). On ASCII text a
     case-blind run is found in `text.lower()`, where `in` is a fast substring scan.
     """
-    if sre_parser is None or not isinstance(regex.pattern, str):
-        return None
-    try:
-        parsed = sre_parser.parse(regex.pattern, regex.flags)
-    except (re.error, TypeError, ValueError):
+    parsed = _parsed(regex)
+    if parsed is None:
         return None
     caseless = bool(parsed.state.flags & re.IGNORECASE)
     best, run = "", ""
@@ -74,11 +78,8 @@ def required_ascii_runs(regex: re.Pattern[str]) -> tuple[tuple[str, ...], bool] 
     most selective choice is kept, the one whose shortest run is longest. None when no choice
     has runs of at least _MIN_RUN characters.
     """
-    if sre_parser is None or not isinstance(regex.pattern, str):
-        return None
-    try:
-        parsed = sre_parser.parse(regex.pattern, regex.flags)
-    except (re.error, TypeError, ValueError):
+    parsed = _parsed(regex)
+    if parsed is None:
         return None
     runs = _sequence_runs(list(parsed), 128)
     if runs is None:
@@ -97,11 +98,8 @@ def required_runs(regex: re.Pattern[str]) -> tuple[tuple[tuple[str, ...], ...], 
     Case-blind runs hold true only where `str.lower()` agrees with the regex engine, which
     PageText.may_contain checks (case_exceptions).
     """
-    if sre_parser is None or not isinstance(regex.pattern, str):
-        return None
-    try:
-        parsed = sre_parser.parse(regex.pattern, regex.flags)
-    except (re.error, TypeError, ValueError):
+    parsed = _parsed(regex)
+    if parsed is None:
         return None
     groups = tuple(dict.fromkeys(_sequence_choices(list(parsed), sys.maxunicode + 1)))
     if not groups:
