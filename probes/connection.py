@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any
 
 # Decrypted bytes taken from OpenSSL per call; a TLS record holds at most 16 KiB.
 _TLS_READ_SIZE = 64 * 1024
@@ -157,11 +156,6 @@ class Connection(asyncio.Protocol):
     @property
     def ssl_object(self) -> ssl.SSLObject | None:
         return self._tls
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name == "ssl_object":
-            return self._tls
-        return self._transport.get_extra_info(name, default) if self._transport else default
 
     def is_closing(self) -> bool:
         return self._transport is None or self._transport.is_closing()

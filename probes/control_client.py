@@ -2,8 +2,8 @@
 
 aiohttp's ClientSession did this at about a tenth of a measurement's CPU (its request and
 response machinery, tracing, cookies, multidicts); the control step needs one method to one
-server. Connections are probes.connection's, the HTTP/1.1 exchange is h11's (probes/helper/
-exchange.py), so errors classify as in every other step.
+server. Connections are probes.connection's and the HTTP/1.1 exchange is probes/exchange.py's
+(the same as the helper's page fetch), so errors classify as in every other step.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from probes.connection import Connection, open_connection
 from probes.endpoints import DEFAULT_PORTS, request_target
-from probes.helper.exchange import Exchange, exchange
+from probes.exchange import Exchange, exchange
 
 # Bytes read per call from the helper's connection; an answer is a few KiB.
 _CONNECTION_LIMIT = 256 * 1024

@@ -26,7 +26,7 @@ from probes.http_wire import ResponseHead
 from probes.measurement_types import DnsQuery, TcpConnect, TlsHandshake
 from probes.options import ProbeOptions
 from probes.tcp import close_connection, format_endpoint, probe_tcp
-from probes.throughput import ThroughputProfile, ThroughputRecorder
+from probes.throughput import ThroughputRecorder
 from probes.tls import probe_tls
 
 # A current desktop Firefox, with the languages a reader in Kazakhstan would send.
@@ -39,7 +39,6 @@ REQUEST_HEADERS: dict[str, str] = {
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
-_READ_SIZE = 65536
 # Found with plain searches, not one backtracking regex: "<title" repeated over 64 KiB made
 # r"<title[^>]*>(.*?)</title" scan to the end from each one (4 s of CPU in the helper's loop).
 _TITLE_OPEN = re.compile(rb"<title", re.IGNORECASE)
@@ -117,33 +116,6 @@ async def read_capped(stream: ByteStream, limit: int) -> tuple[bytes, bool]:
             break
         body += block
     return bytes(body[:limit]), len(body) > limit
-
-
-async def read_profiled(
-    stream: ByteStream, limit: int, byte_budget: int, seconds_budget: float
-) -> tuple[bytes, bool, ThroughputProfile]:
-    """read_capped with the read's throughput profile; past the cap it reads on, only counting,
-    to `byte_budget` bytes or `seconds_budget` seconds, so its rate compares with the probe's."""
-    recorder = ThroughputRecorder(time.monotonic())
-    body = bytearray()
-    while len(body) <= limit:
-        block = await stream.read(_READ_SIZE)
-        if not block:
-            return bytes(body), False, recorder.profile(time.monotonic(), "eof")
-        recorder.add(time.monotonic(), len(block))
-        body += block[: limit + 1 - len(body)]
-    ended_by = "bytes"
-    try:
-        async with asyncio.timeout(max(seconds_budget - recorder.elapsed(time.monotonic()), 0.0)):
-            while recorder.total < byte_budget:
-                block = await stream.read(_READ_SIZE)
-                if not block:
-                    ended_by = "eof"
-                    break
-                recorder.add(time.monotonic(), len(block))
-    except TimeoutError:
-        ended_by = "seconds"
-    return bytes(body[:limit]), True, recorder.profile(time.monotonic(), ended_by)
 
 
 def url_endpoint(url: str) -> tuple[str, str, int]:

@@ -21,6 +21,7 @@ _HEADER_FIELD = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(" + _FIELD_VALUE + rb")[
 _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([2-9][0-9]{2})(?: (?:[ \t]|[^\x00\s])*)?")
 _REQUEST_TARGET = re.compile(rb"[\x21-\x7e]+")
 _CONTENT_LENGTH = re.compile(rb"[0-9]+")
+_TOKEN_RE = re.compile(_TOKEN)
 
 HEAD_END = b"\r\n\r\n"
 # A head not complete within this many bytes goes to h11 (which allows up to 256 KiB).
@@ -102,9 +103,6 @@ def encode_request(method: str, target: str, headers: list[tuple[str, str]], bod
     if len(hosts) != 1:
         return None
     return b"\r\n".join([request_line, *hosts, *others]) + HEAD_END + body
-
-
-_TOKEN_RE = re.compile(_TOKEN)
 
 
 @functools.lru_cache(maxsize=1024)

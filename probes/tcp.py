@@ -10,7 +10,8 @@ from probes.errors import NETWORK_ERRORS, classify_failure
 from probes.measurement_types import TcpConnect
 from probes.options import ProbeOptions
 
-# Large enough for one h11 read of a typical page chunk; asyncio's default is 64 KiB.
+# Bytes a connection buffers before it stops reading the socket (probes/connection.py pauses past
+# twice this): a page chunk fits, an endless body does not fill memory.
 STREAM_LIMIT = 256 * 1024
 
 

@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from lab.certificates import certificate_pem, key_pem, make_lab_root
 from probes.connection import Connection, open_connection
+from probes.exchange import Exchange
 from probes.helper import SERVICE_KEY, HelperSettings, TTLCache, build_app
 from probes.helper.connections import IdleConnections
-from probes.helper.exchange import Exchange
 from probes.helper.page import PageBody
 
 SITE_IP = "127.0.0.2"

@@ -15,8 +15,8 @@ from probes.control_protocol import HttpRequestAnswer, ParsedControlRequest
 from probes.dns import is_ip_literal
 from probes.endpoints import request_target
 from probes.errors import NETWORK_ERRORS, classify_failure
+from probes.exchange import CountingBudget, Exchange, exchange_get
 from probes.helper.connections import ConnectionKey
-from probes.helper.exchange import CountingBudget, Exchange, exchange_get
 from probes.helper.settings import HelperSettings
 from probes.helper.steps import HelperSteps
 from probes.http import (
