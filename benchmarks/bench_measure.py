@@ -100,10 +100,16 @@ def peak_rss_mb(pid: int) -> float | None:
     return None
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (from /proc/PID/stat)."""
+def cpu_user_system(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds a process has used so far (from /proc/PID/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    return sum(cpu_user_system(pid))
 
 
 def lab_options(info: LabInfo, helper_url: str | None) -> ProbeOptions:
@@ -277,7 +283,7 @@ def main() -> int:
         pids = {"engine": os.getpid(), "lab": lab_process.pid}
         if helper_process:
             pids["helper"] = helper_process.pid
-        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        cpu_before = {name: cpu_user_system(pid) for name, pid in pids.items()}
         profile = cProfile.Profile() if arguments.profile else None
         if profile is not None:
             profile.enable()
@@ -291,8 +297,13 @@ def main() -> int:
             if arguments.profile_file:
                 profile.dump_stats(arguments.profile_file)
         # CPU per measurement shows which process the 2 shared cores went to.
-        cpu_ms = {name: round((cpu_seconds(pid) - cpu_before[name]) * 1000 / max(engine["measured"], 1), 2)
-                  for name, pid in pids.items()}
+        # System time counts too: on loopback the sender's system calls also run the receiver's
+        # network stack, so a process's kernel share is part of what it costs the machine.
+        per_measurement = 1000 / max(engine["measured"], 1)
+        cpu_after = {name: cpu_user_system(pid) for name, pid in pids.items()}
+        cpu_ms = {name: round((sum(cpu_after[name]) - sum(cpu_before[name])) * per_measurement, 2) for name in pids}
+        cpu_user_system_ms = {name: [round((cpu_after[name][part] - cpu_before[name][part]) * per_measurement, 2)
+                                     for part in (0, 1)] for name in pids}
         engine_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         helper_rss = peak_rss_mb(helper_process.pid) if helper_process else None
         lab_rss = peak_rss_mb(lab_process.pid)
@@ -325,6 +336,7 @@ def main() -> int:
         "peak_rss_mb": {"engine": round(engine_rss, 1), "helper": helper_rss and round(helper_rss, 1),
                         "lab": lab_rss and round(lab_rss, 1)},
         "cpu_ms_per_measurement": cpu_ms,
+        "cpu_ms_user_system": cpu_user_system_ms,
         "stored_bytes_per_measurement": round(engine["stored_bytes"] / max(engine["measured"], 1)),
         "false_positives": len(engine["false_positives"]),
         "errors": len(engine["errors"]),
