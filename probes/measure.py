@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, TypedDict, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from probes import __version__
+from probes import __version__, garbage
 from probes.analysis import analyze
 from probes.asn import AsnDatabase, annotate_dns_answers, cached_asn_database, open_asn_database
 from probes.connection import Connection
@@ -369,7 +369,7 @@ async def measure_many(
     test_start_time = datetime.now(UTC)
     pending = iter(urls)
     measured = 0
-    async with ControlClient(max_idle=max(concurrency, 1)) as session:
+    async with garbage.tuned_while_busy(), ControlClient(max_idle=max(concurrency, 1)) as session:
 
         async def worker() -> None:
             nonlocal measured

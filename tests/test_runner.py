@@ -248,3 +248,23 @@ async def test_a_retest_that_asks_for_the_next_keeps_it_pending(writer_store):
     assert len(scheduled) == 2 and runner.has_pending_retests
     await scheduled[1][1]()  # re-test 2 confirms the block; no third is asked for
     assert len(scheduled) == 2 and not runner.has_pending_retests
+
+
+async def test_a_round_measures_with_the_collector_tuned_and_gives_it_back(writer_store):
+    import gc
+
+    from probes import garbage
+
+    thresholds: list[int] = []
+
+    class RecordingProbe(ScriptedProbe):
+        async def __call__(self, url, options, **keywords):
+            thresholds.append(gc.get_threshold()[0])
+            return await super().__call__(url, options, **keywords)
+
+    before = gc.get_threshold()
+    runner = make_runner(writer_store, make_target_list("news", {"a.example": 2}), RecordingProbe())
+    result = await runner.run_round("news")
+    assert result.status == "ok"
+    assert thresholds == [garbage.YOUNG_THRESHOLD] * 2
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

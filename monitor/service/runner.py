@@ -18,6 +18,7 @@ from monitor.service.round_health import RoundEvidence, degraded_reason
 from monitor.settings import ProbeSettings, ScheduleSettings, Settings
 from monitor.state import Observation, StateDecision, decide_next_state
 from monitor.store import Store, StoreError
+from probes import garbage
 from probes.errors import InvalidInput
 from probes.options import ProbeOptions
 from probes.throughput_probe import rate_arguments, with_vantage_baselines
@@ -287,7 +288,8 @@ class Runner:
         tasks = [self._spawn(self._measure_and_record(target, url, run_id, 0, result))
                  for target, url in jobs]
         try:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            async with garbage.tuned_while_busy():
+                await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             result.evidence.clock_skew_seconds = self.clock_watch.skew_since(started)
             result.reason = degraded_reason(result.evidence)

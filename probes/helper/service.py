@@ -6,10 +6,10 @@ import asyncio
 
 from aiohttp import web
 
+from probes import garbage
 from probes.control_protocol import ControlAnswer, ParsedControlRequest, RequestRefused
 from probes.dns import is_ip_literal
 from probes.endpoints import split_host_port
-from probes.helper import garbage
 from probes.helper.answer import build_control_answer
 from probes.helper.page import PageFetcher
 from probes.helper.settings import HelperSettings
