@@ -10,6 +10,7 @@ ones asyncio's streams raised, so probes/errors.py classifies them as before.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 
 # Decrypted bytes taken from OpenSSL per call; a TLS record holds at most 16 KiB.
@@ -231,7 +232,34 @@ class Connection(asyncio.Protocol):
 async def open_connection(
     ip: str, port: int, *, limit: int, local_addr: tuple[str, int] | None = None
 ) -> Connection:
-    """Connect to ip:port; raises OSError (refused, unreachable, ...) as asyncio does."""
+    """Connect to ip:port; raises OSError (refused, unreachable, ...) as asyncio does.
+
+    The socket is made here rather than by loop.create_connection(host, port), which runs the
+    address and the local address through its resolver checks and candidate loops first: the
+    address is always a literal here, so those are pure cost (~10% of the connect's CPU).
+    """
     loop = asyncio.get_running_loop()
-    _, connection = await loop.create_connection(lambda: Connection(limit), ip, port, local_addr=local_addr)
+    sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        if local_addr is not None:
+            _bind(sock, local_addr)
+        await loop.sock_connect(sock, (ip, port))
+        _, connection = await loop.create_connection(lambda: Connection(limit), sock=sock)
+    except BaseException:
+        sock.close()
+        raise
     return connection
+
+
+def _bind(sock: socket.socket, local_addr: tuple[str, int]) -> None:
+    family = socket.AF_INET6 if ":" in local_addr[0] else socket.AF_INET
+    if family != sock.family:
+        # As loop.create_connection says when no local address has the target's family.
+        raise OSError(f"no matching local address with family={sock.family!r} found")
+    try:
+        sock.bind(local_addr)
+    except OSError as error:
+        # The message loop.create_connection gives a failed bind, for the same failure string.
+        raise OSError(error.errno, f"error while attempting to bind on address {local_addr!r}: "
+                                   f"{error.strerror.lower() if error.strerror else error}") from None
