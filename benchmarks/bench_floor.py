@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_measure import bench_urls, cpu_seconds, run_curl, start_lab  # noqa: E402
+
 from lab import LabInfo  # noqa: E402
 from probes.connection import open_connection  # noqa: E402
 from probes.tls import client_context  # noqa: E402
