@@ -5,26 +5,29 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
-import re
-import secrets
-import struct
+import os
+import socket
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import dns.asyncquery
-import dns.exception
 import dns.flags
 import dns.message
-import dns.name
 import dns.query
 import dns.rcode
-import dns.rdataclass
-import dns.rdatatype
 import dns.resolver
 
 from probes.bogons import is_ip_address
-from probes.dns_wire import TYPE_A, TYPE_AAAA, TYPE_CNAME, Reply, read_reply
+from probes.dns_wire import (
+    TYPE_A,
+    TYPE_AAAA,
+    TYPE_CNAME,
+    Reply,
+    query_template,
+    read_reply,
+    reply_from_message,
+)
 from probes.errors import NETWORK_ERRORS, InvalidInput, classify_failure
 from probes.measurement_types import DnsAnswer, DnsQuery, QueryType, ResolverEngine
 from probes.options import ProbeOptions
@@ -112,34 +115,25 @@ def is_valid_hostname(hostname: str) -> bool:
     return True
 
 
+_query_template = query_template  # its name here for the tests and benchmarks that empty its cache
+
+
 async def probe_dns(hostname: str, options: ProbeOptions, *, started: float | None = None) -> list[DnsQuery]:
     """Ask for A and AAAA concurrently; an IP literal needs no query and yields []."""
     if is_ip_literal(hostname):
         return []
     started = time.monotonic() if started is None else started
-    resolvers = resolvers_for(options)
     # A and AAAA go out together from one socket per resolver, as the glibc stub resolver sends them.
-    sockets = _UdpSockets(options.source_address)
+    lookup = _Lookup(hostname, resolvers_for(options), options, started)
     try:
-        a_query, aaaa_query = await asyncio.gather(
-            _query(hostname, "A", resolvers, options, started, sockets),
-            _query(hostname, "AAAA", resolvers, options, started, sockets),
-        )
+        return await lookup.run()
     finally:
-        sockets.close()
-    return [a_query, aaaa_query]
+        lookup.close()
 
 
-async def _query(
-    hostname: str,
-    query_type: QueryType,
-    resolvers: tuple[Resolver, ...],
-    options: ProbeOptions,
-    started: float,
-    sockets: _UdpSockets,
-) -> DnsQuery:
-    t0 = time.monotonic() - started
-    entry: DnsQuery = {
+def _new_entry(hostname: str, query_type: QueryType, resolvers: tuple[Resolver, ...], started: float) -> DnsQuery:
+    t0 = round(time.monotonic() - started, 6)
+    return {
         "hostname": hostname,
         "query_type": query_type,
         "engine": resolvers[0].engine if resolvers else "system",
@@ -147,93 +141,28 @@ async def _query(
         "failure": None,
         "rcode": None,
         "answers": [],
-        "t0": round(t0, 6),
-        "t": round(t0, 6),  # the end, set below on every path
+        "t0": t0,
+        "t": t0,  # the end, set when the query is over
     }
-    if not resolvers:
-        entry["failure"] = "dns_server_misbehaving"
-        entry["t"] = entry["t0"]
-        return entry
-    # Like the system stub resolver: try the next server when one does not answer, cannot be
-    # reached or answers garbage; an answer (even NXDOMAIN) is final. The entry records the last.
-    for resolver in resolvers:
-        entry["engine"], entry["resolver_address"] = resolver.engine, resolver.address
-        try:
-            response = await _ask(hostname, query_type, resolver, options, sockets)
-        except NETWORK_ERRORS as error:
-            entry["failure"] = classify_failure(error)
-            continue
-        entry["failure"] = None
-        _record_response(entry, response, query_type)
-        break
-    entry["t"] = round(time.monotonic() - started, 6)
-    return entry
 
 
-# A name of plain labels (what validate_url leaves after IDNA): its query is written directly.
-_PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9_-]{1,63}\.)*[A-Za-z0-9_-]{1,63}\.?")
-_QUERY_TYPES = {"A": 1, "AAAA": 28}
-# The header after the id: RD set, one question, no other records (as dnspython's make_query).
-_HEADER_AFTER_ID = struct.pack("!HHHHH", 0x0100, 1, 0, 0, 0)
-
-
-@functools.lru_cache(maxsize=4096)
-def _query_template(hostname: str, query_type: QueryType) -> bytes:
-    """The query's wire form after the 2-byte id, built once per name and type.
-
-    Plain names are encoded here (dnspython's Name and Message cost more than sending the query);
-    anything else goes through dnspython, which also says why a name is invalid.
-    """
-    if _PLAIN_NAME.fullmatch(hostname):
-        labels = hostname.rstrip(".").encode("ascii").split(b".")
-        qname = b"".join(bytes((len(label),)) + label for label in labels) + b"\0"
-        if len(qname) <= 255:
-            return _HEADER_AFTER_ID + qname + struct.pack("!HH", _QUERY_TYPES[query_type], 1)
-    try:
-        name = dns.name.from_text(hostname)
-    except dns.exception.DNSException:
-        raise InvalidInput(f"hostname {hostname!r} is not a valid DNS name") from None
-    query = dns.message.make_query(name, query_type)
-    query.flags |= dns.flags.RD
-    return query.to_wire()[2:]
-
-
-async def _ask(
-    hostname: str, query_type: QueryType, resolver: Resolver, options: ProbeOptions, sockets: _UdpSockets
-) -> Reply:
-    wire_after_id = _query_template(hostname, query_type)
-    async with asyncio.timeout(options.dns_timeout):
-        query_id, wire = await sockets.exchange(resolver, wire_after_id)
-    # The header after the id is 10 bytes; the question follows.
-    reply = read_reply(wire, wire_after_id[10:])
-    if reply is not None:
-        return reply
+def _reply_from_dnspython(query_id: int, wire_after_id: bytes, wire: bytes) -> Reply | None:
+    """The reply read by dnspython, which also judges it; None when truncated (ask over TCP)."""
     response = dns.message.from_wire(wire)
     if not _is_response(query_id, wire_after_id, response):
         raise dns.query.BadResponse
     if response.flags & dns.flags.TC:
-        # Too big for UDP: ask again over TCP, as a stub resolver does.
-        query = dns.message.from_wire(query_id.to_bytes(2, "big") + wire_after_id)
-        response = await dns.asyncquery.tcp(
-            query, resolver.ip, timeout=options.dns_timeout, port=resolver.port, source=options.source_address
-        )
+        return None
     return reply_from_message(response)
 
 
-def reply_from_message(response: dns.message.Message) -> Reply:
-    """The answer RRsets the DNS step records, from a message dnspython read."""
-    rrsets: list[tuple[int, int, tuple[str, ...]]] = []
-    for rrset in response.answer:
-        if rrset.rdclass != dns.rdataclass.IN:
-            continue  # another class's A record is opaque data, not an address
-        if rrset.rdtype == dns.rdatatype.CNAME:
-            values = tuple(str(rdata.target).rstrip(".") for rdata in rrset)
-        elif rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
-            values = tuple(str(rdata.address) for rdata in rrset)
-        else:
-            continue
-        rrsets.append((int(rrset.rdtype), rrset.ttl, values))
-    return Reply(rcode=int(response.rcode()), rrsets=tuple(rrsets))
+async def _ask_over_tcp(query_id: int, wire_after_id: bytes, resolver: Resolver, options: ProbeOptions) -> Reply:
+    # Too big for UDP: ask again over TCP, as a stub resolver does.
+    query = dns.message.from_wire(query_id.to_bytes(2, "big") + wire_after_id)
+    response = await dns.asyncquery.tcp(
+        query, resolver.ip, timeout=options.dns_timeout, port=resolver.port, source=options.source_address
+    )
+    return reply_from_message(response)
 
 
 def _is_response(query_id: int, wire_after_id: bytes, response: dns.message.Message) -> bool:
@@ -246,86 +175,293 @@ def _is_response(query_id: int, wire_after_id: bytes, response: dns.message.Mess
 RETRANSMIT_AFTER = (1.0, 2.0)
 
 
-class _ReplyCatcher(asyncio.DatagramProtocol):
-    """Resolves each pending query's future with the first datagram carrying its id."""
-
-    def __init__(self) -> None:
-        self.pending: dict[int, asyncio.Future[bytes]] = {}
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        reply = self.pending.get(int.from_bytes(data[:2], "big")) if len(data) >= 2 else None
-        if reply is not None and not reply.done():
-            reply.set_result(data)
-
-    def error_received(self, exc: Exception) -> None:
-        # An ICMP port unreachable comes back as ConnectionRefusedError on the connected socket.
-        for reply in self.pending.values():
-            if not reply.done():
-                reply.set_exception(exc)
+# Larger than any UDP payload (65,527 bytes over IPv6): a reply is never cut short.
+_MAX_DATAGRAM = 65535
 
 
-class _UdpSockets:
-    """Connected UDP sockets, one per resolver, for the queries of one lookup.
+@dataclass(slots=True, eq=False)
+class _Channel:
+    """A connected non-blocking UDP socket to one resolver, and its queries waiting by id."""
 
-    Leaner than dnspython's async backend, which costs more than the query itself at the
-    throughput the engine aims for; dnspython still builds and parses the messages. Each lookup
-    gets fresh sockets (a random source port), and each query a random id.
+    sock: socket.socket
+    pending: dict[int, _Question] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)  # identity: a query leaves its attempt by `remove`
+class _Question:
+    """One query type's way through the resolvers: its entry, and its current attempt's state."""
+
+    query_type: QueryType
+    entry: DnsQuery
+    wire_after_id: bytes = b""
+    query_id: int = 0
+    packet: bytes = b""
+    channel: _Channel | None = None
+    attempt: _Attempt | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _Attempt:
+    """The queries sent together to one resolver: they share the resend and deadline timers."""
+
+    resolver_index: int
+    questions: list[_Question] = field(default_factory=list)
+    sends: int = 0
+    deadline: asyncio.TimerHandle | None = None
+    resend: asyncio.TimerHandle | None = None
+
+
+class _Lookup:
+    """The A and AAAA queries of one lookup, driven by loop callbacks rather than tasks.
+
+    Leaner than dnspython's async backend or asyncio's datagram transports, which cost more
+    than the query itself at the throughput the engine aims for. Each lookup gets fresh sockets
+    (a random source port), one per resolver shared by both types, and each query a random id.
+    Like the system stub resolver, a query tries the next server when one does not answer,
+    cannot be reached or answers garbage; an answer (even NXDOMAIN) is final. The entry records
+    the last server asked.
     """
 
-    def __init__(self, source_address: str | None) -> None:
-        self.source_address = source_address
-        # One opening per resolver, awaited by both query types (else each would open its own).
-        self.sockets: dict[Resolver, asyncio.Task[tuple[asyncio.DatagramTransport, _ReplyCatcher]]] = {}
+    def __init__(self, hostname: str, resolvers: tuple[Resolver, ...], options: ProbeOptions, started: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.hostname = hostname
+        self.resolvers = resolvers
+        self.options = options
+        self.started = started
+        # A socket per resolver, or the error that opening it raised (both types then get it).
+        self.channels: dict[Resolver, _Channel | Exception] = {}
+        self.questions = (_Question("A", _new_entry(hostname, "A", resolvers, started)),
+                          _Question("AAAA", _new_entry(hostname, "AAAA", resolvers, started)))
+        self.unfinished = len(self.questions)
+        self.finished: asyncio.Future[None] = self.loop.create_future()
+        self.tcp_tasks: set[asyncio.Task[None]] = set()
 
-    async def exchange(self, resolver: Resolver, wire_after_id: bytes) -> tuple[int, bytes]:
-        """Send one query (a fresh id in front of `wire_after_id`); returns the id and the reply."""
-        opening = self.sockets.get(resolver)
-        if opening is None:
-            opening = self.sockets[resolver] = asyncio.ensure_future(self._open(resolver))
-        transport, catcher = await asyncio.shield(opening)
-        query_id = secrets.randbelow(65536)
-        while query_id in catcher.pending:
-            query_id = secrets.randbelow(65536)
-        loop = asyncio.get_running_loop()
-        reply: asyncio.Future[bytes] = loop.create_future()
-        catcher.pending[query_id] = reply
-        packet = query_id.to_bytes(2, "big") + wire_after_id
-        # A lost datagram is sent again, as stub resolvers do, within the same dns_timeout: on a
-        # lossy path one lost packet would otherwise be a dns timeout, a false "dns" verdict.
-        delays = iter(RETRANSMIT_AFTER)
-        resend: asyncio.TimerHandle | None = None
-
-        def send() -> None:
-            nonlocal resend
-            if reply.done():
-                return
-            transport.sendto(packet)
-            delay = next(delays, None)
-            resend = loop.call_later(delay, send) if delay is not None else None
-
-        try:
-            send()
-            return query_id, await reply
-        finally:
-            if resend is not None:
-                resend.cancel()
-            del catcher.pending[query_id]
-
-    async def _open(self, resolver: Resolver) -> tuple[asyncio.DatagramTransport, _ReplyCatcher]:
-        loop = asyncio.get_running_loop()
-        local_addr = (self.source_address, 0) if self.source_address else None
-        transport, catcher = await loop.create_datagram_endpoint(
-            _ReplyCatcher, remote_addr=(resolver.ip, resolver.port), local_addr=local_addr
-        )
-        return transport, catcher
+    async def run(self) -> list[DnsQuery]:
+        if self.resolvers:
+            self._try(list(self.questions), 0)
+        else:
+            for question in self.questions:
+                question.entry["failure"] = "dns_server_misbehaving"
+                self._finish(question)
+        if self.unfinished:
+            await self.finished
+        return [question.entry for question in self.questions]
 
     def close(self) -> None:
-        for opening in self.sockets.values():
-            if not opening.done():
-                opening.cancel()
-            elif not opening.cancelled() and opening.exception() is None:
-                opening.result()[0].close()
-        self.sockets.clear()
+        for question in self.questions:
+            self._leave(question)
+        for channel in self.channels.values():
+            if isinstance(channel, _Channel):
+                self.loop.remove_reader(channel.sock.fileno())
+                channel.sock.close()
+        self.channels.clear()
+        for task in self.tcp_tasks:
+            task.cancel()
+
+    # ------------------------------------------------------------ one attempt per resolver
+
+    def _try(self, questions: list[_Question], index: int) -> None:
+        """Send `questions` to resolver `index` (the time it has starts now)."""
+        resolver = self.resolvers[index]
+        address = resolver.address
+        for question in questions:
+            question.entry["engine"], question.entry["resolver_address"] = resolver.engine, address
+            if not question.wire_after_id:
+                question.wire_after_id = _query_template(self.hostname, question.query_type)
+        try:
+            channel = self._channel(resolver)
+        except NETWORK_ERRORS as error:
+            self._failed(questions, index, error)
+            return
+        attempt = _Attempt(index)
+        attempt.deadline = self.loop.call_later(self.options.dns_timeout, self._timed_out, attempt)
+        # Random ids from the system's CSPRNG, as secrets draws them: one read for all the queries.
+        random_ids = os.urandom(2 * len(questions))
+        for position, question in enumerate(questions):
+            query_id = int.from_bytes(random_ids[2 * position : 2 * position + 2], "big")
+            while query_id in channel.pending:
+                query_id = int.from_bytes(os.urandom(2), "big")
+            question.query_id, question.channel, question.attempt = query_id, channel, attempt
+            question.packet = query_id.to_bytes(2, "big") + question.wire_after_id
+            channel.pending[query_id] = question
+            attempt.questions.append(question)
+        self._send(attempt, channel)
+
+    def _channel(self, resolver: Resolver) -> _Channel:
+        channel = self.channels.get(resolver)
+        if channel is None:
+            try:
+                channel = self.channels[resolver] = self._open(resolver)
+            except Exception as error:
+                self.channels[resolver] = error
+                raise
+        if isinstance(channel, Exception):
+            raise channel
+        return channel
+
+    def _open(self, resolver: Resolver) -> _Channel:
+        source = self.options.source_address
+        family = socket.AF_INET6 if ":" in resolver.ip else socket.AF_INET
+        if source and _ip_family(source) not in (None, family):
+            raise ValueError("can not get address information")  # as asyncio's datagram endpoint
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            if source:
+                sock.bind((source, 0))
+            sock.connect((resolver.ip, resolver.port))
+            channel = _Channel(sock)
+            self.loop.add_reader(sock.fileno(), self._readable, channel)
+        except BaseException:
+            sock.close()
+            raise
+        return channel
+
+    def _send(self, attempt: _Attempt, channel: _Channel) -> None:
+        for question in attempt.questions:
+            try:
+                channel.sock.send(question.packet)
+            except (BlockingIOError, InterruptedError):
+                pass  # no room in the socket's buffer: as a lost datagram, the next copy may pass
+            except OSError as error:
+                self._socket_failed(channel, error)
+                return
+        # A lost datagram is sent again, as stub resolvers do, within the same dns_timeout: on a
+        # lossy path one lost packet would otherwise be a dns timeout, a false "dns" verdict.
+        if attempt.sends < len(RETRANSMIT_AFTER):
+            attempt.resend = self.loop.call_later(RETRANSMIT_AFTER[attempt.sends], self._resend, attempt, channel)
+        attempt.sends += 1
+
+    def _leave(self, question: _Question) -> None:
+        """End the question's attempt for it; the attempt's timers stop with its last question."""
+        if question.channel is not None:
+            question.channel.pending.pop(question.query_id, None)
+            question.channel = None
+        attempt, question.attempt = question.attempt, None
+        if attempt is None:
+            return
+        attempt.questions.remove(question)
+        if attempt.questions:
+            return
+        # Cancelling clears each handle's reference to the attempt: no cycle outlives the lookup.
+        if attempt.deadline is not None:
+            attempt.deadline.cancel()
+            attempt.deadline = None
+        if attempt.resend is not None:
+            attempt.resend.cancel()
+            attempt.resend = None
+
+    # ------------------------------------------------------------ loop callbacks
+
+    def _resend(self, attempt: _Attempt, channel: _Channel) -> None:
+        attempt.resend = None
+        self._guarded(self._send, attempt, channel)
+
+    def _timed_out(self, attempt: _Attempt) -> None:
+        attempt.deadline = None
+        questions = list(attempt.questions)
+        for question in questions:
+            self._leave(question)
+        self._guarded(self._failed, questions, attempt.resolver_index, TimeoutError())
+
+    def _readable(self, channel: _Channel) -> None:
+        try:
+            wire = channel.sock.recv(_MAX_DATAGRAM)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as error:
+            # An ICMP port unreachable comes back as ConnectionRefusedError on the connected socket.
+            self._guarded(self._socket_failed, channel, error)
+            return
+        question = channel.pending.get(int.from_bytes(wire[:2], "big")) if len(wire) >= 2 else None
+        if question is not None:
+            self._guarded(self._answered, question, wire)
+
+    def _guarded(self, step: Callable[..., None], *arguments: object) -> None:
+        try:
+            step(*arguments)
+        except Exception as bug:  # noqa: BLE001 - handed to the awaiting probe_dns, which raises it
+            if not self.finished.done():
+                self.finished.set_exception(bug)
+
+    # ------------------------------------------------------------ outcomes
+
+    def _socket_failed(self, channel: _Channel, error: OSError) -> None:
+        # Every query waiting on the socket gets the error, as asyncio's error_received gave it.
+        questions = list(channel.pending.values())
+        if not questions:
+            return
+        attempt = questions[0].attempt
+        assert attempt is not None
+        index = attempt.resolver_index
+        for question in questions:
+            self._leave(question)
+        self._failed(questions, index, error)
+
+    def _answered(self, question: _Question, wire: bytes) -> None:
+        attempt = question.attempt
+        assert attempt is not None
+        query_id, wire_after_id, index = question.query_id, question.wire_after_id, attempt.resolver_index
+        self._leave(question)
+        # The header after the id is 10 bytes; the question follows.
+        reply = read_reply(wire, wire_after_id[10:])
+        if reply is None:
+            try:
+                reply = _reply_from_dnspython(query_id, wire_after_id, wire)
+            except NETWORK_ERRORS as error:
+                self._failed([question], index, error)
+                return
+            if reply is None:
+                task = self.loop.create_task(self._over_tcp(question, query_id, index))
+                self.tcp_tasks.add(task)
+                task.add_done_callback(self.tcp_tasks.discard)
+                return
+        self._succeeded(question, reply)
+
+    async def _over_tcp(self, question: _Question, query_id: int, index: int) -> None:
+        try:
+            try:
+                reply = await _ask_over_tcp(query_id, question.wire_after_id, self.resolvers[index], self.options)
+            except NETWORK_ERRORS as error:
+                self._failed([question], index, error)
+                return
+            self._succeeded(question, reply)
+        except Exception as bug:  # noqa: BLE001 - as in _guarded
+            if not self.finished.done():
+                self.finished.set_exception(bug)
+
+    def _succeeded(self, question: _Question, reply: Reply) -> None:
+        question.entry["failure"] = None
+        _record_response(question.entry, reply, question.query_type)
+        self._finish(question)
+
+    def _failed(self, questions: list[_Question], index: int, error: BaseException) -> None:
+        """`questions` failed at resolver `index`: on to the next one, if any."""
+        if not questions:
+            return
+        failure = classify_failure(error)
+        for question in questions:
+            question.entry["failure"] = failure
+        if index + 1 < len(self.resolvers):
+            self._try(questions, index + 1)
+            return
+        for question in questions:
+            self._finish(question)
+
+    def _finish(self, question: _Question) -> None:
+        question.entry["t"] = round(time.monotonic() - self.started, 6)
+        self.unfinished -= 1
+        if not self.unfinished and not self.finished.done():
+            self.finished.set_result(None)
+
+
+@functools.lru_cache(maxsize=64)
+def _ip_family(address: str) -> int | None:
+    """The socket family of an IP literal; None for a host name (the kernel's lookup decides)."""
+    try:
+        return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+    except ValueError:
+        return None
 
 
 def _record_response(entry: DnsQuery, reply: Reply, query_type: QueryType) -> None:
