@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from probes.control_client import ControlClient
 from probes.control_protocol import (
     ControlAnswer,
     ControlAnswerError,
-    build_control_request,
+    encode_control_request,
     parse_control_answer,
 )
 from probes.errors import NETWORK_ERRORS, classify_failure
@@ -28,7 +26,7 @@ async def fetch_control(
     headers = {"Content-Type": "application/json"}
     if options.helper_token:
         headers["Authorization"] = f"Bearer {options.helper_token}"
-    body = json.dumps(build_control_request(url, addresses, REQUEST_HEADERS)).encode()
+    body = encode_control_request(url, addresses, REQUEST_HEADERS)
     try:
         reply = await session.post(options.helper_url, body, headers, timeout=options.control_timeout,
                                    limit=MAX_CONTROL_ANSWER_BYTES)

@@ -34,6 +34,19 @@ class ControlReply:
     oversized: bool
 
 
+@functools.lru_cache(maxsize=64)
+def _route(url: str) -> tuple[tuple[str, str, int], str, str]:
+    """The helper URL's origin (scheme, host, port), Host header and request target.
+
+    A probe posts to one or two helper URLs: parsing each once spares the urlsplit properties,
+    which parse the netloc again at every access.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    origin = (scheme, parts.hostname or "", parts.port or DEFAULT_PORTS[scheme])
+    return origin, parts.netloc.rpartition("@")[2], request_target(url)
+
+
 @functools.cache
 def _helper_tls_context() -> ssl.SSLContext:
     # The system's trust store (SSL_CERT_FILE honoured), as aiohttp's default was.
@@ -62,17 +75,9 @@ class ControlClient:
         A kept-alive connection the helper closed meanwhile is retried once on a new one
         (a control request only asks, so sending it twice is harmless).
         """
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        host = parts.hostname or ""
-        port = parts.port or DEFAULT_PORTS[scheme]
-        origin = (scheme, host, port)
-        lines = [
-            ("Host", parts.netloc.rpartition("@")[2]),
-            *headers.items(),
-            ("Content-Length", str(len(body))),
-        ]
-        target = request_target(url)
+        origin, host_header, target = _route(url)
+        scheme, host, port = origin
+        lines = [("Host", host_header), *headers.items(), ("Content-Length", str(len(body)))]
         async with asyncio.timeout(timeout):
             connection = self._take(origin)
             if connection is not None:
