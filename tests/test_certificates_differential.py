@@ -73,8 +73,8 @@ def _outcome(describe: Callable[[bytes], object], der: bytes) -> object:
 def _assert_as_before(der: bytes) -> None:
     expected = _outcome(old_description, der)
     # Twice: the second time the names come from the memo, and the description from its cache.
-    assert _outcome(_cached_description.__wrapped__, der) == expected  # type: ignore[attr-defined]
-    assert _outcome(_cached_description.__wrapped__, der) == expected  # type: ignore[attr-defined]
+    assert _outcome(_cached_description.__wrapped__, der) == expected
+    assert _outcome(_cached_description.__wrapped__, der) == expected
     assert _outcome(describe_certificate, der) == expected
 
 
