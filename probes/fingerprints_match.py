@@ -312,6 +312,18 @@ def parse_distinguished_name(text: str | None) -> dict[str, list[str]]:
     attributes: dict[str, list[str]] = {}
     if not text:
         return attributes
+    parts = _dn_parts(text)
+    for part in parts:
+        key, separator, value = part.partition("=")
+        if separator:
+            attributes.setdefault(key.strip().upper(), []).append(value.strip())
+    return attributes
+
+
+def _dn_parts(text: str) -> list[str]:
+    # Without an escape every "," and "+" separates (most names: every new site's leaf is read).
+    if "\\" not in text:
+        return text.replace("+", ",").split(",")
     parts: list[str] = []
     current: list[str] = []
     escaped = False
@@ -327,11 +339,7 @@ def parse_distinguished_name(text: str | None) -> dict[str, list[str]]:
         else:
             current.append(char)
     parts.append("".join(current))
-    for part in parts:
-        key, separator, value = part.partition("=")
-        if separator:
-            attributes.setdefault(key.strip().upper(), []).append(value.strip())
-    return attributes
+    return parts
 
 
 def _ca_named(db: FingerprintDB, text: Any) -> InterceptionCA | None:
