@@ -324,6 +324,10 @@ def _dn_parts(text: str) -> list[str]:
     # Without an escape every "," and "+" separates (most names: every new site's leaf is read).
     if "\\" not in text:
         return text.replace("+", ",").split(",")
+    return _dn_parts_escaped(text)
+
+
+def _dn_parts_escaped(text: str) -> list[str]:
     parts: list[str] = []
     current: list[str] = []
     escaped = False

@@ -18,6 +18,7 @@ from probes.control_client import ControlClient
 from probes.control_protocol import (
     ControlAnswer,
     ControlAnswerError,
+    _typed_dict_error,
     build_control_request,
     control_shape_error,
     encode_control_request,
@@ -29,8 +30,9 @@ LOOPBACK = "127.0.0.1"
 GOLDEN = Path(__file__).parent / "golden"
 
 # ---------------------------------------------------------------- the reference: the generic code
-# As probes/control_protocol.py had it before the generated check (a copy: the oracle must not
-# move with the code under test).
+# The generic check as probes/control_protocol.py had it before the generated one (a copy: the
+# oracle must not move with the code under test). The walk that names a refused answer's field
+# is the module's own: it did not change, and both paths word their refusals with it.
 
 
 def _reference_conforms(hint: Any) -> Callable[[object], bool]:
@@ -77,48 +79,13 @@ def _reference_conforms(hint: Any) -> Callable[[object], bool]:
     return lambda value: value is None or check(value)
 
 
-def _reference_typed_dict_error(value: Mapping[str, object], kind: type, path: str) -> str | None:
-    for name, hint in typing.get_type_hints(kind).items():
-        if name in value:
-            where = f"{path}.{name}" if path else name
-            wrong = _reference_value_error(value[name], hint, where)
-            if wrong is not None:
-                return wrong
-    return None
-
-
-def _reference_value_error(value: object, hint: Any, path: str) -> str | None:
-    origin = typing.get_origin(hint)
-    if origin is types.UnionType or origin is typing.Union:
-        choices = typing.get_args(hint)
-        if value is None and type(None) in choices:
-            return None
-        (hint,) = (choice for choice in choices if choice is not type(None))
-        origin = typing.get_origin(hint)
-    if typing.is_typeddict(hint):
-        return _reference_typed_dict_error(value, hint, path) if isinstance(value, dict) else path
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        if not isinstance(value, list):
-            return path
-        return next((e for e in (_reference_value_error(v, item, path) for v in value) if e), None)
-    if origin is dict:
-        _, item = typing.get_args(hint)
-        if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
-            return path
-        return next((e for e in (_reference_value_error(v, item, f"{path}.{k}") for k, v in value.items()) if e), None)
-    if hint is int and isinstance(value, bool):
-        return path
-    return None if isinstance(value, hint) else path
-
-
 _REFERENCE_CHECK = _reference_conforms(ControlAnswer)
 
 
 def reference_shape_error(answer: Mapping[str, object]) -> str | None:
     if _REFERENCE_CHECK(answer):
         return None
-    return _reference_typed_dict_error(answer, ControlAnswer, "")
+    return _typed_dict_error(answer, ControlAnswer, "")
 
 
 def reference_parse(body: bytes) -> tuple[str, str]:
