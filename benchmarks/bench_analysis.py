@@ -50,8 +50,8 @@ import dns.rrset  # noqa: E402
 from monitor.store.rows import measurement_row  # noqa: E402
 from probes.asn import AsnDatabase, AsnInfo, annotate_dns_answers  # noqa: E402
 from probes.certificates import describe_certificate, peer_certificate_entry  # noqa: E402
-from probes.dns import _query_template, _record_response  # noqa: E402
-from probes.dns_wire import read_reply  # noqa: E402
+from probes.dns import _record_response  # noqa: E402
+from probes.dns_wire import query_template, read_reply  # noqa: E402
 from probes.http import is_bogon_address  # noqa: E402
 from probes.measure import _analysis_keys  # noqa: E402
 from probes.measurement_types import DnsQuery, Measurement, ObservationKeys  # noqa: E402
@@ -167,7 +167,7 @@ def wire_reply(query: dict[str, Any]) -> tuple[bytes, bytes] | None:
 
 
 def _wire_reply(query: dict[str, Any]) -> tuple[bytes, bytes]:
-    template = _query_template(str(query["hostname"]), query["query_type"])
+    template = query_template(str(query["hostname"]), query["query_type"])
     request = dns.message.from_wire(b"\0\0" + template)
     response = dns.message.make_response(request)
     response.set_rcode(dns.rcode.Rcode(int(query["rcode"])))
@@ -308,7 +308,7 @@ STAGES: list[tuple[str, Callable[[Case, Any], None]]] = [
 # Caches of per-measurement data (addresses, certificates, names, words): --cold empties them
 # before each pass, as for a round of sites never seen before. Absent ones are skipped.
 DATA_CACHES = (("probes.bogons", "parse_ip"), ("probes.bogons", "_cached_is_bogon"),
-               ("probes.certificates", "_cached_description"), ("probes.dns", "_query_template"),
+               ("probes.certificates", "_cached_description"), ("probes.dns_wire", "query_template"),
                ("probes.analysis_compare", "_spread_word"), ("urllib.parse", "urlsplit"))
 
 

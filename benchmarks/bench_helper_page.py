@@ -95,11 +95,8 @@ def describe_pass(modules: dict[str, ModuleType], exchanges: Sequence[Exchange])
 
 def certificate_pass(modules: dict[str, ModuleType], ders: Sequence[bytes]) -> Callable[[], None]:
     describe = modules["certificates"]._cached_description.__wrapped__  # uncached: new leaves
-    memo = getattr(modules["certificates"], "_name_texts", None)
 
     def run() -> None:
-        if memo is not None:
-            memo.clear()  # names learnt in the pass only: the CA's after the first leaf
         for der in ders:
             describe(der)
 

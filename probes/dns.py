@@ -109,13 +109,10 @@ def is_valid_hostname(hostname: str) -> bool:
     if is_ip_literal(hostname):
         return True
     try:
-        _query_template(hostname, "A")
+        query_template(hostname, "A")
     except InvalidInput:
         return False
     return True
-
-
-_query_template = query_template  # its name here for the tests and benchmarks that empty its cache
 
 
 async def probe_dns(hostname: str, options: ProbeOptions, *, started: float | None = None) -> list[DnsQuery]:
@@ -267,7 +264,7 @@ class _Lookup:
         for question in questions:
             question.entry["engine"], question.entry["resolver_address"] = resolver.engine, address
             if not question.wire_after_id:
-                question.wire_after_id = _query_template(self.hostname, question.query_type)
+                question.wire_after_id = query_template(self.hostname, question.query_type)
         try:
             channel = self._channel(resolver)
         except NETWORK_ERRORS as error:

@@ -45,7 +45,8 @@ def tune_for_serving(*, collect_first: bool = True) -> None:
 
 
 def restore() -> None:
-    """Undo tune_for_serving once the last helper of the process has stopped (tests start many)."""
+    """Undo tune_for_serving once the last helper or round of the process has stopped (tests
+    start many)."""
     global _started
     if _started == 0:
         return

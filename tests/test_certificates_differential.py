@@ -77,7 +77,7 @@ def _ordered(outcome: object) -> object:
 
 def _assert_as_before(der: bytes) -> None:
     expected = _outcome(old_description, der)
-    # Twice: the second time the names come from the memo, and the description from its cache.
+    # Twice, then through the cache: describing a certificate leaves nothing behind that changes it.
     # Compared as items, in order: the stored JSON keeps the description's order.
     for describe in (_cached_description.__wrapped__, _cached_description.__wrapped__, describe_certificate):
         assert _ordered(_outcome(describe, der)) == _ordered(expected)

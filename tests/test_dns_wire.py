@@ -10,8 +10,7 @@ import dns.rcode
 import dns.rrset
 import pytest
 
-from probes.dns import _query_template, reply_from_message
-from probes.dns_wire import read_reply
+from probes.dns_wire import query_template, read_reply, reply_from_message
 from probes.errors import InvalidInput
 
 
@@ -142,10 +141,10 @@ def test_a_pointer_whose_target_runs_over_the_name_is_left_to_dnspython():
 def test_a_plain_name_query_is_written_as_dnspython_writes_it(hostname: str, query_type: str) -> None:
     query = dns.message.make_query(dns.name.from_text(hostname), query_type)
     query.flags |= dns.flags.RD
-    assert _query_template(hostname, query_type) == query.to_wire()[2:]  # type: ignore[arg-type]
+    assert query_template(hostname, query_type) == query.to_wire()[2:]  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("hostname", ["a..b", "x" * 64 + ".kz", ".".join(["abcdefgh"] * 40)])
 def test_an_invalid_name_is_still_refused_naming_it(hostname: str) -> None:
     with pytest.raises(InvalidInput, match="is not a valid DNS name"):
-        _query_template(hostname, "A")
+        query_template(hostname, "A")
