@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
 import statistics
@@ -27,6 +26,7 @@ from typing import Any
 
 # Run as a script, this folder is on sys.path: the lab and process helpers of the engine's bench.
 from bench_measure import bench_urls, lab_options, start_helper, start_lab
+from other_tree import load_module
 
 from probes import control, control_client, control_protocol
 from probes.options import ProbeOptions
@@ -40,11 +40,7 @@ def load_old(baseline: Path) -> dict[str, types.ModuleType]:
     saved = {name: sys.modules[name] for name in ("probes.control_protocol", "probes.control_client")}
     try:
         for short in ("control_protocol", "control_client", "control"):
-            spec = importlib.util.spec_from_file_location(f"old_{short}", baseline / "probes" / f"{short}.py")
-            assert spec is not None and spec.loader is not None
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[spec.name] = module  # dataclasses look their module up
-            spec.loader.exec_module(module)
+            module = load_module(baseline, f"probes/{short}.py", f"old_{short}")
             sys.modules[f"probes.{short}"] = module  # what the next old module imports
             modules[short] = module
     finally:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,8 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from other_tree import load_module  # noqa: E402 - this folder is on sys.path when run as a script
 
 from probes.measurement_types import DnsQuery  # noqa: E402
 from probes.options import ProbeOptions  # noqa: E402
@@ -75,12 +76,7 @@ async def lookups(lookup: Lookup, count: int, options: ProbeOptions, concurrency
 
 
 def old_probe_dns(old_tree: Path) -> Lookup:
-    spec = importlib.util.spec_from_file_location("old_dns", old_tree / "probes" / "dns.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["old_dns"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module.probe_dns  # type: ignore[no-any-return]
+    return load_module(old_tree, "probes/dns.py", "old_dns").probe_dns  # type: ignore[no-any-return]
 
 
 async def compare(old: Lookup, new: Lookup, options: ProbeOptions, rounds: int, per_round: int) -> None:

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import base64
-import importlib.util
 import json
 import statistics
-import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -24,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
+from other_tree import load_module
 
 from lab import bulk_hostname
 from lab.certificates import issue_leaf, make_lab_root
@@ -33,16 +32,6 @@ from probes.exchange import Exchange
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 OONI_REAL = PROJECT_ROOT.parent / "shared" / "data" / "ooni-real" / "measurements.jsonl"
 SITES = 200
-
-
-def load_module(tree: Path, relative: str, name: str) -> ModuleType:
-    """`relative` of another tree as module `name` (its imports resolve in this tree)."""
-    spec = importlib.util.spec_from_file_location(name, tree / relative)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def variants(tree: Path, label: str) -> dict[str, ModuleType]:
